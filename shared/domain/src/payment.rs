@@ -64,6 +64,26 @@ pub enum PaymentInstrument {
     UpiCollect,
 }
 
+impl PaymentInstrument {
+    pub const ALL: [PaymentInstrument; 4] =
+        [PaymentInstrument::PayPage, PaymentInstrument::UpiIntent, PaymentInstrument::UpiQr, PaymentInstrument::UpiCollect];
+
+    /// The contract's name (`PAY_PAGE`, `UPI_INTENT`, `UPI_QR`, `UPI_COLLECT`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PaymentInstrument::PayPage => "PAY_PAGE",
+            PaymentInstrument::UpiIntent => "UPI_INTENT",
+            PaymentInstrument::UpiQr => "UPI_QR",
+            PaymentInstrument::UpiCollect => "UPI_COLLECT",
+        }
+    }
+
+    /// The instrument named exactly by `name`, if any.
+    pub fn parse(name: &str) -> Option<PaymentInstrument> {
+        Self::ALL.into_iter().find(|i| i.as_str() == name)
+    }
+}
+
 /// What PhonePe reported about a successful payment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SuccessReport {

@@ -233,6 +233,14 @@ impl ParkingSession {
         Ok(())
     }
 
+    /// A payment of this session was started ([`crate::Payment::start`]). Nothing visible
+    /// changes, but the `version` goes up: the store writes the new payment together with this
+    /// session, conditionally on the session's previous version, so two payments started from
+    /// the same read can never both be stored (one live payment per session).
+    pub fn note_payment_started(&mut self, now: Timestamp) {
+        touch(&mut self.updated_at, &mut self.version, now);
+    }
+
     /// Cancel an unpaid booking. A paid session is `SESSION_ALREADY_PAID` (refund it instead).
     pub fn cancel(&mut self, now: Timestamp) -> Result<Transition, DomainError> {
         match self.status {
