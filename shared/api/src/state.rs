@@ -1,0 +1,61 @@
+//! What handlers share: clients built once per process (cold start), settings, the clock.
+
+use std::sync::Arc;
+
+use parkpay_domain::{LotCatalog, Paise, Timestamp};
+use parkpay_gateway::PaymentGateway;
+use parkpay_store::Store;
+use url::Url;
+
+/// The time source. Production reads the system clock; tests can compress or freeze time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp::from_unix_millis(ms).unwrap_or_else(|_| Timestamp::from_unix_millis(0).expect("epoch is valid"))
+    }
+}
+
+/// 16 random bytes for a new id. OS randomness; on the (practically impossible) failure of the
+/// OS source we fall back to time-and-counter bytes rather than panic, since ids must only be
+/// unique, not secret (the store refuses a duplicate id anyway).
+pub fn random_id_bytes() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        bytes[..8].copy_from_slice(&(t as u64).to_le_bytes());
+        bytes[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    }
+    bytes
+}
+
+/// The shared state of one process: one Lambda execution environment, or the local server.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub lots: Arc<LotCatalog>,
+    pub clock: Arc<dyn Clock>,
+    /// Our PhonePe merchant id: notifications for another merchant are never applied.
+    pub merchant_id: String,
+    /// Where the payer's browser returns after the pay page.
+    pub redirect_url: Url,
+}
+
+impl AppState {
+    /// The largest amount a client may name (refunds, create-payment's optional amount).
+    pub fn max_amount(&self) -> Paise {
+        self.lots.limits().max_amount
+    }
+}

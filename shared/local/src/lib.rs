@@ -1,0 +1,413 @@
+//! The local server: every route of the contract on one port, served by the very handlers the
+//! Lambda functions run. Each request is turned into an API Gateway HTTP API (payload 2.0) event
+//! — path parameters and verified JWT claims in the request context, as API Gateway fills them —
+//! and handed to `lambda_http`'s own event parser, so the handler sees exactly what it would see
+//! on AWS. Beside the API, on the same port:
+//!
+//! - `/_phonepe/…` the PhonePe simulator (pay page, PG v1 API, `/_phonepe/_sim/…` control API);
+//! - `GET /_dev/token?sub=driver-1[&operator=true]` a signed token for local use;
+//! - `GET /payment-complete/` where the pay page sends the browser afterwards.
+
+pub mod jwt;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body as AxumBody, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Request as AxumRequest, Response as AxumResponse, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use base64::Engine;
+use lambda_http::Body as LambdaBody;
+use parkpay_api::http::ApiError;
+use parkpay_api::{AppState, RouteMatch, Settings, SystemClock, match_route};
+use parkpay_gateway::phonepe_v1::PhonePeV1;
+use parkpay_simulator::{Simulator, SimulatorConfig};
+use parkpay_store::Store;
+use parkpay_store::dynamo::{DynamoStore, create_table};
+use parkpay_store::embedded::EmbeddedStore;
+use secrecy::SecretString;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::jwt::JwtKeys;
+
+/// Where the simulator is mounted on the local server.
+pub const SIMULATOR_PREFIX: &str = "/_phonepe";
+
+/// Largest body the local server reads (API Gateway's own limit is 10 MB; handlers refuse
+/// anything over 64 KiB with a 413 of their own).
+const MAX_READ_BYTES: usize = 2 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] parkpay_api::ConfigError),
+    #[error("PARKPAY_ADDR: cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("PARKPAY_DATA_DIR: {0}")]
+    DataDir(String),
+    #[error("simulator: {0}")]
+    Simulator(String),
+}
+
+/// Read `PARKPAY_JWT_SECRET`, or else the secret kept in the data directory (made on first use),
+/// so tokens minted by `parkpay-local token` keep working across restarts.
+pub fn jwt_secret(env: &dyn Fn(&str) -> Option<String>, data_dir: &Path) -> Result<SecretString, StartError> {
+    if let Some(s) = env("PARKPAY_JWT_SECRET").filter(|s| !s.is_empty()) {
+        if s.len() < 16 {
+            return Err(StartError::Config(parkpay_api::ConfigError::new(
+                "PARKPAY_JWT_SECRET",
+                "must be at least 16 characters",
+            )));
+        }
+        return Ok(SecretString::from(s));
+    }
+    let path = data_dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim().to_owned();
+        if s.len() >= 16 {
+            return Ok(SecretString::from(s));
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| StartError::DataDir(format!("{}: {e}", data_dir.display())))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::DataDir(format!("no randomness for a JWT secret: {e}")))?;
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret).map_err(|e| StartError::DataDir(format!("{}: {e}", path.display())))?;
+    Ok(SecretString::from(secret))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
+pub fn data_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    PathBuf::from(env("PARKPAY_DATA_DIR").filter(|s| !s.is_empty()).unwrap_or_else(|| "data".to_owned()))
+}
+
+/// A running local server.
+pub struct LocalServer {
+    pub addr: SocketAddr,
+    pub base_url: Url,
+    pub state: AppState,
+    pub simulator: Simulator,
+    pub handle: JoinHandle<std::io::Result<()>>,
+    jwt: Arc<JwtKeys>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl LocalServer {
+    /// A token for `sub` (an operator's when `operator`), valid for a day.
+    pub fn token(&self, sub: &str, operator: bool) -> String {
+        self.jwt.mint(sub, operator, 24 * 3600).unwrap_or_default()
+    }
+
+    /// Stop accepting, let open requests finish, close idle connections, and release the
+    /// store (the embedded database can then be opened again).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.handle).await;
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: AppState,
+    jwt: Arc<JwtKeys>,
+}
+
+/// Bind `PARKPAY_ADDR` (or `addr`), open the embedded store under the data directory, start
+/// the simulator in process, and serve. `env` supplies the settings (`std::env::var` in the
+/// binary; a map in tests). Simulation is the default: PhonePe settings the user does not give
+/// point at the in-process simulator.
+pub async fn start(env: &dyn Fn(&str) -> Option<String>) -> Result<LocalServer, StartError> {
+    start_with_store(env, None).await
+}
+
+/// [`start`], on a store the caller built (tests: a DynamoDB Local table of their own).
+pub async fn start_with_store(
+    env: &dyn Fn(&str) -> Option<String>,
+    store: Option<Arc<dyn Store>>,
+) -> Result<LocalServer, StartError> {
+    let addr_text = env("PARKPAY_ADDR").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+    let listener = TcpListener::bind(&addr_text)
+        .await
+        .map_err(|source| StartError::Bind { addr: addr_text.clone(), source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr_text.clone(), source })?;
+    let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
+    let base_url = Url::parse(&format!("http://{host}/")).map_err(|e| StartError::Simulator(e.to_string()))?;
+
+    let data_dir = data_dir(env);
+    std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(format!("{}: {e}", data_dir.display())))?;
+    let jwt = Arc::new(JwtKeys::new(jwt_secret(env, &data_dir)?));
+
+    // Local defaults, each overridable from the environment.
+    let sim_url = format!("http://{host}{SIMULATOR_PREFIX}/");
+    let defaults: HashMap<&str, String> = HashMap::from([
+        ("PHONEPE_SIMULATION_MODE", "true".to_owned()),
+        ("PHONEPE_SIMULATOR_URL", sim_url.clone()),
+        ("PHONEPE_CALLBACK_URL", format!("http://{host}/api/payment/callback/phonepe/")),
+        ("PARKPAY_REDIRECT_URL", format!("http://{host}/payment-complete/")),
+    ]);
+    let lookup = |k: &str| env(k).filter(|v| !v.is_empty()).or_else(|| defaults.get(k).cloned());
+    let settings = Settings::from_lookup(&lookup)?;
+
+    let mut sim_cfg = SimulatorConfig::for_merchant(settings.phonepe.merchant_id.clone(), settings.phonepe.salt_keys.clone());
+    if let Some(ms) = env("PARKPAY_SIM_REFUND_SETTLE_MS").filter(|s| !s.is_empty()) {
+        let ms: u64 = ms.parse().map_err(|_| {
+            StartError::Config(parkpay_api::ConfigError::new("PARKPAY_SIM_REFUND_SETTLE_MS", "must be a number of milliseconds"))
+        })?;
+        sim_cfg.refund_settle_delay = std::time::Duration::from_millis(ms);
+    }
+    sim_cfg.public_base_url = Some(Url::parse(&sim_url).map_err(|e| StartError::Simulator(e.to_string()))?);
+    let simulator = Simulator::new(sim_cfg).map_err(|e| StartError::Simulator(e.to_string()))?;
+
+    let gateway = PhonePeV1::new(settings.phonepe.clone())
+        .map_err(|e| StartError::Config(parkpay_api::ConfigError::new("PHONEPE_ENV", e.to_string())))?;
+    let store: Arc<dyn Store> = match (store, env("PARKPAY_STORE").filter(|s| !s.is_empty()).as_deref()) {
+        (Some(store), _) => store,
+        (None, None) | (None, Some("embedded")) => {
+            let db_path = data_dir.join("parkpay.redb");
+            Arc::new(EmbeddedStore::open(&db_path).map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?)
+        }
+        (None, Some("dynamodb")) => {
+            // For running the local server on DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB): the
+            // table is created if it does not exist yet.
+            let store = DynamoStore::from_env(settings.table.clone()).await;
+            create_table(store.client(), &settings.table).await.map_err(|e| {
+                StartError::Config(parkpay_api::ConfigError::new("PARKPAY_TABLE", format!("cannot create or reach it: {e}")))
+            })?;
+            Arc::new(store)
+        }
+        (None, Some(_)) => {
+            return Err(StartError::Config(parkpay_api::ConfigError::new("PARKPAY_STORE", "must be embedded or dynamodb")));
+        }
+    };
+    let state = AppState {
+        store,
+        gateway: Arc::new(gateway),
+        lots: Arc::new(settings.lots.clone()),
+        clock: Arc::new(SystemClock),
+        merchant_id: settings.phonepe.merchant_id.clone(),
+        redirect_url: settings.phonepe.redirect_url.clone(),
+    };
+
+    let shared = Shared { state: state.clone(), jwt: jwt.clone() };
+    let app = Router::new()
+        .route("/_dev/token", get(dev_token))
+        .route("/payment-complete/", get(payment_complete))
+        .fallback(api)
+        .with_state(shared)
+        .nest(SIMULATOR_PREFIX, simulator.router());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    Ok(LocalServer { addr, base_url, state, simulator, handle, jwt, stop: Some(stop_tx) })
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    sub: Option<String>,
+    operator: Option<bool>,
+}
+
+async fn dev_token(State(shared): State<Shared>, Query(q): Query<TokenQuery>) -> AxumResponse<AxumBody> {
+    let sub = q.sub.unwrap_or_else(|| "driver-1".to_owned());
+    if parkpay_domain_user_ok(&sub) {
+        match shared.jwt.mint(&sub, q.operator.unwrap_or(false), 24 * 3600) {
+            Ok(t) => ([(header::CONTENT_TYPE, "text/plain")], t).into_response(),
+            Err(e) => api_error(ApiError::internal(e)),
+        }
+    } else {
+        api_error(ApiError::unprocessable("INVALID_USER_ID", "sub must be 1 to 128 printable ASCII characters"))
+    }
+}
+
+fn parkpay_domain_user_ok(sub: &str) -> bool {
+    !sub.is_empty() && sub.len() <= 128 && sub.bytes().all(|b| b.is_ascii_graphic())
+}
+
+async fn payment_complete(Query(q): Query<HashMap<String, String>>) -> Html<String> {
+    let session = q.get("session_id").map(|s| html_escape(s)).unwrap_or_default();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>parkpay: payment finished</title></head>\
+         <body><main><h1>Payment finished</h1><p>Parking session <code>{session}</code>: \
+         its status is at <code>GET /api/sessions/{session}/</code>.</p></main></body></html>"
+    ))
+}
+
+fn html_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn api_error(e: ApiError) -> AxumResponse<AxumBody> {
+    to_axum(e.into_response())
+}
+
+fn to_axum(resp: lambda_http::Response<LambdaBody>) -> AxumResponse<AxumBody> {
+    let (parts, body) = resp.into_parts();
+    let bytes: Vec<u8> = match body {
+        LambdaBody::Empty => Vec::new(),
+        LambdaBody::Text(t) => t.into_bytes(),
+        LambdaBody::Binary(b) => b,
+        #[allow(unreachable_patterns)]
+        _ => Vec::new(),
+    };
+    AxumResponse::from_parts(parts, AxumBody::from(bytes))
+}
+
+/// Every `/api/…` request: route, authenticate, convert to an API Gateway event, handle.
+async fn api(State(shared): State<Shared>, req: AxumRequest<AxumBody>) -> AxumResponse<AxumBody> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let (route, params) = match match_route(parts.method.as_str(), &path) {
+        RouteMatch::Found { route, params } => (route, params),
+        RouteMatch::MethodNotAllowed => {
+            return api_error(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed here"));
+        }
+        RouteMatch::NotFound => return api_error(ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route")),
+    };
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_READ_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return api_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "request body is too large"));
+        }
+    };
+    // What API Gateway's JWT authorizer does before the function runs.
+    let claims = if route.requires_token {
+        match bearer(&parts.headers).map(|t| shared.jwt.verify(t)) {
+            Some(Ok(claims)) => Some(claims),
+            Some(Err(e)) => return api_error(ApiError::unauthenticated(e.to_string())),
+            None => return api_error(ApiError::unauthenticated("a bearer token is required")),
+        }
+    } else {
+        None
+    };
+    let event = gateway_event(&parts.method, &parts.uri, &parts.headers, route.method, route.path, &params, claims, &bytes);
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(r) => r,
+        Err(e) => return api_error(ApiError::bad_request("MALFORMED_REQUEST", format!("request could not be read: {e}"))),
+    };
+    let state = shared.state.clone();
+    let endpoint = route.endpoint;
+    // A panic in a handler must not take the server down: it becomes a 500 like any bug.
+    match tokio::spawn(async move { parkpay_api::handle(&state, endpoint, request).await }).await {
+        Ok(resp) => to_axum(resp),
+        Err(e) => api_error(ApiError::internal(format!("handler panicked: {e}"))),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The API Gateway HTTP API (payload format 2.0) event for this request.
+#[allow(clippy::too_many_arguments)]
+pub fn gateway_event(
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    route_method: &str,
+    route_path: &str,
+    params: &HashMap<String, String>,
+    claims: Option<HashMap<String, String>>,
+    body: &[u8],
+) -> serde_json::Value {
+    let mut hdrs = serde_json::Map::new();
+    for (name, value) in headers {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let key = name.as_str().to_ascii_lowercase();
+        match hdrs.get_mut(&key) {
+            Some(serde_json::Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                hdrs.insert(key, serde_json::Value::String(v));
+            }
+        }
+    }
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (body_text, is_base64) = match std::str::from_utf8(body) {
+        Ok(t) => (t.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let route_key = format!("{route_method} {route_path}");
+    let mut ctx = serde_json::json!({
+        "accountId": "local",
+        "apiId": "local",
+        "domainName": headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
+        "domainPrefix": "local",
+        "http": {
+            "method": method.as_str(),
+            "path": uri.path(),
+            "protocol": "HTTP/1.1",
+            "sourceIp": "127.0.0.1",
+            "userAgent": headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or(""),
+        },
+        "requestId": format!("local-{now_ms}"),
+        "routeKey": route_key,
+        "stage": "$default",
+        "time": "",
+        "timeEpoch": now_ms as i64,
+    });
+    if let Some(claims) = claims {
+        ctx["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": null } });
+    }
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": uri.path(),
+        "rawQueryString": uri.query().unwrap_or(""),
+        "headers": hdrs,
+        "requestContext": ctx,
+        "isBase64Encoded": is_base64,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = serde_json::json!(query);
+    }
+    if !params.is_empty() {
+        event["pathParameters"] = serde_json::json!(params);
+    }
+    if !body.is_empty() {
+        event["body"] = serde_json::Value::String(body_text);
+    }
+    event
+}

@@ -1,0 +1,429 @@
+//! End-to-end over HTTP against the local server (the same handlers as the Lambda functions),
+//! with the PhonePe simulator in process, on both stores: the embedded one and a real DynamoDB
+//! Local (endpoint in `PARKPAY_DYNAMODB_ENDPOINT`; `scripts/test.sh` starts one).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parkpay_local::LocalServer;
+use parkpay_store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Env {
+    server: LocalServer,
+    http: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+fn settings(dir: &std::path::Path) -> HashMap<String, String> {
+    HashMap::from([
+        ("PARKPAY_ADDR".into(), "127.0.0.1:0".into()),
+        ("PARKPAY_DATA_DIR".into(), dir.display().to_string()),
+        ("PARKPAY_JWT_SECRET".into(), "e2e-test-secret-0123456789".into()),
+        ("PARKPAY_SIM_REFUND_SETTLE_MS".into(), "50".into()),
+    ])
+}
+
+async fn start_with(dir: tempfile::TempDir, store: Option<Arc<dyn Store>>) -> Env {
+    let map = settings(dir.path());
+    let server = parkpay_local::start_with_store(&|k| map.get(k).cloned(), store).await.expect("local server starts");
+    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Env { server, http, base, _dir: dir }
+}
+
+async fn embedded() -> Env {
+    start_with(tempfile::tempdir().unwrap(), None).await
+}
+
+async fn dynamodb() -> Option<Env> {
+    let Ok(endpoint) = std::env::var("PARKPAY_DYNAMODB_ENDPOINT") else {
+        if std::env::var("PARKPAY_SKIP_DYNAMODB").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: DynamoDB end-to-end test (PARKPAY_SKIP_DYNAMODB=1)");
+            return None;
+        }
+        panic!("PARKPAY_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local");
+    };
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("ap-south-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("e2e", "e2e", None, None, "e2e"))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let table = format!("e2e-{}", hex_id());
+    parkpay_store::dynamo::create_table(&client, &table).await.expect("create table in DynamoDB Local");
+    let store: Arc<dyn Store> = Arc::new(parkpay_store::dynamo::DynamoStore::new(client, table));
+    Some(start_with(tempfile::tempdir().unwrap(), Some(store)).await)
+}
+
+fn hex_id() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Env {
+    fn token(&self, sub: &str) -> String {
+        self.server.token(sub, false)
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_owned());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text:?}"));
+        (status, value)
+    }
+
+    async fn book(&self, token: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/sessions/",
+                Some(token),
+                Some(r#"{"lot_id":"MG-ROAD-1","vehicle_number":"ka01ab1234","hours":2}"#),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["amount"], "100.00");
+        assert_eq!(v["vehicle_number"], "KA-01-AB-1234");
+        assert_eq!(v["status"], "PENDING_PAYMENT");
+        v["session_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn create_payment(&self, token: &str, sid: &str) -> Value {
+        let (s, v) = self
+            .call("POST", "/api/payment/phonepe/create/", Some(token), Some(&json!({"session_id": sid, "amount": 100.00}).to_string()))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["status"], "PENDING");
+        v
+    }
+
+    /// What a person does on the simulator's pay page; PhonePe then calls our callback.
+    async fn pay(&self, payment: &Value, outcome: &str) {
+        let url = payment["redirect_url"].as_str().expect("redirect_url");
+        let resp = self.http.post(url).form(&[("outcome", outcome)]).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn session(&self, token: &str, sid: &str) -> Value {
+        let (s, v) = self.call("GET", &format!("/api/sessions/{sid}/"), Some(token), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn wait_for_status(&self, token: &str, sid: &str, status: &str) -> Value {
+        for _ in 0..200 {
+            let v = self.session(token, sid).await;
+            if v["status"] == status {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("session {sid} never became {status}: {}", self.session(token, sid).await);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios, each run on both stores.
+
+async fn pay_flow(env: Env) {
+    let t = env.token("driver-1");
+    let sid = env.book(&t).await;
+    let p = env.create_payment(&t, &sid).await;
+    env.pay(&p, "success").await;
+    // The callback was delivered before the pay page answered.
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PAID", "{s}");
+    assert_eq!(s["can_enter"], true);
+    assert_eq!(s["paid"], "100.00");
+    assert_eq!(s["payments"][0]["status"], "SUCCESS");
+    let (code, v) = env
+        .call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&json!({"merchant_txn_id": p["merchant_txn_id"]}).to_string()))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["status"], "SUCCESS");
+    assert_eq!(v["amount"], "100.00");
+    assert_eq!(v["session_status"], "PAID");
+    // Paying again is refused.
+    let (code, v) =
+        env.call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&json!({"session_id": sid}).to_string())).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "SESSION_ALREADY_PAID");
+}
+
+async fn decline_then_pay_again(env: Env) {
+    let t = env.token("driver-2");
+    let sid = env.book(&t).await;
+    let first = env.create_payment(&t, &sid).await;
+    env.pay(&first, "failure").await;
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PENDING_PAYMENT", "{s}");
+    assert_eq!(s["payments"][0]["status"], "FAILED");
+    assert_eq!(s["can_enter"], false);
+    let (code, v) = env
+        .call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&json!({"merchant_txn_id": first["merchant_txn_id"]}).to_string()))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!((v["verified"].clone(), v["status"].clone()), (json!(false), json!("FAILED")));
+    let second = env.create_payment(&t, &sid).await;
+    assert_ne!(second["merchant_txn_id"], first["merchant_txn_id"]);
+    env.pay(&second, "success").await;
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PAID");
+    assert_eq!(s["payments"].as_array().unwrap().len(), 2);
+}
+
+async fn refunds(env: Env) {
+    let t = env.token("driver-3");
+    let sid = env.book(&t).await;
+    let p = env.create_payment(&t, &sid).await;
+    env.pay(&p, "success").await;
+    let txn = p["merchant_txn_id"].as_str().unwrap();
+    let refund = |amount: Option<&str>| {
+        let mut body = json!({"merchant_txn_id": txn, "reason": "left early"});
+        if let Some(a) = amount {
+            body["amount"] = json!(a);
+        }
+        body.to_string()
+    };
+    let (code, v) = env.call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&refund(Some("30.00")))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["amount"], "30.00");
+    assert_eq!(v["status"], "PENDING");
+    let s = env.wait_for_status(&t, &sid, "PARTIALLY_REFUNDED").await;
+    assert_eq!(s["refunded"], "30.00");
+    assert_eq!(s["can_enter"], true);
+    // More than what is left: 409, nothing recorded.
+    let (code, v) = env.call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&refund(Some("70.01")))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "REFUND_EXCEEDS_REMAINING");
+    // The rest (no amount).
+    let (code, v) = env.call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&refund(None))).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["amount"], "70.00");
+    let s = env.wait_for_status(&t, &sid, "REFUNDED").await;
+    assert_eq!(s["refunded"], "100.00");
+    assert_eq!(s["can_enter"], false);
+    assert_eq!(s["refunds"].as_array().unwrap().len(), 2);
+    // Nothing left.
+    let (code, v) = env.call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&refund(Some("1.00")))).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "NOTHING_TO_REFUND");
+}
+
+async fn isolation(env: Env) {
+    let owner = env.token("driver-4");
+    let stranger = env.token("driver-5");
+    let sid = env.book(&owner).await;
+    let p = env.create_payment(&owner, &sid).await;
+    env.pay(&p, "success").await;
+    let txn = json!({"merchant_txn_id": p["merchant_txn_id"]}).to_string();
+    let (code, v) = env.call("GET", &format!("/api/sessions/{sid}/"), Some(&stranger), None).await;
+    assert_eq!((code, v["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("SESSION_NOT_FOUND")));
+    let (code, _) = env
+        .call("POST", "/api/payment/phonepe/create/", Some(&stranger), Some(&json!({"session_id": sid}).to_string()))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = env.call("POST", "/api/payment/phonepe/verify/", Some(&stranger), Some(&txn)).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, v) = env.call("POST", "/api/payment/phonepe/refund/", Some(&stranger), Some(&txn)).await;
+    assert_eq!((code, v["error"]["code"].clone()), (StatusCode::NOT_FOUND, json!("PAYMENT_NOT_FOUND")));
+    // An operator may look and refund.
+    let operator = env.server.token("ops-1", true);
+    let (code, _) = env.call("GET", &format!("/api/sessions/{sid}/"), Some(&operator), None).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, v) = env.call("POST", "/api/payment/phonepe/refund/", Some(&operator), Some(&txn)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{v}");
+    // Still nothing changed for the stranger's view: the session is the owner's.
+    assert_eq!(env.session(&owner, &sid).await["refunds"].as_array().unwrap().len(), 1);
+}
+
+async fn forged_callback(env: Env) {
+    let t = env.token("driver-6");
+    let sid = env.book(&t).await;
+    let p = env.create_payment(&t, &sid).await;
+    let txn = p["merchant_txn_id"].as_str().unwrap();
+    // A success callback signed with a key that is not ours.
+    let envelope = json!({"success": true, "code": "PAYMENT_SUCCESS", "message": "ok", "data": {
+        "merchantId": "PGTESTPAYUAT", "merchantTransactionId": txn, "transactionId": "T1",
+        "amount": 10000, "state": "COMPLETED", "responseCode": "SUCCESS"}});
+    let forged_keys = parkpay_checksum::SaltKeys::single(
+        parkpay_checksum::SaltIndex::new(1),
+        parkpay_checksum::SaltKey::new("not-our-salt").unwrap(),
+    );
+    let env_struct: parkpay_gateway::phonepe_v1::wire::Envelope<parkpay_gateway::phonepe_v1::wire::StatusData> =
+        serde_json::from_value(envelope).unwrap();
+    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&forged_keys, &env_struct);
+    let url = format!("{}/api/payment/callback/phonepe/", env.base);
+    for header in [Some(x_verify.to_string()), None, Some("garbage".to_owned())] {
+        let mut req = env.http.post(&url).header("content-type", "application/json").body(body.clone());
+        if let Some(h) = &header {
+            req = req.header("X-VERIFY", h);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header:?}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "INVALID_SIGNATURE");
+    }
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PENDING_PAYMENT");
+    assert_eq!(s["payments"][0]["status"], "PENDING");
+    assert_eq!(s["can_enter"], false);
+    // The same callback signed with our key is applied (so the 401s above were about the key).
+    let ours = parkpay_checksum::SaltKeys::single(
+        parkpay_checksum::SaltIndex::new(1),
+        parkpay_checksum::SaltKey::new(parkpay_api::config::SIM_SALT_KEY).unwrap(),
+    );
+    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&ours, &env_struct);
+    for _ in 0..3 {
+        let resp = env
+            .http
+            .post(&url)
+            .header("X-VERIFY", x_verify.to_string())
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PAID");
+    assert_eq!(s["paid"], "100.00");
+}
+
+async fn malformed_requests(env: Env) {
+    let t = env.token("driver-7");
+    let sid = env.book(&t).await;
+    let big = format!(r#"{{"lot_id":"{}"}}"#, "x".repeat(1024 * 1024));
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        ("POST", "/api/sessions/", Some(&t), "".into(), 400, "MALFORMED_JSON"),
+        ("POST", "/api/sessions/", Some(&t), "{".into(), 400, "MALFORMED_JSON"),
+        ("POST", "/api/sessions/", Some(&t), "[]".into(), 400, "MALFORMED_JSON"),
+        ("POST", "/api/sessions/", Some(&t), "null".into(), 400, "MALFORMED_JSON"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":1,"vehicle_number":"KA01AB1234","hours":2}"#.into(), 400, "INVALID_FIELD_TYPE"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":"2"}"#.into(), 400, "INVALID_FIELD_TYPE"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":2.5}"#.into(), 400, "INVALID_FIELD_TYPE"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":1e400}"#.into(), 400, "MALFORMED_JSON"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"vehicle_number":"KA01AB1234","hours":2}"#.into(), 422, "MISSING_FIELD"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"NOWHERE","vehicle_number":"KA01AB1234","hours":2}"#.into(), 422, "UNKNOWN_LOT"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB12345","hours":2}"#.into(), 422, "INVALID_VEHICLE_NUMBER"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"ＫＡ01AB1234","hours":2}"#.into(), 422, "INVALID_VEHICLE_NUMBER"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":0}"#.into(), 422, "INVALID_HOURS"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":-3}"#.into(), 422, "INVALID_HOURS"),
+        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":25}"#.into(), 422, "INVALID_HOURS"),
+        ("POST", "/api/sessions/", Some(&t), big, 413, "BODY_TOO_LARGE"),
+        ("POST", "/api/sessions/", None, r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":2}"#.into(), 401, "UNAUTHENTICATED"),
+        ("POST", "/api/sessions/", Some("not-a-token"), "{}".into(), 401, "UNAUTHENTICATED"),
+        ("GET", "/api/sessions/not-a-session/", Some(&t), "".into(), 404, "SESSION_NOT_FOUND"),
+        ("GET", "/api/sessions/ps_00000000000000000000000000/", Some(&t), "".into(), 404, "SESSION_NOT_FOUND"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), "{}".into(), 422, "MISSING_FIELD"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": "99.00"}).to_string(), 422, "AMOUNT_MISMATCH"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": "abc"}).to_string(), 422, "INVALID_AMOUNT"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": -100}).to_string(), 422, "INVALID_AMOUNT"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), format!(r#"{{"session_id":"{sid}","amount":100.001}}"#), 422, "INVALID_AMOUNT"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), format!(r#"{{"session_id":"{sid}","amount":true}}"#), 400, "INVALID_FIELD_TYPE"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": "1e2"}).to_string(), 422, "INVALID_AMOUNT"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "payment_instrument": "CASH"}).to_string(), 422, "INVALID_PAYMENT_INSTRUMENT"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "payment_instrument": "UPI_COLLECT"}).to_string(), 422, "MISSING_FIELD"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "payment_instrument": "UPI_COLLECT", "vpa": "no-at-sign"}).to_string(), 422, "INVALID_VPA"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "user_id": "someone-else"}).to_string(), 403, "USER_MISMATCH"),
+        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": 5}).to_string(), 400, "INVALID_FIELD_TYPE"),
+        ("POST", "/api/payment/phonepe/verify/", Some(&t), "{}".into(), 422, "MISSING_FIELD"),
+        ("POST", "/api/payment/phonepe/verify/", Some(&t), r#"{"merchant_txn_id":5}"#.into(), 400, "INVALID_FIELD_TYPE"),
+        ("POST", "/api/payment/phonepe/verify/", Some(&t), r#"{"merchant_txn_id":"PPUNKNOWN"}"#.into(), 404, "PAYMENT_NOT_FOUND"),
+        ("POST", "/api/payment/phonepe/verify/", Some(&t), r#"{"merchant_txn_id":"../../etc"}"#.into(), 404, "PAYMENT_NOT_FOUND"),
+        ("POST", "/api/payment/phonepe/refund/", Some(&t), "{}".into(), 422, "MISSING_FIELD"),
+        ("POST", "/api/payment/phonepe/refund/", Some(&t), r#"{"merchant_txn_id":"PPUNKNOWN","amount":"0"}"#.into(), 422, "INVALID_AMOUNT"),
+        ("POST", "/api/payment/phonepe/refund/", Some(&t), r#"{"merchant_txn_id":"PPUNKNOWN"}"#.into(), 404, "PAYMENT_NOT_FOUND"),
+        ("POST", "/api/payment/callback/phonepe/", None, "{}".into(), 401, "INVALID_SIGNATURE"),
+        ("POST", "/api/payment/callback/phonepe/", None, "not json".into(), 401, "INVALID_SIGNATURE"),
+        ("DELETE", "/api/sessions/", Some(&t), "".into(), 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/api/nothing-here/", None, "".into(), 404, "ROUTE_NOT_FOUND"),
+    ];
+    for (method, path, token, body, status, code) in cases {
+        let shown: String = body.chars().take(80).collect();
+        let (got, v) = env.call(method, path, token, if body.is_empty() { None } else { Some(&body) }).await;
+        assert_eq!(got.as_u16(), status, "{method} {path} {shown}: {v}");
+        assert_eq!(v["error"]["code"], code, "{method} {path} {shown}: {v}");
+        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // Invalid UTF-8 in a body.
+    let resp = env
+        .http
+        .post(format!("{}/api/sessions/", env.base))
+        .bearer_auth(&t)
+        .body(vec![b'{', 0xff, 0xfe, b'}'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A callback with X-VERIFY but an unreadable body.
+    let resp = env
+        .http
+        .post(format!("{}/api/payment/callback/phonepe/", env.base))
+        .header("X-VERIFY", "abc###1")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "MALFORMED_CALLBACK");
+    // Nothing above changed the session.
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PENDING_PAYMENT");
+    assert!(s["payments"].as_array().unwrap().is_empty());
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::embedded().await).await; })*
+        }
+        mod dynamodb_local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { if let Some(env) = super::dynamodb().await { super::$name(env).await; } })*
+        }
+    };
+}
+
+on_both_stores!(pay_flow, decline_then_pay_again, refunds, isolation, forged_callback, malformed_requests);
+
+/// The embedded store keeps its data across a restart of the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_data_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let env = start_with(dir, None).await;
+    let t = env.token("driver-8");
+    let sid = env.book(&t).await;
+    let p = env.create_payment(&t, &sid).await;
+    env.pay(&p, "success").await;
+    let Env { server, http, _dir, .. } = env;
+    drop(http);
+    server.stop().await;
+    // same data directory, new process state
+    let env = start_with(_dir, None).await;
+    assert_eq!(env._dir.path(), path);
+    let s = env.session(&t, &sid).await;
+    assert_eq!(s["status"], "PAID");
+    assert_eq!(s["can_enter"], true);
+}

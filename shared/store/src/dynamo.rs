@@ -1,0 +1,632 @@
+//! [`Store`] on Amazon DynamoDB (AWS SDK for Rust 1.x).
+//!
+//! # Table design
+//! One table holds everything (single-table design). Every key attribute is a String.
+//!
+//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
+//! |---|---|---|---|---|
+//! | session | `SESSION#{session_id}` | `#SESSION` | `USER#{user_id}` | `{created_at}#{session_id}` |
+//! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — |
+//! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — |
+//! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — |
+//!
+//! - `created_at` in `GSI1SK` is the session's creation time in Unix milliseconds, zero-padded to
+//!   15 digits (enough for year 9999), so the text order of `GSI1SK` is time order.
+//! - A session, its payments and its refunds share one partition (`SESSION#…`): one strongly
+//!   consistent Query reads the whole aggregate.
+//! - Sessions, payments and refunds keep their fields as native DynamoDB attributes (the domain's
+//!   serde field names: ids, statuses and texts as S, amounts in paise and timestamps in Unix ms
+//!   as N, a missing optional as NULL), plus `entity` = `SESSION` | `PAYMENT` | `REFUND`. Their
+//!   `version` attribute (N) is the optimistic-concurrency check. Reading ignores the key
+//!   attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`).
+//! - A transaction pointer (`entity` = `TXN`) has `kind` (`PAYMENT` | `REFUND`), `session_id`
+//!   and `id`. It is put in the same TransactWriteItems as the insert of its payment or refund,
+//!   conditionally on `attribute_not_exists(PK)`: a merchant transaction id is unique across
+//!   payments and refunds, and is resolved without a scan.
+//! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds only sessions (only
+//!   they carry `GSI1PK`): a user's sessions newest first. It is eventually consistent.
+//! - Billing mode PAY_PER_REQUEST. [`table_definition`] is the same description as data; the
+//!   SAM template must match it, and [`create_table`] creates the table from it.
+//!
+//! # Access patterns
+//! | operation | DynamoDB call |
+//! |---|---|
+//! | [`Store::load_session`] | Query `PK = SESSION#{id}`, ConsistentRead, all pages |
+//! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
+//! | [`Store::list_sessions`] | Query `GSI1`, `GSI1PK = USER#{user}`, ScanIndexForward=false, Limit |
+//! | [`Store::commit`] | one TransactWriteItems, whatever the number of writes |
+//!
+//! In a commit, an insert is a Put conditioned on `attribute_not_exists(PK)` (plus the pointer
+//! Put for a payment or refund); an update is a Put conditioned on `version = :expected`. Every
+//! commit carries a fresh ClientRequestToken, so the SDK's own retries of a commit that did go
+//! through are answered with success rather than a false conflict.
+//!
+//! # Errors
+//! - TransactionCanceledException with a `ConditionalCheckFailed` or `TransactionConflict`
+//!   reason: [`StoreError::Conflict`] (nothing was written).
+//! - Throttling, capacity, internal errors, timeouts, connection failures, a missing table:
+//!   [`StoreError::Unavailable`].
+//! - ValidationException (or a `ValidationError` cancellation reason), idempotency mismatch:
+//!   [`StoreError::Invalid`].
+//! - An item that does not read back into its entity: [`StoreError::Corrupt`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, GlobalSecondaryIndex, IndexStatus,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus, TransactWriteItem,
+};
+use parkpay_domain::{ParkingSession, SessionId, UserId};
+use serde::de::DeserializeOwned;
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
+
+use crate::keys::{
+    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, PK, SK, TXN_SK, TxnPointer, VERSION, corrupt,
+    entity_of_sk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+};
+use crate::{Record, SessionBundle, Store, StoreError, TxnRef, Write, validate_commit};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The store on a DynamoDB table laid out as described in the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A store on `table` through `client` (build the client once, outside the handler).
+    pub fn new(client: Client, table: String) -> Self {
+        DynamoStore { client, table }
+    }
+
+    /// Loads the AWS configuration from the environment once (region, credentials, and
+    /// `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` for DynamoDB Local) and builds a client.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Self::new(Client::new(&config), table.into())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table definition
+
+/// A key attribute: its name and DynamoDB scalar type (`S`, as CloudFormation spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyAttribute {
+    pub name: &'static str,
+    pub attribute_type: &'static str,
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDefinition {
+    pub index_name: &'static str,
+    pub partition_key: KeyAttribute,
+    pub sort_key: KeyAttribute,
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`, as CloudFormation spells it.
+    pub projection_type: &'static str,
+}
+
+/// The table as data, spelt as in CloudFormation (`AWS::DynamoDB::Table`), so that the SAM
+/// template can be compared with it field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    pub table_name: String,
+    /// `PAY_PER_REQUEST`.
+    pub billing_mode: &'static str,
+    pub partition_key: KeyAttribute,
+    pub sort_key: KeyAttribute,
+    pub global_secondary_indexes: Vec<IndexDefinition>,
+}
+
+impl TableDefinition {
+    /// `AttributeDefinitions`: every key attribute of the table and its indexes, once, sorted by
+    /// name.
+    pub fn attribute_definitions(&self) -> Vec<KeyAttribute> {
+        let mut all = vec![self.partition_key, self.sort_key];
+        for index in &self.global_secondary_indexes {
+            all.extend([index.partition_key, index.sort_key]);
+        }
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+const STRING: &str = "S";
+
+/// The table parkpay needs, named `table`. See the [module docs](self).
+pub fn table_definition(table: &str) -> TableDefinition {
+    let key = |name| KeyAttribute { name, attribute_type: STRING };
+    TableDefinition {
+        table_name: table.to_owned(),
+        billing_mode: "PAY_PER_REQUEST",
+        partition_key: key(PK),
+        sort_key: key(SK),
+        global_secondary_indexes: vec![IndexDefinition {
+            index_name: GSI1,
+            partition_key: key(GSI1PK),
+            sort_key: key(GSI1SK),
+            projection_type: "ALL",
+        }],
+    }
+}
+
+fn key_schema(partition: KeyAttribute, sort: KeyAttribute) -> Result<Vec<KeySchemaElement>, StoreError> {
+    [(partition, KeyType::Hash), (sort, KeyType::Range)]
+        .into_iter()
+        .map(|(attr, key_type)| {
+            KeySchemaElement::builder().attribute_name(attr.name).key_type(key_type).build().map_err(invalid)
+        })
+        .collect()
+}
+
+fn invalid(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(e.to_string())
+}
+
+/// Creates the table described by [`table_definition`] and waits until it and its index are
+/// ACTIVE. Idempotent: a table that already exists is fine (it is not compared).
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let def = table_definition(table);
+    let attributes = def
+        .attribute_definitions()
+        .into_iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a.name)
+                .attribute_type(ScalarAttributeType::from(a.attribute_type))
+                .build()
+                .map_err(invalid)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let indexes = def
+        .global_secondary_indexes
+        .iter()
+        .map(|i| {
+            GlobalSecondaryIndex::builder()
+                .index_name(i.index_name)
+                .set_key_schema(Some(key_schema(i.partition_key, i.sort_key)?))
+                .projection(Projection::builder().projection_type(ProjectionType::from(i.projection_type)).build())
+                .build()
+                .map_err(invalid)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::from(def.billing_mode))
+        .set_key_schema(Some(key_schema(def.partition_key, def.sort_key)?))
+        .set_attribute_definitions(Some(attributes))
+        .set_global_secondary_indexes(Some(indexes))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => {}
+        Err(e) => return Err(StoreError::Unavailable(sdk_message("CreateTable", table, &e))),
+    }
+    wait_until_active(client, table).await
+}
+
+async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
+    const ATTEMPTS: u32 = 600;
+    for _ in 0..ATTEMPTS {
+        let out = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(sdk_message("DescribeTable", table, &e)))?;
+        if let Some(t) = out.table() {
+            let indexes_active =
+                t.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
+            if t.table_status() == Some(&TableStatus::Active) && indexes_active {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(StoreError::Unavailable(format!("table {table} did not become ACTIVE within 2 minutes")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items
+
+fn string(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// The item for `record`: its fields plus keys and `entity`.
+fn record_item(record: &Record) -> Result<Item, StoreError> {
+    let key = record.key();
+    let serialised: Result<Item, _> = match record {
+        Record::Session(x) => dynamo_serde::to_item(x),
+        Record::Payment(x) => dynamo_serde::to_item(x),
+        Record::Refund(x) => dynamo_serde::to_item(x),
+    };
+    let mut item = serialised.map_err(|e| StoreError::Invalid(format!("cannot serialise {key}: {e}")))?;
+    let mut extra = vec![(ENTITY, record.entity().as_str().to_owned())];
+    if let Record::Session(s) = record {
+        extra.push((GSI1PK, user_gsi1pk(s.user_id())));
+        extra.push((GSI1SK, session_gsi1sk(s.created_at(), s.id())));
+    }
+    extra.push((PK, key.pk));
+    extra.push((SK, key.sk));
+    for (name, value) in extra {
+        if item.insert(name.to_owned(), string(value)).is_some() {
+            return Err(StoreError::Invalid(format!("a {} has a field named {name}", record.entity().as_str())));
+        }
+    }
+    Ok(item)
+}
+
+fn pointer_item(key: keys::ItemKey, pointer: &TxnPointer) -> Result<Item, StoreError> {
+    let mut item: Item =
+        dynamo_serde::to_item(pointer).map_err(|e| StoreError::Invalid(format!("cannot serialise {key}: {e}")))?;
+    item.insert(ENTITY.to_owned(), string(Entity::Txn.as_str()));
+    item.insert(PK.to_owned(), string(key.pk));
+    item.insert(SK.to_owned(), string(key.sk));
+    Ok(item)
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn describe(item: &Item) -> String {
+    format!("item {} / {}", string_attr(item, PK).unwrap_or("?"), string_attr(item, SK).unwrap_or("?"))
+}
+
+/// The entity in `item`, which must be tagged `expected`. Key attributes are ignored.
+fn entity_from_item<T: DeserializeOwned>(mut item: Item, expected: Entity) -> Result<T, StoreError> {
+    let what = describe(&item);
+    for key in [PK, SK, GSI1PK, GSI1SK] {
+        item.remove(key);
+    }
+    match item.remove(ENTITY) {
+        Some(AttributeValue::S(tag)) if tag == expected.as_str() => {}
+        other => return Err(corrupt(format!("{what}: entity is {other:?}, expected {}", expected.as_str()))),
+    }
+    dynamo_serde::from_item(item).map_err(|e| corrupt(format!("{what}: not a valid {}: {e}", expected.as_str())))
+}
+
+fn record_from_item(item: Item, entity: Entity) -> Result<Record, StoreError> {
+    Ok(match entity {
+        Entity::Session => Record::Session(entity_from_item(item, entity)?),
+        Entity::Payment => Record::Payment(entity_from_item(item, entity)?),
+        Entity::Refund => Record::Refund(entity_from_item(item, entity)?),
+        Entity::Txn => return Err(corrupt(format!("{}: a pointer in a session partition", describe(&item)))),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+fn sdk_message<E, R>(op: &str, table: &str, err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    format!("DynamoDB {op} on table {table}: {}", DisplayErrorContext(err))
+}
+
+fn commit_error<R: std::fmt::Debug>(table: &str, err: SdkError<TransactWriteItemsError, R>) -> StoreError {
+    let message = sdk_message("TransactWriteItems", table, &err);
+    let SdkError::ServiceError(service) = &err else {
+        return StoreError::Unavailable(message);
+    };
+    match service.err() {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+            let codes: Vec<&str> =
+                cancelled.cancellation_reasons().iter().filter_map(CancellationReason::code).collect();
+            if codes.iter().any(|c| matches!(*c, "ConditionalCheckFailed" | "TransactionConflict")) {
+                tracing::debug!(table, reasons = ?codes, "commit lost a race");
+                StoreError::Conflict
+            } else if codes.contains(&"ValidationError") {
+                StoreError::Invalid(message)
+            } else {
+                StoreError::Unavailable(message)
+            }
+        }
+        TransactWriteItemsError::IdempotentParameterMismatchException(_) => StoreError::Invalid(message),
+        other if other.code() == Some("ValidationException") => StoreError::Invalid(message),
+        _ => StoreError::Unavailable(message),
+    }
+}
+
+/// A token for TransactWriteItems' idempotency (at most 36 characters), unique per commit: two
+/// independently seeded SipHash outputs over a process-wide counter and the time.
+fn request_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_u64(salt);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store
+
+fn conditional_put(
+    table: &str,
+    item: Item,
+    condition: &str,
+    names: &[(&str, &str)],
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut put = Put::builder().table_name(table).set_item(Some(item)).condition_expression(condition);
+    for (placeholder, name) in names {
+        put = put.expression_attribute_names(*placeholder, *name);
+    }
+    for (placeholder, value) in values {
+        put = put.expression_attribute_values(placeholder, value);
+    }
+    Ok(TransactWriteItem::builder().put(put.build().map_err(invalid)?).build())
+}
+
+fn insert_put(table: &str, item: Item) -> Result<TransactWriteItem, StoreError> {
+    conditional_put(table, item, "attribute_not_exists(#pk)", &[("#pk", PK)], vec![])
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn load_session(&self, id: &SessionId) -> Result<Option<SessionBundle>, StoreError> {
+        let pk = session_pk(id);
+        let mut bundle = BundleBuilder::default();
+        let mut start_key = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", string(&pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(sdk_message("Query", &self.table, &e)))?;
+            for item in out.items.unwrap_or_default() {
+                let sk = string_attr(&item, SK).ok_or_else(|| corrupt(format!("{}: no SK", describe(&item))))?;
+                let sk = sk.to_owned();
+                let entity = entity_of_sk(&sk)
+                    .ok_or_else(|| corrupt(format!("{}: unknown sort key in a session partition", describe(&item))))?;
+                bundle.add(id, &sk, record_from_item(item, entity)?)?;
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        Ok(bundle.finish())
+    }
+
+    async fn find_txn(&self, merchant_txn_id: &str) -> Result<Option<TxnRef>, StoreError> {
+        if keys::impossible_txn_id(merchant_txn_id) {
+            return Ok(None);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, string(txn_pk(merchant_txn_id)))
+            .key(SK, string(TXN_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(sdk_message("GetItem", &self.table, &e)))?;
+        match out.item {
+            None => Ok(None),
+            Some(item) => {
+                let pointer: TxnPointer = entity_from_item(item, Entity::Txn)?;
+                pointer.into_ref(merchant_txn_id).map(Some)
+            }
+        }
+    }
+
+    async fn list_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError> {
+        let mut sessions = Vec::new();
+        let mut start_key = None;
+        while sessions.len() < limit {
+            let page = i32::try_from(limit - sessions.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", GSI1PK)
+                .expression_attribute_values(":pk", string(user_gsi1pk(user)))
+                .scan_index_forward(false)
+                .limit(page)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(sdk_message("Query GSI1", &self.table, &e)))?;
+            for item in out.items.unwrap_or_default() {
+                let session: ParkingSession = entity_from_item(item, Entity::Session)?;
+                keys::check_listed(user, &session)?;
+                sessions.push(session);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        sessions.truncate(limit);
+        Ok(sessions)
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_commit(&writes)?;
+        let table = self.table.as_str();
+        let mut items = Vec::with_capacity(writes.len() * 2);
+        for write in &writes {
+            match write {
+                Write::Insert(record) => {
+                    items.push(insert_put(table, record_item(record)?)?);
+                    if let Some((key, pointer)) = record.txn_pointer() {
+                        items.push(insert_put(table, pointer_item(key, &pointer)?)?);
+                    }
+                }
+                Write::Update { record, expected_version } => {
+                    items.push(conditional_put(
+                        table,
+                        record_item(record)?,
+                        "#version = :expected",
+                        &[("#version", VERSION)],
+                        vec![(":expected", AttributeValue::N(expected_version.to_string()))],
+                    )?);
+                }
+            }
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request_token())
+            .send()
+            .await
+            .map_err(|e| commit_error(table, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parkpay_domain::{
+        BookingRequest, Hours, LotCatalog, LotId, Paise, Payment, PaymentId, PaymentInstrument, SuccessReport,
+        Timestamp, VehicleNumber,
+    };
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(ms).unwrap()
+    }
+
+    fn session() -> ParkingSession {
+        let request = BookingRequest {
+            user_id: UserId::parse("driver-1").unwrap(),
+            lot_id: LotId::parse("MG-ROAD-1").unwrap(),
+            vehicle: VehicleNumber::parse("KA01AB1234").unwrap(),
+            hours: Hours::new(2, 24).unwrap(),
+        };
+        ParkingSession::book(&LotCatalog::default_local(), SessionId::from_random([1; 16]), request, at(1_000)).unwrap()
+    }
+
+    #[test]
+    fn session_item_has_keys_and_native_attributes() {
+        let s = session();
+        let item = record_item(&Record::Session(s.clone())).unwrap();
+        assert_eq!(string_attr(&item, PK), Some(session_pk(s.id()).as_str()));
+        assert_eq!(string_attr(&item, SK), Some("#SESSION"));
+        assert_eq!(string_attr(&item, GSI1PK), Some("USER#driver-1"));
+        assert_eq!(string_attr(&item, GSI1SK).unwrap(), format!("000000000001000#{}", s.id()));
+        assert_eq!(string_attr(&item, ENTITY), Some("SESSION"));
+        assert_eq!(item.get("version"), Some(&AttributeValue::N("1".into())));
+        assert_eq!(item.get("amount"), Some(&AttributeValue::N("10000".into())));
+        assert_eq!(item.get("created_at"), Some(&AttributeValue::N("1000".into())));
+        assert_eq!(string_attr(&item, "status"), Some("PENDING_PAYMENT"));
+        assert!(!item.contains_key("paid_by"));
+        let back = record_from_item(item, Entity::Session).unwrap();
+        assert_eq!(back, Record::Session(s));
+    }
+
+    #[test]
+    fn payment_round_trips_with_nulls_and_values() {
+        let s = session();
+        let mut p =
+            Payment::start(PaymentId::parse("PP1").unwrap(), &s, &[], PaymentInstrument::UpiQr, at(2_000)).unwrap();
+        let item = record_item(&Record::Payment(p.clone())).unwrap();
+        assert_eq!(item.get("utr"), Some(&AttributeValue::Null(true)));
+        assert!(!item.contains_key(GSI1PK));
+        assert_eq!(record_from_item(item, Entity::Payment).unwrap(), Record::Payment(p.clone()));
+        let report =
+            SuccessReport { amount: Paise::new(10_000), provider_txn_id: Some("T1".into()), utr: Some("U1".into()) };
+        let _ = p.succeed(report, at(3_000)).unwrap();
+        let item = record_item(&Record::Payment(p.clone())).unwrap();
+        assert_eq!(record_from_item(item, Entity::Payment).unwrap(), Record::Payment(p));
+    }
+
+    #[test]
+    fn corrupt_items_are_errors_not_panics() {
+        let good = record_item(&Record::Session(session())).unwrap();
+        let mut wrong_tag = good.clone();
+        wrong_tag.insert(ENTITY.into(), string("PAYMENT"));
+        let mut no_tag = good.clone();
+        no_tag.remove(ENTITY);
+        let mut bad_version = good.clone();
+        bad_version.insert("version".into(), string("one"));
+        let mut negative = good.clone();
+        negative.insert("version".into(), AttributeValue::N("-1".into()));
+        let mut bad_id = good.clone();
+        bad_id.insert("id".into(), string("nope"));
+        let mut missing = good;
+        missing.remove("user_id");
+        for item in [wrong_tag, no_tag, bad_version, negative, bad_id, missing] {
+            assert!(matches!(record_from_item(item, Entity::Session), Err(StoreError::Corrupt(_))));
+        }
+        let pointer: Result<TxnPointer, _> = entity_from_item(HashMap::new(), Entity::Txn);
+        assert!(matches!(pointer, Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn pointer_item_round_trips() {
+        let s = session();
+        let p =
+            Payment::start(PaymentId::parse("PP1").unwrap(), &s, &[], PaymentInstrument::PayPage, at(2_000)).unwrap();
+        let (key, pointer) = Record::Payment(p).txn_pointer().unwrap();
+        let item = pointer_item(key, &pointer).unwrap();
+        assert_eq!(string_attr(&item, PK), Some("TXN#PP1"));
+        assert_eq!(string_attr(&item, "kind"), Some("PAYMENT"));
+        let back: TxnPointer = entity_from_item(item, Entity::Txn).unwrap();
+        assert_eq!(
+            back.into_ref("PP1").unwrap(),
+            TxnRef::Payment { session_id: s.id().clone(), payment_id: PaymentId::parse("PP1").unwrap() }
+        );
+    }
+
+    #[test]
+    fn definition() {
+        let def = table_definition("parkpay");
+        assert_eq!(def.table_name, "parkpay");
+        assert_eq!(def.billing_mode, "PAY_PER_REQUEST");
+        let names: Vec<_> = def.attribute_definitions().iter().map(|a| (a.name, a.attribute_type)).collect();
+        assert_eq!(names, [("GSI1PK", "S"), ("GSI1SK", "S"), ("PK", "S"), ("SK", "S")]);
+        assert_eq!(def.global_secondary_indexes[0].index_name, "GSI1");
+        assert_eq!(def.global_secondary_indexes[0].projection_type, "ALL");
+    }
+
+    #[test]
+    fn tokens_are_unique_and_short() {
+        let a = request_token();
+        let b = request_token();
+        assert_ne!(a, b);
+        assert!(a.len() <= 36);
+    }
+}

@@ -1,0 +1,395 @@
+//! [`Store`] on an embedded database ([redb]: pure Rust, ACID, one file), for running parkpay
+//! locally without AWS. Same semantics as [`crate::dynamo`], same keys ([`crate::keys`]).
+//!
+//! # Layout
+//! - Table `items`: key `(PK, SK)` (the DynamoDB item's keys), value the item's attributes as a
+//!   JSON object (the entity's serde fields plus `entity`), e.g. `("SESSION#ps_…", "#SESSION")`,
+//!   `("SESSION#ps_…", "PAYMENT#PP…")`, `("TXN#PP…", "#TXN")`.
+//! - Table `by_user`: key `(GSI1PK, GSI1SK)` = `("USER#{user}", "{created_at:015}#{session_id}")`,
+//!   value the session's `PK`: index `GSI1`, maintained in the same transaction as the session.
+//!
+//! A commit is one redb write transaction: every condition is checked and every write applied
+//! inside it, and it commits only if all conditions hold (redb runs one write transaction at a
+//! time, so checks and writes cannot interleave with another commit). Reads use a read
+//! transaction (a consistent snapshot). Commits are durable when they return (fsync).
+//!
+//! One difference on damaged data only: an update over a stored record that does not read back
+//! is refused here as [`StoreError::Corrupt`] (the old record is needed to move its user-index
+//! entry), where DynamoDB would check the `version` attribute alone.
+//!
+//! redb is blocking: each operation runs on tokio's blocking pool.
+//!
+//! [redb]: https://docs.rs/redb
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parkpay_domain::{ParkingSession, SessionId, UserId};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::keys::{
+    BundleBuilder, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, corrupt, entity_of_sk, session_gsi1sk,
+    session_pk, txn_pk, user_gsi1pk,
+};
+use crate::{Record, SessionBundle, Store, StoreError, TxnRef, Write, validate_commit};
+
+const ITEMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("items");
+const BY_USER: TableDefinition<(&str, &str), &str> = TableDefinition::new("by_user");
+
+/// Above every sort key we write (they are ASCII).
+const MAX_SK: &str = "\u{10FFFF}";
+
+/// The store in one redb file. Cheap to clone (the database is shared).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn db_error(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Corrupted(msg) => StoreError::Corrupt(format!("embedded database: {msg}")),
+        e => StoreError::Unavailable(format!("embedded database: {e}")),
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens the database at `path`, creating it (and its parent directories) if absent. Blocks
+    /// briefly (file I/O, recovery after a crash): call it at startup. Only one `EmbeddedStore`
+    /// per file at a time.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let shown = path.display();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create directory {} for the embedded database: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let db = Database::create(&path).map_err(|e| {
+            let msg = match &e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    format!("embedded database {shown} is already open (by this or another process)")
+                }
+                e => format!("cannot open embedded database {shown}: {e}"),
+            };
+            match e {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => StoreError::Corrupt(msg),
+                _ => StoreError::Unavailable(msg),
+            }
+        })?;
+        // Create the tables once, so that read transactions always find them.
+        let init = || -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            txn.open_table(ITEMS)?;
+            txn.open_table(BY_USER)?;
+            txn.commit()?;
+            Ok(())
+        };
+        init().map_err(|e| StoreError::Unavailable(format!("cannot initialise embedded database {shown}: {e}")))?;
+        Ok(EmbeddedStore { db: Arc::new(db), path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("embedded database task failed: {e}")))?
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+fn to_json<T: Serialize>(value: &T, entity: Entity, key: &ItemKey) -> Result<String, StoreError> {
+    let mut map = match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(StoreError::Invalid(format!("{key}: does not serialise to an object"))),
+        Err(e) => return Err(StoreError::Invalid(format!("cannot serialise {key}: {e}"))),
+    };
+    if map.insert(ENTITY.to_owned(), Value::String(entity.as_str().to_owned())).is_some() {
+        return Err(StoreError::Invalid(format!("a {} has a field named {ENTITY}", entity.as_str())));
+    }
+    serde_json::to_string(&map).map_err(|e| StoreError::Invalid(format!("cannot serialise {key}: {e}")))
+}
+
+fn record_json(record: &Record) -> Result<String, StoreError> {
+    let key = record.key();
+    match record {
+        Record::Session(x) => to_json(x, Entity::Session, &key),
+        Record::Payment(x) => to_json(x, Entity::Payment, &key),
+        Record::Refund(x) => to_json(x, Entity::Refund, &key),
+    }
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, expected: Entity, key: &ItemKey) -> Result<T, StoreError> {
+    let mut map: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| corrupt(format!("item {key}: not a JSON object: {e}")))?;
+    match map.remove(ENTITY) {
+        Some(Value::String(tag)) if tag == expected.as_str() => {}
+        other => return Err(corrupt(format!("item {key}: entity is {other:?}, expected {}", expected.as_str()))),
+    }
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| corrupt(format!("item {key}: not a valid {}: {e}", expected.as_str())))
+}
+
+fn record_from_json(text: &str, entity: Entity, key: &ItemKey) -> Result<Record, StoreError> {
+    Ok(match entity {
+        Entity::Session => Record::Session(from_json(text, entity, key)?),
+        Entity::Payment => Record::Payment(from_json(text, entity, key)?),
+        Entity::Refund => Record::Refund(from_json(text, entity, key)?),
+        Entity::Txn => return Err(corrupt(format!("item {key}: a pointer in a session partition"))),
+    })
+}
+
+fn get_item(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    key: &ItemKey,
+) -> Result<Option<String>, StoreError> {
+    Ok(table.get((key.pk.as_str(), key.sk.as_str())).map_err(db_error)?.map(|v| v.value().to_owned()))
+}
+
+fn index_key(session: &ParkingSession) -> (String, String) {
+    (user_gsi1pk(session.user_id()), session_gsi1sk(session.created_at(), session.id()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commit
+
+type Items<'t> = Table<'t, (&'static str, &'static str), &'static str>;
+
+/// Checks and applies `writes` in `txn`; the caller commits only on `Ok`.
+fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
+    let mut items: Items<'_> = txn.open_table(ITEMS).map_err(db_error)?;
+    let mut by_user = txn.open_table(BY_USER).map_err(db_error)?;
+    for write in writes {
+        match write {
+            Write::Insert(record) => {
+                let key = record.key();
+                if get_item(&items, &key)?.is_some() {
+                    return Err(StoreError::Conflict);
+                }
+                if let Some((pointer_key, pointer)) = record.txn_pointer() {
+                    if get_item(&items, &pointer_key)?.is_some() {
+                        return Err(StoreError::Conflict);
+                    }
+                    let json = to_json(&pointer, Entity::Txn, &pointer_key)?;
+                    items
+                        .insert((pointer_key.pk.as_str(), pointer_key.sk.as_str()), json.as_str())
+                        .map_err(db_error)?;
+                }
+                let json = record_json(record)?;
+                items.insert((key.pk.as_str(), key.sk.as_str()), json.as_str()).map_err(db_error)?;
+                if let Record::Session(s) = record {
+                    let (ipk, isk) = index_key(s);
+                    by_user.insert((ipk.as_str(), isk.as_str()), key.pk.as_str()).map_err(db_error)?;
+                }
+            }
+            Write::Update { record, expected_version } => {
+                let key = record.key();
+                let Some(old) = get_item(&items, &key)? else {
+                    return Err(StoreError::Conflict);
+                };
+                let old = record_from_json(&old, record.entity(), &key)?;
+                if old.version() != *expected_version {
+                    return Err(StoreError::Conflict);
+                }
+                let json = record_json(record)?;
+                items.insert((key.pk.as_str(), key.sk.as_str()), json.as_str()).map_err(db_error)?;
+                if let (Record::Session(old), Record::Session(new)) = (&old, record) {
+                    let (opk, osk) = index_key(old);
+                    by_user.remove((opk.as_str(), osk.as_str())).map_err(db_error)?;
+                    let (npk, nsk) = index_key(new);
+                    by_user.insert((npk.as_str(), nsk.as_str()), key.pk.as_str()).map_err(db_error)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn commit_blocking(db: &Database, writes: &[Write]) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_error)?;
+    match apply(&txn, writes) {
+        Ok(()) => txn.commit().map_err(db_error),
+        Err(e) => {
+            txn.abort().map_err(db_error)?;
+            Err(e)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+fn load_blocking(db: &Database, id: &SessionId) -> Result<Option<SessionBundle>, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let pk = session_pk(id);
+    let mut bundle = BundleBuilder::default();
+    for entry in items.range((pk.as_str(), "")..=(pk.as_str(), MAX_SK)).map_err(db_error)? {
+        let (k, v) = entry.map_err(db_error)?;
+        let (_, sk) = k.value();
+        let key = ItemKey { pk: pk.clone(), sk: sk.to_owned() };
+        let entity =
+            entity_of_sk(sk).ok_or_else(|| corrupt(format!("item {key}: unknown sort key in a session partition")))?;
+        bundle.add(id, sk, record_from_json(v.value(), entity, &key)?)?;
+    }
+    Ok(bundle.finish())
+}
+
+fn find_txn_blocking(db: &Database, merchant_txn_id: &str) -> Result<Option<TxnRef>, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let key = ItemKey { pk: txn_pk(merchant_txn_id), sk: TXN_SK.to_owned() };
+    match get_item(&items, &key)? {
+        None => Ok(None),
+        Some(text) => from_json::<TxnPointer>(&text, Entity::Txn, &key)?.into_ref(merchant_txn_id).map(Some),
+    }
+}
+
+fn list_blocking(db: &Database, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let by_user = txn.open_table(BY_USER).map_err(db_error)?;
+    let ipk = user_gsi1pk(user);
+    let mut sessions = Vec::new();
+    for entry in by_user.range((ipk.as_str(), "")..=(ipk.as_str(), MAX_SK)).map_err(db_error)?.rev().take(limit) {
+        let (k, v) = entry.map_err(db_error)?;
+        let key = ItemKey { pk: v.value().to_owned(), sk: SESSION_SK.to_owned() };
+        let text = get_item(&items, &key)?
+            .ok_or_else(|| corrupt(format!("user index entry {} names missing item {key}", k.value().1)))?;
+        let session: ParkingSession = from_json(&text, Entity::Session, &key)?;
+        crate::keys::check_listed(user, &session)?;
+        sessions.push(session);
+    }
+    Ok(sessions)
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn load_session(&self, id: &SessionId) -> Result<Option<SessionBundle>, StoreError> {
+        let id = id.clone();
+        self.run(move |db| load_blocking(db, &id)).await
+    }
+
+    async fn find_txn(&self, merchant_txn_id: &str) -> Result<Option<TxnRef>, StoreError> {
+        if crate::keys::impossible_txn_id(merchant_txn_id) {
+            return Ok(None);
+        }
+        let id = merchant_txn_id.to_owned();
+        self.run(move |db| find_txn_blocking(db, &id)).await
+    }
+
+    async fn list_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let user = user.clone();
+        self.run(move |db| list_blocking(db, &user, limit)).await
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_commit(&writes)?;
+        self.run(move |db| commit_blocking(db, &writes)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parkpay_domain::{BookingRequest, Hours, LotCatalog, LotId, Timestamp, VehicleNumber};
+
+    fn session() -> ParkingSession {
+        let request = BookingRequest {
+            user_id: UserId::parse("driver-1").unwrap(),
+            lot_id: LotId::parse("MG-ROAD-1").unwrap(),
+            vehicle: VehicleNumber::parse("KA01AB1234").unwrap(),
+            hours: Hours::new(2, 24).unwrap(),
+        };
+        let now = Timestamp::from_unix_millis(1_000).unwrap();
+        ParkingSession::book(&LotCatalog::default_local(), SessionId::from_random([1; 16]), request, now).unwrap()
+    }
+
+    fn put_raw(store: &EmbeddedStore, pk: &str, sk: &str, value: &str) {
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(ITEMS).unwrap().insert((pk, sk), value).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_items_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path().join("db.redb")).unwrap();
+        let s = session();
+        store.commit(vec![Write::Insert(Record::Session(s.clone()))]).await.unwrap();
+        let pk = session_pk(s.id());
+
+        put_raw(&store, &pk, "PAYMENT#PP1", "not json");
+        assert!(matches!(store.load_session(s.id()).await, Err(StoreError::Corrupt(_))));
+        put_raw(&store, &pk, "PAYMENT#PP1", r#"{"entity":"PAYMENT","id":"PP1"}"#);
+        assert!(matches!(store.load_session(s.id()).await, Err(StoreError::Corrupt(_))));
+        put_raw(&store, &pk, "PAYMENT#PP1", r#"{"entity":"REFUND"}"#);
+        assert!(matches!(store.load_session(s.id()).await, Err(StoreError::Corrupt(_))));
+        put_raw(&store, &pk, "OTHER#1", r#"{}"#);
+        assert!(matches!(store.load_session(s.id()).await, Err(StoreError::Corrupt(_))));
+
+        put_raw(&store, "TXN#PP9", "#TXN", r#"{"entity":"TXN","kind":"PAYMENT","session_id":"x","id":"PP9"}"#);
+        assert!(matches!(store.find_txn("PP9").await, Err(StoreError::Corrupt(_))));
+        put_raw(
+            &store,
+            "TXN#PP8",
+            "#TXN",
+            &format!(r#"{{"entity":"TXN","kind":"REFUND","session_id":"{}","id":"PP7"}}"#, s.id()),
+        );
+        assert!(matches!(store.find_txn("PP8").await, Err(StoreError::Corrupt(_))));
+
+        // An update over a corrupt stored session is refused, and changes nothing.
+        put_raw(&store, &pk, "#SESSION", r#"{"entity":"SESSION","version":1}"#);
+        let mut cancelled = s.clone();
+        let _ = cancelled.cancel(Timestamp::from_unix_millis(2_000).unwrap()).unwrap();
+        let update = Write::Update { record: Record::Session(cancelled), expected_version: 1 };
+        assert!(matches!(store.commit(vec![update]).await, Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn open_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let below = file.join("db.redb");
+        let e = EmbeddedStore::open(&below).unwrap_err().to_string();
+        assert!(e.contains(&file.display().to_string()), "{e}");
+
+        let garbage = dir.path().join("garbage.redb");
+        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+        let e = EmbeddedStore::open(&garbage).unwrap_err().to_string();
+        assert!(e.contains(&garbage.display().to_string()), "{e}");
+
+        let path = dir.path().join("db.redb");
+        let _open = EmbeddedStore::open(&path).unwrap();
+        let e = EmbeddedStore::open(&path).unwrap_err().to_string();
+        assert!(e.contains("already open") && e.contains(&path.display().to_string()), "{e}");
+    }
+}

@@ -1,0 +1,263 @@
+//! The single-table key design, shared by both backends (see [`crate::dynamo`] for the table).
+//!
+//! Every key is built here and nowhere else, so DynamoDB and the embedded store cannot drift.
+
+use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::{Record, SessionBundle, StoreError, TxnRef};
+
+/// Partition key attribute of the table.
+pub const PK: &str = "PK";
+/// Sort key attribute of the table.
+pub const SK: &str = "SK";
+/// Partition key attribute of index [`GSI1`] (sessions only).
+pub const GSI1PK: &str = "GSI1PK";
+/// Sort key attribute of index [`GSI1`] (sessions only).
+pub const GSI1SK: &str = "GSI1SK";
+/// The user index: a user's sessions, newest first.
+pub const GSI1: &str = "GSI1";
+/// Attribute naming what an item is: [`Entity::as_str`].
+pub const ENTITY: &str = "entity";
+/// The version attribute of sessions, payments and refunds (a Number in DynamoDB).
+pub const VERSION: &str = "version";
+
+/// Sort key of the session item in its partition.
+pub const SESSION_SK: &str = "#SESSION";
+/// Sort key of a merchant-transaction-id pointer.
+pub const TXN_SK: &str = "#TXN";
+
+const SESSION_PREFIX: &str = "SESSION#";
+const PAYMENT_PREFIX: &str = "PAYMENT#";
+const REFUND_PREFIX: &str = "REFUND#";
+const TXN_PREFIX: &str = "TXN#";
+const USER_PREFIX: &str = "USER#";
+
+/// `SESSION#{session_id}`: the partition of a session, its payments and its refunds.
+pub fn session_pk(id: &SessionId) -> String {
+    format!("{SESSION_PREFIX}{id}")
+}
+
+/// `PAYMENT#{payment_id}`.
+pub fn payment_sk(id: &PaymentId) -> String {
+    format!("{PAYMENT_PREFIX}{id}")
+}
+
+/// `REFUND#{refund_id}`.
+pub fn refund_sk(id: &RefundId) -> String {
+    format!("{REFUND_PREFIX}{id}")
+}
+
+/// `TXN#{merchant_txn_id}`: the pointer from a payment or refund id to its session.
+pub fn txn_pk(merchant_txn_id: &str) -> String {
+    format!("{TXN_PREFIX}{merchant_txn_id}")
+}
+
+/// `USER#{user_id}`: [`GSI1PK`] of a session.
+pub fn user_gsi1pk(user: &UserId) -> String {
+    format!("{USER_PREFIX}{user}")
+}
+
+/// `{created_at unix ms, 15 digits}#{session_id}`: [`GSI1SK`] of a session. 15 digits hold
+/// [`Timestamp::MAX`], so text order is time order; the id breaks ties.
+pub fn session_gsi1sk(created_at: Timestamp, id: &SessionId) -> String {
+    format!("{:015}#{id}", created_at.unix_millis())
+}
+
+/// What an item is; the value of the [`ENTITY`] attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Session,
+    Payment,
+    Refund,
+    Txn,
+}
+
+impl Entity {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Entity::Session => "SESSION",
+            Entity::Payment => "PAYMENT",
+            Entity::Refund => "REFUND",
+            Entity::Txn => "TXN",
+        }
+    }
+}
+
+/// The primary key of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl std::fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.pk, self.sk)
+    }
+}
+
+impl Record {
+    /// What this record is stored as.
+    pub fn entity(&self) -> Entity {
+        match self {
+            Record::Session(_) => Entity::Session,
+            Record::Payment(_) => Entity::Payment,
+            Record::Refund(_) => Entity::Refund,
+        }
+    }
+
+    /// The record's primary key.
+    pub fn key(&self) -> ItemKey {
+        let pk = session_pk(self.session_id());
+        let sk = match self {
+            Record::Session(_) => SESSION_SK.to_owned(),
+            Record::Payment(p) => payment_sk(p.id()),
+            Record::Refund(r) => refund_sk(r.id()),
+        };
+        ItemKey { pk, sk }
+    }
+
+    /// The pointer an insert of this record also writes (payments and refunds only).
+    pub(crate) fn txn_pointer(&self) -> Option<(ItemKey, TxnPointer)> {
+        let (kind, id) = match self {
+            Record::Session(_) => return None,
+            Record::Payment(p) => (TxnKind::Payment, p.id().as_str()),
+            Record::Refund(r) => (TxnKind::Refund, r.id().as_str()),
+        };
+        let key = ItemKey { pk: txn_pk(id), sk: TXN_SK.to_owned() };
+        Some((key, TxnPointer { kind, session_id: self.session_id().clone(), id: id.to_owned() }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum TxnKind {
+    Payment,
+    Refund,
+}
+
+/// The attributes of a pointer item (besides keys and `entity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TxnPointer {
+    pub kind: TxnKind,
+    pub session_id: SessionId,
+    pub id: String,
+}
+
+impl TxnPointer {
+    /// The pointer stored under `TXN#{looked_up}` as a [`TxnRef`], checked against its key.
+    pub(crate) fn into_ref(self, looked_up: &str) -> Result<TxnRef, StoreError> {
+        if self.id != looked_up {
+            return Err(corrupt(format!("pointer {} names transaction {:?}", txn_pk(looked_up), self.id)));
+        }
+        let bad_id = |_| corrupt(format!("pointer {} holds an invalid id", txn_pk(looked_up)));
+        Ok(match self.kind {
+            TxnKind::Payment => {
+                TxnRef::Payment { session_id: self.session_id, payment_id: PaymentId::parse(&self.id).map_err(bad_id)? }
+            }
+            TxnKind::Refund => {
+                TxnRef::Refund { session_id: self.session_id, refund_id: RefundId::parse(&self.id).map_err(bad_id)? }
+            }
+        })
+    }
+}
+
+pub(crate) fn corrupt(msg: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(msg.into())
+}
+
+/// A merchant transaction id that no payment or refund can have (so need not be looked up).
+pub(crate) fn impossible_txn_id(merchant_txn_id: &str) -> bool {
+    // Payment and refund ids follow the same rule.
+    PaymentId::parse(merchant_txn_id).is_err()
+}
+
+/// Collects the items of one session partition, checking each against its key, into a bundle.
+#[derive(Default)]
+pub(crate) struct BundleBuilder {
+    session: Option<ParkingSession>,
+    payments: Vec<Payment>,
+    refunds: Vec<Refund>,
+}
+
+/// Which entity a sort key in a session partition names.
+pub(crate) fn entity_of_sk(sk: &str) -> Option<Entity> {
+    if sk == SESSION_SK {
+        Some(Entity::Session)
+    } else if sk.starts_with(PAYMENT_PREFIX) {
+        Some(Entity::Payment)
+    } else if sk.starts_with(REFUND_PREFIX) {
+        Some(Entity::Refund)
+    } else {
+        None
+    }
+}
+
+impl BundleBuilder {
+    /// Add an item read from partition `session_pk(id)` under sort key `sk`.
+    pub(crate) fn add(&mut self, id: &SessionId, sk: &str, record: Record) -> Result<(), StoreError> {
+        let expected = ItemKey { pk: session_pk(id), sk: sk.to_owned() };
+        if record.key() != expected {
+            return Err(corrupt(format!("item {expected} holds a record whose key is {}", record.key())));
+        }
+        match record {
+            Record::Session(s) => self.session = Some(s),
+            Record::Payment(p) => self.payments.push(p),
+            Record::Refund(r) => self.refunds.push(r),
+        }
+        Ok(())
+    }
+
+    /// The bundle, each list oldest first (ties by id); `None` without a session item.
+    pub(crate) fn finish(self) -> Option<SessionBundle> {
+        let BundleBuilder { session, mut payments, mut refunds } = self;
+        payments.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
+        refunds.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
+        session.map(|session| SessionBundle { session, payments, refunds })
+    }
+}
+
+/// Checks a session read from the user index of `user`.
+pub(crate) fn check_listed(user: &UserId, session: &ParkingSession) -> Result<(), StoreError> {
+    if session.user_id() != user {
+        return Err(corrupt(format!("session {} is indexed under another user", session.id())));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_formats() {
+        let s = SessionId::from_random([0; 16]);
+        assert_eq!(session_pk(&s), "SESSION#ps_00000000000000000000000000");
+        assert_eq!(payment_sk(&PaymentId::parse("PP1").unwrap()), "PAYMENT#PP1");
+        assert_eq!(refund_sk(&RefundId::parse("RF1").unwrap()), "REFUND#RF1");
+        assert_eq!(txn_pk("PP1"), "TXN#PP1");
+        assert_eq!(user_gsi1pk(&UserId::parse("u-1").unwrap()), "USER#u-1");
+        let t = Timestamp::from_unix_millis(1_795_802_400_123).unwrap();
+        assert_eq!(session_gsi1sk(t, &s), "001795802400123#ps_00000000000000000000000000");
+        assert_eq!(session_gsi1sk(Timestamp::MAX, &s).len(), 15 + 1 + SessionId::LEN);
+        assert!(session_gsi1sk(Timestamp::UNIX_EPOCH, &s) < session_gsi1sk(t, &s));
+    }
+
+    #[test]
+    fn sort_keys_classify() {
+        assert_eq!(entity_of_sk("#SESSION"), Some(Entity::Session));
+        assert_eq!(entity_of_sk("PAYMENT#PP1"), Some(Entity::Payment));
+        assert_eq!(entity_of_sk("REFUND#RF1"), Some(Entity::Refund));
+        assert_eq!(entity_of_sk("#TXN"), None);
+        assert_eq!(entity_of_sk("OTHER#1"), None);
+    }
+
+    #[test]
+    fn impossible_ids() {
+        assert!(impossible_txn_id(""));
+        assert!(impossible_txn_id(&"x".repeat(35)));
+        assert!(impossible_txn_id("a b"));
+        assert!(!impossible_txn_id("PP1"));
+    }
+}
