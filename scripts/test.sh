@@ -34,6 +34,9 @@ echo "DynamoDB Local at $PARKPAY_DYNAMODB_ENDPOINT"
 step "Workspace tests: unit, property, gateway against the simulator, store contract and end-to-end on both stores (benches run once as tests)"
 cargo test --workspace --all-targets
 
+step "README walkthrough, pasted into a shell against a fresh local server"
+bash scripts/check-walkthrough.sh
+
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 if [ "$FUZZ_SECONDS" != "0" ]; then
   step "Fuzzing each cargo-fuzz target for ${FUZZ_SECONDS}s"
