@@ -23,10 +23,27 @@ impl ConfigError {
     }
 }
 
+/// Where the PhonePe salt key comes from. On AWS it is never in plain configuration: the
+/// function reads it from SSM Parameter Store or Secrets Manager on first use (no network at
+/// cold start) and keeps it in memory, wrapped so it cannot be printed.
+#[derive(Debug, Clone)]
+pub enum SaltSource {
+    /// Given directly (`PHONEPE_SALT_KEY`): local use, tests.
+    Inline(SaltKeys),
+    /// `PHONEPE_SALT_KEY_SSM_PARAMETER`: the name of an SSM SecureString.
+    Ssm { parameter: String, index: SaltIndex },
+    /// `PHONEPE_SALT_KEY_SECRET_ID`: a Secrets Manager secret (plain string, or JSON with a
+    /// `salt_key` field).
+    SecretsManager { secret_id: String, index: SaltIndex },
+}
+
 /// Everything the handlers need besides their clients.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub phonepe: PhonePeV1Config,
+    /// The PhonePe client's settings, with the salt keys when they are inline; when they come
+    /// from a secret store, a placeholder replaced by [`Settings::gateway_config`].
+    phonepe: PhonePeV1Config,
+    pub salt: SaltSource,
     pub lots: LotCatalog,
     /// DynamoDB table (AWS) — unused by the embedded store.
     pub table: String,
@@ -47,8 +64,9 @@ impl Settings {
             Some(_) => return Err(ConfigError::new("PHONEPE_SIMULATION_MODE", "must be true or false")),
         };
         let environment = if simulation {
-            let url = get("PHONEPE_SIMULATOR_URL")
-                .ok_or_else(|| ConfigError::new("PHONEPE_SIMULATOR_URL", "is required when PHONEPE_SIMULATION_MODE=true"))?;
+            let url = get("PHONEPE_SIMULATOR_URL").ok_or_else(|| {
+                ConfigError::new("PHONEPE_SIMULATOR_URL", "is required when PHONEPE_SIMULATION_MODE=true")
+            })?;
             Environment::Simulation { base_url: parse_url("PHONEPE_SIMULATOR_URL", &url)? }
         } else {
             match get("PHONEPE_ENV").as_deref().map(str::to_ascii_uppercase).as_deref() {
@@ -69,18 +87,48 @@ impl Settings {
             None if simulation => SIM_MERCHANT_ID.to_owned(),
             None => return Err(ConfigError::new("PHONEPE_MERCHANT_ID", "is required")),
         };
-        // The original system called the salt key PHONEPE_API_KEY: accept both.
-        let salt = match get("PHONEPE_SALT_KEY").or_else(|| get("PHONEPE_API_KEY")) {
-            Some(s) => s,
-            None if simulation => SIM_SALT_KEY.to_owned(),
-            None => return Err(ConfigError::new("PHONEPE_SALT_KEY", "is required (PHONEPE_API_KEY is accepted too)")),
-        };
         let index = match get("PHONEPE_SALT_INDEX") {
-            Some(i) => i.parse::<SaltIndex>().map_err(|_| ConfigError::new("PHONEPE_SALT_INDEX", "must be a positive whole number"))?,
+            Some(i) => i
+                .parse::<SaltIndex>()
+                .map_err(|_| ConfigError::new("PHONEPE_SALT_INDEX", "must be a positive whole number"))?,
             None => SaltIndex::new(1),
         };
-        let key = SaltKey::new(salt).map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "must not be empty"))?;
-        let salt_keys = SaltKeys::single(index, key);
+        // The original system called the salt key PHONEPE_API_KEY: accept both.
+        let inline = get("PHONEPE_SALT_KEY").or_else(|| get("PHONEPE_API_KEY"));
+        let ssm = get("PHONEPE_SALT_KEY_SSM_PARAMETER");
+        let secret = get("PHONEPE_SALT_KEY_SECRET_ID");
+        if [inline.is_some(), ssm.is_some(), secret.is_some()].iter().filter(|x| **x).count() > 1 {
+            return Err(ConfigError::new(
+                "PHONEPE_SALT_KEY",
+                "give only one of PHONEPE_SALT_KEY, PHONEPE_SALT_KEY_SSM_PARAMETER, PHONEPE_SALT_KEY_SECRET_ID",
+            ));
+        }
+        let salt = match (inline, ssm, secret) {
+            (Some(k), _, _) => SaltSource::Inline(SaltKeys::single(
+                index,
+                SaltKey::new(k).map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "must not be empty"))?,
+            )),
+            (_, Some(parameter), _) => SaltSource::Ssm { parameter, index },
+            (_, _, Some(secret_id)) => SaltSource::SecretsManager { secret_id, index },
+            (None, None, None) if simulation => SaltSource::Inline(SaltKeys::single(
+                index,
+                SaltKey::new(SIM_SALT_KEY).map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "must not be empty"))?,
+            )),
+            (None, None, None) => {
+                return Err(ConfigError::new(
+                    "PHONEPE_SALT_KEY",
+                    "is required (or PHONEPE_SALT_KEY_SSM_PARAMETER / PHONEPE_SALT_KEY_SECRET_ID; PHONEPE_API_KEY is accepted too)",
+                ));
+            }
+        };
+        let salt_keys = match &salt {
+            SaltSource::Inline(keys) => keys.clone(),
+            // Validation needs some key; it is replaced before any request is signed.
+            _ => SaltKeys::single(
+                index,
+                SaltKey::new("placeholder").map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "internal"))?,
+            ),
+        };
 
         let callback_url = parse_url(
             "PHONEPE_CALLBACK_URL",
@@ -88,7 +136,12 @@ impl Settings {
         )?;
         let redirect_url = match get("PARKPAY_REDIRECT_URL") {
             Some(u) => parse_url("PARKPAY_REDIRECT_URL", &u)?,
-            None => return Err(ConfigError::new("PARKPAY_REDIRECT_URL", "is required (where the payer returns after paying)")),
+            None => {
+                return Err(ConfigError::new(
+                    "PARKPAY_REDIRECT_URL",
+                    "is required (where the payer returns after paying)",
+                ));
+            }
         };
         let mut phonepe = PhonePeV1Config::new(environment, merchant_id, salt_keys, callback_url, redirect_url);
         if let Some(ms) = get("PHONEPE_CONNECT_TIMEOUT_MS") {
@@ -110,11 +163,38 @@ impl Settings {
         })?;
 
         let lots = match get("PARKPAY_LOTS_JSON") {
-            Some(json) => LotCatalog::from_json(&json).map_err(|e| ConfigError::new("PARKPAY_LOTS_JSON", e.to_string()))?,
+            Some(json) => {
+                LotCatalog::from_json(&json).map_err(|e| ConfigError::new("PARKPAY_LOTS_JSON", e.to_string()))?
+            }
             None => LotCatalog::default_local(),
         };
         let table = get("PARKPAY_TABLE").unwrap_or_else(|| "parkpay".to_owned());
-        Ok(Settings { phonepe, lots, table })
+        Ok(Settings { phonepe, salt, lots, table })
+    }
+
+    /// The PhonePe client's configuration with these keys.
+    pub fn gateway_config(&self, keys: SaltKeys) -> PhonePeV1Config {
+        PhonePeV1Config { salt_keys: keys, ..self.phonepe.clone() }
+    }
+
+    /// The keys when they are inline (local server, tests); `None` when a secret store holds them.
+    pub fn inline_salt_keys(&self) -> Option<&SaltKeys> {
+        match &self.salt {
+            SaltSource::Inline(keys) => Some(keys),
+            _ => None,
+        }
+    }
+
+    pub fn merchant_id(&self) -> &str {
+        &self.phonepe.merchant_id
+    }
+
+    pub fn redirect_url(&self) -> &Url {
+        &self.phonepe.redirect_url
+    }
+
+    pub fn environment(&self) -> &Environment {
+        &self.phonepe.environment
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -159,8 +239,8 @@ mod tests {
     #[test]
     fn production_settings() {
         let s = load(PROD).unwrap();
-        assert_eq!(s.phonepe.environment, Environment::Production);
-        assert_eq!(s.phonepe.salt_keys.active_index(), SaltIndex::new(2));
+        assert_eq!(s.environment(), &Environment::Production);
+        assert_eq!(s.inline_salt_keys().unwrap().active_index(), SaltIndex::new(2));
         assert!(!format!("{s:?}").contains("top-secret-salt"));
     }
 
@@ -187,6 +267,24 @@ mod tests {
     }
 
     #[test]
+    fn salt_from_a_secret_store() {
+        let without: Vec<(&str, &str)> = PROD.iter().copied().filter(|(k, _)| *k != "PHONEPE_SALT_KEY").collect();
+        let mut ssm = without.clone();
+        ssm.push(("PHONEPE_SALT_KEY_SSM_PARAMETER", "/parkpay/phonepe/salt"));
+        let s = load(&ssm).unwrap();
+        assert!(
+            matches!(&s.salt, SaltSource::Ssm { parameter, index } if parameter == "/parkpay/phonepe/salt" && index.get() == 2)
+        );
+        assert!(s.inline_salt_keys().is_none());
+        let mut sm = without.clone();
+        sm.push(("PHONEPE_SALT_KEY_SECRET_ID", "parkpay/phonepe"));
+        assert!(matches!(load(&sm).unwrap().salt, SaltSource::SecretsManager { .. }));
+        let mut both = ssm.clone();
+        both.push(("PHONEPE_SALT_KEY", "x"));
+        assert_eq!(load(&both).unwrap_err().var, "PHONEPE_SALT_KEY");
+    }
+
+    #[test]
     fn original_api_key_name_is_accepted() {
         let mut p: Vec<(&str, &str)> = PROD.iter().copied().filter(|(k, _)| *k != "PHONEPE_SALT_KEY").collect();
         p.push(("PHONEPE_API_KEY", "legacy-salt"));
@@ -202,7 +300,7 @@ mod tests {
             ("PARKPAY_REDIRECT_URL", "http://127.0.0.1:3000/payment-complete/"),
         ])
         .unwrap();
-        assert_eq!(s.phonepe.merchant_id, SIM_MERCHANT_ID);
+        assert_eq!(s.merchant_id(), SIM_MERCHANT_ID);
         assert_eq!(s.lots.lots().len(), 3);
         assert_eq!(s.table, "parkpay");
     }

@@ -20,12 +20,15 @@ pub struct Caller {
 /// The verified caller, or 401 when the request carries no usable identity.
 pub fn caller(req: &lambda_http::Request) -> Result<Caller, ApiError> {
     let claims = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims),
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().and_then(|a| a.jwt.as_ref()).map(|j| &j.claims)
+        }
         _ => None,
     };
     let claims = claims.ok_or_else(|| ApiError::unauthenticated("a bearer token is required"))?;
     let sub = claims.get("sub").ok_or_else(|| ApiError::unauthenticated("the token has no subject"))?;
-    let user_id = UserId::parse(sub).map_err(|_| ApiError::unauthenticated("the token's subject is not a valid user id"))?;
+    let user_id =
+        UserId::parse(sub).map_err(|_| ApiError::unauthenticated("the token's subject is not a valid user id"))?;
     let is_operator = ["groups", "cognito:groups"]
         .iter()
         .filter_map(|k| claims.get(*k))

@@ -6,12 +6,15 @@
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod idempotency;
 pub mod lambda;
+pub mod reconcile;
 pub mod routes;
+pub mod secrets;
 pub mod service;
 pub mod state;
 pub mod views;
 
 pub use config::{ConfigError, Settings};
 pub use routes::{Endpoint, ROUTES, Route, RouteMatch, handle, match_route};
-pub use state::{AppState, Clock, SystemClock};
+pub use state::{AppState, Clock, Stores, SystemClock};

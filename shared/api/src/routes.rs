@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::http::{ApiError, body_bytes, json_response, parse_body};
 use crate::identity::caller;
+use crate::idempotency;
 use crate::service;
 use crate::state::AppState;
 
@@ -169,7 +170,10 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
         Endpoint::CreatePayment => {
             let who = caller(&req)?;
             let body = parse_body(&req)?;
-            Ok(json_response(StatusCode::CREATED, &service::create_payment(state, &who, body).await?))
+            idempotency::run(state, &who, "create-payment", &req, StatusCode::CREATED, |id| {
+                service::create_payment(state, &who, body, id)
+            })
+            .await
         }
         Endpoint::VerifyPayment => {
             let who = caller(&req)?;
@@ -179,12 +183,17 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
         Endpoint::Refund => {
             let who = caller(&req)?;
             let body = parse_body(&req)?;
-            Ok(json_response(StatusCode::ACCEPTED, &service::refund(state, &who, body).await?))
+            idempotency::run(state, &who, "refund", &req, StatusCode::ACCEPTED, |id| service::refund(state, &who, body, id))
+                .await
         }
         Endpoint::PhonePeCallback => {
             let bytes = body_bytes(&req);
             if bytes.len() > crate::http::MAX_BODY_BYTES {
-                return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "callback body is too large"));
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "BODY_TOO_LARGE",
+                    "callback body is too large",
+                ));
             }
             Ok(json_response(StatusCode::OK, &service::callback(state, req.headers(), bytes).await?))
         }

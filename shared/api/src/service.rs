@@ -9,8 +9,7 @@
 use http::StatusCode;
 use parkpay_domain::{
     BookingRequest, DomainError, Hours, LotId, ParkingSession, Payment, PaymentId, PaymentInstrument, PaymentStatus,
-    Refund, RefundId, RefundRequest, SessionId, SuccessReport, Timestamp, VehicleNumber,
-    record_refund_success,
+    Refund, RefundId, RefundRequest, SessionId, SuccessReport, Timestamp, VehicleNumber, record_refund_success,
 };
 use parkpay_gateway::{
     DeviceOs, GatewayError, Instrument, MerchantTxnId, PayRequest, RefundRequest as GatewayRefund, StatusReport,
@@ -23,9 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::http::{AmountInput, ApiError, required};
 use crate::identity::Caller;
 use crate::state::{AppState, random_id_bytes};
-use crate::views::{
-    CallbackAck, LotView, LotsView, PaymentCreatedView, RefundView, SessionView, VerifyView,
-};
+use crate::views::{CallbackAck, LotView, LotsView, PaymentCreatedView, RefundView, SessionView, VerifyView};
 
 /// How often a use case reloads and retries after losing a race before answering 409.
 const MAX_ATTEMPTS: usize = 8;
@@ -72,7 +69,11 @@ pub fn list_lots(state: &AppState) -> LotsView {
     LotsView { lots: state.lots.lots().iter().map(LotView::from).collect() }
 }
 
-pub async fn create_session(state: &AppState, caller: &Caller, body: CreateSessionBody) -> Result<SessionView, ApiError> {
+pub async fn create_session(
+    state: &AppState,
+    caller: &Caller,
+    body: CreateSessionBody,
+) -> Result<SessionView, ApiError> {
     let lot_id = required(body.lot_id, "lot_id")?;
     let vehicle = required(body.vehicle_number, "vehicle_number")?;
     let hours = required(body.hours, "hours")?;
@@ -140,11 +141,14 @@ fn gateway_instrument(
             device_os: match device_os.as_deref().map(str::to_ascii_uppercase).as_deref() {
                 None | Some("ANDROID") => DeviceOs::Android,
                 Some("IOS") => DeviceOs::Ios,
-                Some(_) => return Err(ApiError::unprocessable("INVALID_DEVICE_OS", "`device_os` must be ANDROID or IOS")),
+                Some(_) => {
+                    return Err(ApiError::unprocessable("INVALID_DEVICE_OS", "`device_os` must be ANDROID or IOS"));
+                }
             },
         },
         PaymentInstrument::UpiCollect => {
-            let vpa = vpa.ok_or_else(|| ApiError::unprocessable("MISSING_FIELD", "`vpa` is required for UPI_COLLECT"))?;
+            let vpa =
+                vpa.ok_or_else(|| ApiError::unprocessable("MISSING_FIELD", "`vpa` is required for UPI_COLLECT"))?;
             if !valid_vpa(&vpa) {
                 return Err(ApiError::unprocessable("INVALID_VPA", "`vpa` must be a UPI address such as name@bank"));
             }
@@ -164,16 +168,22 @@ fn txn_id(id: &str) -> Result<MerchantTxnId, ApiError> {
     MerchantTxnId::parse(id).map_err(ApiError::internal)
 }
 
+/// Create the payment whose id is fixed by `id_bytes` (derived from the `Idempotency-Key`, or
+/// random). A retry that finds this payment already recorded resumes it instead of creating
+/// another: if PhonePe never saw it, it is sent now with the same id; otherwise its state is
+/// brought up to date and answered.
 pub async fn create_payment(
     state: &AppState,
     caller: &Caller,
     body: CreatePaymentBody,
+    id_bytes: [u8; 16],
 ) -> Result<PaymentCreatedView, ApiError> {
     let session_id = parse_session_id(&required(body.session_id, "session_id")?)?;
     if let Some(user) = body.user_id.as_deref()
-        && user != caller.user_id.as_str() {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "USER_MISMATCH", "`user_id` must be the caller's own id"));
-        }
+        && user != caller.user_id.as_str()
+    {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "USER_MISMATCH", "`user_id` must be the caller's own id"));
+    }
     let instrument = match body.payment_instrument.as_deref() {
         None => PaymentInstrument::PayPage,
         Some(name) => PaymentInstrument::parse(name).ok_or_else(|| {
@@ -188,23 +198,24 @@ pub async fn create_payment(
 
     // Record the PENDING payment before PhonePe hears of it: if we crash after PhonePe takes the
     // money, reconciliation still finds it.
+    let payment_id = PaymentId::from_random(id_bytes);
     let mut attempt = 0;
     let (session, payment) = loop {
         attempt += 1;
         let bundle = load_owned(state, caller, &session_id).await?;
         let mut session = bundle.session;
         if let Some(asked) = asked
-            && asked != session.amount() {
-                return Err(DomainError::AmountMismatch { expected: session.amount(), got: asked }.into());
-            }
+            && asked != session.amount()
+        {
+            return Err(DomainError::AmountMismatch { expected: session.amount(), got: asked }.into());
+        }
+        if let Some(existing) = bundle.payments.iter().find(|p| p.id() == &payment_id) {
+            // A retry of a request whose first run did not finish.
+            let payment = resume_payment(state, &session_id, existing).await?;
+            break (session, payment);
+        }
         let now = state.clock.now();
-        let payment = Payment::start(
-            PaymentId::from_random(random_id_bytes()),
-            &session,
-            &bundle.payments,
-            instrument,
-            now,
-        )?;
+        let payment = Payment::start(payment_id.clone(), &session, &bundle.payments, instrument, now)?;
         let expected = session.version();
         session.note_payment_started(now);
         let writes = vec![
@@ -266,6 +277,42 @@ pub async fn create_payment(
     }
 }
 
+/// A create-payment retry found its payment already recorded. `Ok`: PhonePe never saw it, send
+/// it now (same id). Otherwise the answer for the client (`Err`), after bringing the record up to
+/// date with what PhonePe says.
+async fn resume_payment(state: &AppState, session_id: &SessionId, existing: &Payment) -> Result<Payment, ApiError> {
+    let in_progress = |id: &PaymentId| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "PAYMENT_IN_PROGRESS",
+            format!("payment {id} for this request is in progress; verify it"),
+        )
+    };
+    let failed = |id: &PaymentId| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "PAYMENT_FAILED",
+            format!("payment {id} for this request failed; start a new one with a new Idempotency-Key"),
+        )
+    };
+    match existing.status() {
+        PaymentStatus::Success => return Err(DomainError::SessionAlreadyPaid.into()),
+        PaymentStatus::Failed => return Err(failed(existing.id())),
+        PaymentStatus::Pending => {}
+    }
+    let report = state.gateway.status(&txn_id(existing.id().as_str())?).await.map_err(gateway_error)?;
+    if report.state == TxnState::NotFound {
+        tracing::info!(payment = %existing.id(), "retried payment never reached PhonePe; sending it now");
+        return Ok(existing.clone());
+    }
+    let (after, _) = apply_payment_report(state, session_id, existing.id(), &report, ReportSource::Verify).await?;
+    match after.payments.iter().find(|p| p.id() == existing.id()).map(|p| p.status()) {
+        Some(PaymentStatus::Success) => Err(DomainError::SessionAlreadyPaid.into()),
+        Some(PaymentStatus::Failed) => Err(failed(existing.id())),
+        _ => Err(in_progress(existing.id())),
+    }
+}
+
 fn gateway_error(e: GatewayError) -> ApiError {
     match e {
         GatewayError::Rejected { code, .. } if code == "TOO_MANY_REQUESTS" => {
@@ -274,9 +321,11 @@ fn gateway_error(e: GatewayError) -> ApiError {
         GatewayError::Rejected { code, .. } => {
             ApiError::new(StatusCode::BAD_GATEWAY, "GATEWAY_REJECTED", format!("PhonePe refused the request ({code})"))
         }
-        GatewayError::Unreachable { .. } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "GATEWAY_UNAVAILABLE", "PhonePe cannot be reached; try again")
-        }
+        GatewayError::Unreachable { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "GATEWAY_UNAVAILABLE",
+            "PhonePe cannot be reached; try again",
+        ),
         GatewayError::OutcomeUnknown { .. } => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "GATEWAY_OUTCOME_UNKNOWN",
@@ -295,7 +344,11 @@ async fn fail_payment(state: &AppState, session_id: &SessionId, payment_id: &Pay
             Ok(t) if t.is_applied() => {}
             _ => return Ok(()),
         }
-        match state.store.commit(vec![Write::Update { record: Record::Payment(payment), expected_version: expected }]).await {
+        match state
+            .store
+            .commit(vec![Write::Update { record: Record::Payment(payment), expected_version: expected }])
+            .await
+        {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -336,11 +389,10 @@ pub async fn apply_payment_report(
     source: ReportSource,
 ) -> Result<(SessionBundle, bool), ApiError> {
     for _ in 0..MAX_ATTEMPTS {
-        let bundle = state
-            .store
-            .load_session(session_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(format!("session {session_id} of payment {payment_id} is missing")))?;
+        let bundle =
+            state.store.load_session(session_id).await?.ok_or_else(|| {
+                ApiError::internal(format!("session {session_id} of payment {payment_id} is missing"))
+            })?;
         let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id).cloned() else {
             return Err(ApiError::internal(format!("payment {payment_id} is missing from session {session_id}")));
         };
@@ -356,11 +408,8 @@ pub async fn apply_payment_report(
                         "success reported without an amount; not applied");
                     return Ok((bundle, false));
                 };
-                let success = SuccessReport {
-                    amount,
-                    provider_txn_id: report.provider_txn_id.clone(),
-                    utr: report.utr.clone(),
-                };
+                let success =
+                    SuccessReport { amount, provider_txn_id: report.provider_txn_id.clone(), utr: report.utr.clone() };
                 let transition = match payment.succeed(success.clone(), now) {
                     Err(DomainError::LateSuccess) => {
                         tracing::warn!(payment = %payment_id, source = source.as_str(), "late success after a failure");
@@ -382,11 +431,11 @@ pub async fn apply_payment_report(
                     }
                 }
                 if let Err(e) = session.mark_paid(payment_id, amount, now) {
-                    // Money moved but this session cannot take it (cancelled, or paid by another
-                    // payment). The payment is recorded SUCCESS so the money is never lost track
-                    // of; it must be refunded.
+                    // Money moved but this session cannot take it (cancelled or timed out, or paid
+                    // by another payment). The payment is recorded SUCCESS so the money is never
+                    // lost track of, and refunded automatically after the commit.
                     tracing::warn!(payment = %payment_id, session = %session_id, error = %e,
-                        "payment succeeded for a session that cannot take it; refund required");
+                        "payment succeeded for a session that cannot take it; refunding it");
                 }
             }
             TxnState::Failed => match payment.fail(now) {
@@ -409,10 +458,22 @@ pub async fn apply_payment_report(
             Ok(()) => {
                 tracing::info!(payment = %payment_id, status = payment.status().as_str(),
                     session_status = session.status().as_str(), source = source.as_str(), "payment outcome applied");
+                let stray = payment.status() == PaymentStatus::Success && session.paid_by() != Some(payment_id);
                 let mut after = bundle;
                 after.session = session;
                 if let Some(p) = after.payments.iter_mut().find(|p| p.id() == payment_id) {
                     *p = payment;
+                }
+                if stray {
+                    // Money arrived for a session that cannot take it: give it back.
+                    match Box::pin(auto_refund(state, payment_id)).await {
+                        Ok(r) => tracing::warn!(payment = %payment_id, refund = %r.refund_id, status = r.status,
+                            "automatic refund of a payment its session cannot take"),
+                        Err(e) => tracing::error!(payment = %payment_id, error = %e.message,
+                            "automatic refund failed; reconciliation or an operator must refund it"),
+                    }
+                    let refreshed = state.store.load_session(session_id).await?.unwrap_or(after);
+                    return Ok((refreshed, true));
                 }
                 return Ok((after, true));
             }
@@ -487,6 +548,55 @@ pub async fn apply_refund_report(
     Err(StoreError::Conflict.into())
 }
 
+/// The system's own identity for refunds it starts by itself.
+const SYSTEM_USER: &str = "parkpay-system";
+
+/// Refund all of a payment that succeeded for a session that cannot take it. Its id derives
+/// from the payment's, so however often this runs there is one such refund.
+async fn auto_refund(state: &AppState, payment_id: &PaymentId) -> Result<RefundView, ApiError> {
+    let system = Caller {
+        user_id: parkpay_domain::UserId::parse(SYSTEM_USER).map_err(ApiError::internal)?,
+        is_operator: true,
+    };
+    let body = RefundBody {
+        merchant_txn_id: Some(payment_id.as_str().to_owned()),
+        amount: None,
+        reason: Some("automatic: the payment succeeded after its session was cancelled, timed out or paid".into()),
+    };
+    let id = crate::idempotency::derived_id(&format!("auto-refund#{payment_id}"), "");
+    refund(state, &system, body, id).await
+}
+
+/// A payment still PENDING at PhonePe's timeout: FAILED, and its session, if still unpaid and
+/// waiting on no other payment, CANCELLED (the booking is released). One commit.
+pub async fn expire_payment(state: &AppState, session_id: &SessionId, payment_id: &PaymentId) -> Result<(), ApiError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(()) };
+        let Some(mut payment) = bundle.payments.iter().find(|p| p.id() == payment_id).cloned() else { return Ok(()) };
+        let now = state.clock.now();
+        let (p_ver, s_ver) = (payment.version(), bundle.session.version());
+        match payment.fail(now) {
+            Ok(t) if t.is_applied() => {}
+            _ => return Ok(()),
+        }
+        let mut session = bundle.session.clone();
+        let others_live = bundle.payments.iter().any(|p| p.id() != payment_id && p.status() == PaymentStatus::Pending);
+        let mut writes = vec![Write::Update { record: Record::Payment(payment), expected_version: p_ver }];
+        if !others_live && session.cancel(now).is_ok_and(|t| t.is_applied()) {
+            writes.push(Write::Update { record: Record::Session(session), expected_version: s_ver });
+        }
+        match state.store.commit(writes).await {
+            Ok(()) => {
+                tracing::info!(payment = %payment_id, session = %session_id, "payment expired after the timeout");
+                return Ok(());
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
 /// Find a payment by its merchant transaction id (refund ids and malformed ids are "not found").
 async fn find_payment(state: &AppState, raw: &str) -> Result<(SessionId, PaymentId), ApiError> {
     if PaymentId::parse(raw).is_err() {
@@ -515,11 +625,8 @@ pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody)
             }
         }
     };
-    let payment = bundle
-        .payments
-        .iter()
-        .find(|p| p.id() == &payment_id)
-        .ok_or_else(|| ApiError::internal("payment vanished"))?;
+    let payment =
+        bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(|| ApiError::internal("payment vanished"))?;
     Ok(VerifyView {
         merchant_txn_id: payment.id().as_str().to_owned(),
         verified: payment.status() == PaymentStatus::Success,
@@ -530,10 +637,20 @@ pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody)
     })
 }
 
-pub async fn refund(state: &AppState, caller: &Caller, body: RefundBody) -> Result<RefundView, ApiError> {
+/// Request the refund whose id is fixed by `id_bytes` (derived from the `Idempotency-Key`, or
+/// random). A retry that finds this refund already recorded resumes it: it is sent to PhonePe
+/// again only if PhonePe has never seen it (PhonePe's docs: check a refund's status before any
+/// retry; a re-sent refund would be refused as excess).
+pub async fn refund(
+    state: &AppState,
+    caller: &Caller,
+    body: RefundBody,
+    id_bytes: [u8; 16],
+) -> Result<RefundView, ApiError> {
     let raw = required(body.merchant_txn_id, "merchant_txn_id")?;
     let asked = body.amount.as_ref().map(|a| a.to_paise("amount", state.max_amount())).transpose()?;
     let (session_id, payment_id) = find_payment(state, &raw).await?;
+    let refund_id = RefundId::from_random(id_bytes);
 
     let mut attempt = 0;
     let (payment, refund) = loop {
@@ -542,15 +659,26 @@ pub async fn refund(state: &AppState, caller: &Caller, body: RefundBody) -> Resu
             Some(b) if caller.is_operator || b.session.user_id() == &caller.user_id => b,
             _ => return Err(ApiError::payment_not_found()),
         };
-        let mut payment = bundle
-            .payments
-            .iter()
-            .find(|p| p.id() == &payment_id)
-            .cloned()
-            .ok_or_else(ApiError::payment_not_found)?;
+        let mut payment =
+            bundle.payments.iter().find(|p| p.id() == &payment_id).cloned().ok_or_else(ApiError::payment_not_found)?;
+        if let Some(existing) = bundle.refunds.iter().find(|r| r.id() == &refund_id) {
+            // A retry of a request whose first run did not finish.
+            if existing.status() != parkpay_domain::RefundStatus::Pending {
+                return Ok(RefundView::from(existing));
+            }
+            let report = state.gateway.status(&txn_id(refund_id.as_str())?).await.map_err(gateway_error)?;
+            if report.state != TxnState::NotFound {
+                let (after, _) =
+                    apply_refund_report(state, &session_id, &refund_id, report.state, ReportSource::Verify).await?;
+                let current = after.refunds.iter().find(|r| r.id() == &refund_id).unwrap_or(existing);
+                return Ok(RefundView::from(current));
+            }
+            tracing::info!(refund = %refund_id, "retried refund never reached PhonePe; sending it now");
+            break (payment, existing.clone());
+        }
         let now = state.clock.now();
         let refund = Refund::request(
-            RefundId::from_random(random_id_bytes()),
+            refund_id.clone(),
             &payment,
             &bundle.refunds,
             RefundRequest {
@@ -603,10 +731,17 @@ pub async fn refund(state: &AppState, caller: &Caller, body: RefundBody) -> Resu
 
 /// PhonePe's server-to-server callback. Authenticated by its checksum only.
 pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) -> Result<CallbackAck, ApiError> {
-    let notice = state.gateway.verify_notice(headers, body).map_err(|e| {
-        if e.is_unauthenticated() {
+    let notice = state.gateway.verify_notice(headers, body).await.map_err(|e| {
+        if let parkpay_gateway::CallbackError::KeysUnavailable(cause) = &e {
+            tracing::error!(%cause, "callback keys unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KEYS_UNAVAILABLE", "try again later")
+        } else if e.is_unauthenticated() {
             tracing::warn!(security = true, error = %e, "callback with a bad or missing checksum rejected");
-            ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE", "the callback's X-VERIFY checksum is missing or wrong")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_SIGNATURE",
+                "the callback's X-VERIFY checksum is missing or wrong",
+            )
         } else {
             tracing::warn!(error = %e, "malformed callback");
             ApiError::bad_request("MALFORMED_CALLBACK", e.to_string())
@@ -614,11 +749,12 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
     })?;
     let report = notice.report;
     if let Some(m) = report.merchant_id.as_deref()
-        && m != state.merchant_id {
-            tracing::warn!(security = true, merchant = %truncate(m, 40), txn = %report.merchant_txn_id,
+        && m != state.merchant_id
+    {
+        tracing::warn!(security = true, merchant = %truncate(m, 40), txn = %report.merchant_txn_id,
                 "callback for another merchant; not applied");
-            return Ok(CallbackAck { success: true, applied: false });
-        }
+        return Ok(CallbackAck { success: true, applied: false });
+    }
     let applied = match state.store.find_txn(report.merchant_txn_id.as_str()).await? {
         Some(TxnRef::Payment { session_id, payment_id }) => {
             apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Callback).await?.1

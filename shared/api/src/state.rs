@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use parkpay_domain::{LotCatalog, Paise, Timestamp};
 use parkpay_gateway::PaymentGateway;
-use parkpay_store::Store;
+use parkpay_store::{IdempotencyStore, PendingIndex, Store};
 use url::Url;
 
 /// The time source. Production reads the system clock; tests can compress or freeze time.
@@ -40,10 +40,29 @@ pub fn random_id_bytes() -> [u8; 16] {
     bytes
 }
 
+/// The three narrow store traits, usually served by one database.
+#[derive(Clone)]
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub pending: Arc<dyn PendingIndex>,
+}
+
+impl Stores {
+    pub fn new<D: Store + IdempotencyStore + PendingIndex + 'static>(db: D) -> Self {
+        let db = Arc::new(db);
+        Stores { store: db.clone(), idempotency: db.clone(), pending: db }
+    }
+}
+
 /// The shared state of one process: one Lambda execution environment, or the local server.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Idempotency records (the same database as `store`).
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// PENDING payments and refunds, for reconciliation (the same database as `store`).
+    pub pending: Arc<dyn PendingIndex>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub lots: Arc<LotCatalog>,
     pub clock: Arc<dyn Clock>,

@@ -209,6 +209,10 @@ pub enum CallbackError {
     /// Authentic (or unauthenticatable) but unreadable: not JSON, not base64, missing fields.
     #[error("notification body is malformed: {0}")]
     Malformed(String),
+    /// Our keys could not be loaded (secret store unavailable): nothing was checked; the sender
+    /// should try again later.
+    #[error("notification keys unavailable: {0}")]
+    KeysUnavailable(String),
 }
 
 impl CallbackError {
@@ -232,8 +236,10 @@ pub trait PaymentGateway: Send + Sync {
     async fn refund(&self, req: &RefundRequest) -> Result<RefundStarted, GatewayError>;
 
     /// Authenticate and decode a server-to-server notification from its raw headers and body.
-    /// Pure: no I/O. The caller still compares the amount and merchant with its own record.
-    fn verify_notice(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notice, CallbackError>;
+    /// No network I/O for v1 (async so an implementation may first load its keys, e.g. from a
+    /// secret store on first use). The caller still compares the amount and merchant with its
+    /// own record.
+    async fn verify_notice(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notice, CallbackError>;
 }
 
 #[cfg(test)]

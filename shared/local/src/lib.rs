@@ -24,10 +24,9 @@ use axum::routing::get;
 use base64::Engine;
 use lambda_http::Body as LambdaBody;
 use parkpay_api::http::ApiError;
-use parkpay_api::{AppState, RouteMatch, Settings, SystemClock, match_route};
+use parkpay_api::{AppState, RouteMatch, Settings, Stores, SystemClock, match_route};
 use parkpay_gateway::phonepe_v1::PhonePeV1;
 use parkpay_simulator::{Simulator, SimulatorConfig};
-use parkpay_store::Store;
 use parkpay_store::dynamo::{DynamoStore, create_table};
 use parkpay_store::embedded::EmbeddedStore;
 use secrecy::SecretString;
@@ -144,12 +143,11 @@ pub async fn start(env: &dyn Fn(&str) -> Option<String>) -> Result<LocalServer, 
 /// [`start`], on a store the caller built (tests: a DynamoDB Local table of their own).
 pub async fn start_with_store(
     env: &dyn Fn(&str) -> Option<String>,
-    store: Option<Arc<dyn Store>>,
+    stores: Option<Stores>,
 ) -> Result<LocalServer, StartError> {
     let addr_text = env("PARKPAY_ADDR").filter(|s| !s.is_empty()).unwrap_or_else(|| "127.0.0.1:3000".to_owned());
-    let listener = TcpListener::bind(&addr_text)
-        .await
-        .map_err(|source| StartError::Bind { addr: addr_text.clone(), source })?;
+    let listener =
+        TcpListener::bind(&addr_text).await.map_err(|source| StartError::Bind { addr: addr_text.clone(), source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: addr_text.clone(), source })?;
     let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
     let base_url = Url::parse(&format!("http://{host}/")).map_err(|e| StartError::Simulator(e.to_string()))?;
@@ -169,23 +167,34 @@ pub async fn start_with_store(
     let lookup = |k: &str| env(k).filter(|v| !v.is_empty()).or_else(|| defaults.get(k).cloned());
     let settings = Settings::from_lookup(&lookup)?;
 
-    let mut sim_cfg = SimulatorConfig::for_merchant(settings.phonepe.merchant_id.clone(), settings.phonepe.salt_keys.clone());
+    let salt_keys = settings.inline_salt_keys().cloned().ok_or_else(|| {
+        StartError::Config(parkpay_api::ConfigError::new(
+            "PHONEPE_SALT_KEY",
+            "the local server needs the salt key itself (not an SSM or Secrets Manager reference)",
+        ))
+    })?;
+    let mut sim_cfg = SimulatorConfig::for_merchant(settings.merchant_id().to_owned(), salt_keys.clone());
     if let Some(ms) = env("PARKPAY_SIM_REFUND_SETTLE_MS").filter(|s| !s.is_empty()) {
         let ms: u64 = ms.parse().map_err(|_| {
-            StartError::Config(parkpay_api::ConfigError::new("PARKPAY_SIM_REFUND_SETTLE_MS", "must be a number of milliseconds"))
+            StartError::Config(parkpay_api::ConfigError::new(
+                "PARKPAY_SIM_REFUND_SETTLE_MS",
+                "must be a number of milliseconds",
+            ))
         })?;
         sim_cfg.refund_settle_delay = std::time::Duration::from_millis(ms);
     }
     sim_cfg.public_base_url = Some(Url::parse(&sim_url).map_err(|e| StartError::Simulator(e.to_string()))?);
     let simulator = Simulator::new(sim_cfg).map_err(|e| StartError::Simulator(e.to_string()))?;
 
-    let gateway = PhonePeV1::new(settings.phonepe.clone())
+    let gateway = PhonePeV1::new(settings.gateway_config(salt_keys))
         .map_err(|e| StartError::Config(parkpay_api::ConfigError::new("PHONEPE_ENV", e.to_string())))?;
-    let store: Arc<dyn Store> = match (store, env("PARKPAY_STORE").filter(|s| !s.is_empty()).as_deref()) {
-        (Some(store), _) => store,
+    let stores: Stores = match (stores, env("PARKPAY_STORE").filter(|s| !s.is_empty()).as_deref()) {
+        (Some(stores), _) => stores,
         (None, None) | (None, Some("embedded")) => {
             let db_path = data_dir.join("parkpay.redb");
-            Arc::new(EmbeddedStore::open(&db_path).map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?)
+            Stores::new(
+                EmbeddedStore::open(&db_path).map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?,
+            )
         }
         (None, Some("dynamodb")) => {
             // For running the local server on DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB): the
@@ -194,19 +203,21 @@ pub async fn start_with_store(
             create_table(store.client(), &settings.table).await.map_err(|e| {
                 StartError::Config(parkpay_api::ConfigError::new("PARKPAY_TABLE", format!("cannot create or reach it: {e}")))
             })?;
-            Arc::new(store)
+            Stores::new(store)
         }
         (None, Some(_)) => {
             return Err(StartError::Config(parkpay_api::ConfigError::new("PARKPAY_STORE", "must be embedded or dynamodb")));
         }
     };
     let state = AppState {
-        store,
+        store: stores.store,
+        idempotency: stores.idempotency,
+        pending: stores.pending,
         gateway: Arc::new(gateway),
         lots: Arc::new(settings.lots.clone()),
         clock: Arc::new(SystemClock),
-        merchant_id: settings.phonepe.merchant_id.clone(),
-        redirect_url: settings.phonepe.redirect_url.clone(),
+        merchant_id: settings.merchant_id().to_owned(),
+        redirect_url: settings.redirect_url().clone(),
     };
 
     let shared = Shared { state: state.clone(), jwt: jwt.clone() };
@@ -294,14 +305,24 @@ async fn api(State(shared): State<Shared>, req: AxumRequest<AxumBody>) -> AxumRe
     let (route, params) = match match_route(parts.method.as_str(), &path) {
         RouteMatch::Found { route, params } => (route, params),
         RouteMatch::MethodNotAllowed => {
-            return api_error(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed here"));
+            return api_error(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed here",
+            ));
         }
-        RouteMatch::NotFound => return api_error(ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route")),
+        RouteMatch::NotFound => {
+            return api_error(ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route"));
+        }
     };
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_READ_BYTES).await {
         Ok(b) => b,
         Err(_) => {
-            return api_error(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "request body is too large"));
+            return api_error(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                "request body is too large",
+            ));
         }
     };
     // What API Gateway's JWT authorizer does before the function runs.
@@ -314,10 +335,13 @@ async fn api(State(shared): State<Shared>, req: AxumRequest<AxumBody>) -> AxumRe
     } else {
         None
     };
-    let event = gateway_event(&parts.method, &parts.uri, &parts.headers, route.method, route.path, &params, claims, &bytes);
+    let event =
+        gateway_event(&parts.method, &parts.uri, &parts.headers, route.method, route.path, &params, claims, &bytes);
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
-        Err(e) => return api_error(ApiError::bad_request("MALFORMED_REQUEST", format!("request could not be read: {e}"))),
+        Err(e) => {
+            return api_error(ApiError::bad_request("MALFORMED_REQUEST", format!("request could not be read: {e}")));
+        }
     };
     let state = shared.state.clone();
     let endpoint = route.endpoint;
@@ -360,10 +384,8 @@ pub fn gateway_event(
             }
         }
     }
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let (body_text, is_base64) = match std::str::from_utf8(body) {
         Ok(t) => (t.to_owned(), false),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),

@@ -37,9 +37,10 @@ fn token(args: &[String]) -> ExitCode {
         return ExitCode::from(2);
     };
     let dir = parkpay_local::data_dir(&env);
-    match parkpay_local::jwt_secret(&env, &dir).map(JwtKeys::new).and_then(|k| {
-        k.mint(sub, operator, 24 * 3600).map_err(|e| parkpay_local::StartError::DataDir(e.to_string()))
-    }) {
+    match parkpay_local::jwt_secret(&env, &dir)
+        .map(JwtKeys::new)
+        .and_then(|k| k.mint(sub, operator, 24 * 3600).map_err(|e| parkpay_local::StartError::DataDir(e.to_string())))
+    {
         Ok(t) => {
             println!("{t}");
             ExitCode::SUCCESS

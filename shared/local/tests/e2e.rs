@@ -2,140 +2,12 @@
 //! with the PhonePe simulator in process, on both stores: the embedded one and a real DynamoDB
 //! Local (endpoint in `PARKPAY_DYNAMODB_ENDPOINT`; `scripts/test.sh` starts one).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+#[macro_use]
+mod common;
 
-use parkpay_local::LocalServer;
-use parkpay_store::Store;
+use common::{Env, start_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-struct Env {
-    server: LocalServer,
-    http: reqwest::Client,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-fn settings(dir: &std::path::Path) -> HashMap<String, String> {
-    HashMap::from([
-        ("PARKPAY_ADDR".into(), "127.0.0.1:0".into()),
-        ("PARKPAY_DATA_DIR".into(), dir.display().to_string()),
-        ("PARKPAY_JWT_SECRET".into(), "e2e-test-secret-0123456789".into()),
-        ("PARKPAY_SIM_REFUND_SETTLE_MS".into(), "50".into()),
-    ])
-}
-
-async fn start_with(dir: tempfile::TempDir, store: Option<Arc<dyn Store>>) -> Env {
-    let map = settings(dir.path());
-    let server = parkpay_local::start_with_store(&|k| map.get(k).cloned(), store).await.expect("local server starts");
-    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Env { server, http, base, _dir: dir }
-}
-
-async fn embedded() -> Env {
-    start_with(tempfile::tempdir().unwrap(), None).await
-}
-
-async fn dynamodb() -> Option<Env> {
-    let Ok(endpoint) = std::env::var("PARKPAY_DYNAMODB_ENDPOINT") else {
-        if std::env::var("PARKPAY_SKIP_DYNAMODB").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: DynamoDB end-to-end test (PARKPAY_SKIP_DYNAMODB=1)");
-            return None;
-        }
-        panic!("PARKPAY_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local");
-    };
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodb::config::Region::new("ap-south-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("e2e", "e2e", None, None, "e2e"))
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(conf);
-    let table = format!("e2e-{}", hex_id());
-    parkpay_store::dynamo::create_table(&client, &table).await.expect("create table in DynamoDB Local");
-    let store: Arc<dyn Store> = Arc::new(parkpay_store::dynamo::DynamoStore::new(client, table));
-    Some(start_with(tempfile::tempdir().unwrap(), Some(store)).await)
-}
-
-fn hex_id() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).unwrap();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-impl Env {
-    fn token(&self, sub: &str) -> String {
-        self.server.token(sub, false)
-    }
-
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.parse().unwrap(), url);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_owned());
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text:?}"));
-        (status, value)
-    }
-
-    async fn book(&self, token: &str) -> String {
-        let (s, v) = self
-            .call(
-                "POST",
-                "/api/sessions/",
-                Some(token),
-                Some(r#"{"lot_id":"MG-ROAD-1","vehicle_number":"ka01ab1234","hours":2}"#),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        assert_eq!(v["amount"], "100.00");
-        assert_eq!(v["vehicle_number"], "KA-01-AB-1234");
-        assert_eq!(v["status"], "PENDING_PAYMENT");
-        v["session_id"].as_str().unwrap().to_owned()
-    }
-
-    async fn create_payment(&self, token: &str, sid: &str) -> Value {
-        let (s, v) = self
-            .call("POST", "/api/payment/phonepe/create/", Some(token), Some(&json!({"session_id": sid, "amount": 100.00}).to_string()))
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        assert_eq!(v["status"], "PENDING");
-        v
-    }
-
-    /// What a person does on the simulator's pay page; PhonePe then calls our callback.
-    async fn pay(&self, payment: &Value, outcome: &str) {
-        let url = payment["redirect_url"].as_str().expect("redirect_url");
-        let resp = self.http.post(url).form(&[("outcome", outcome)]).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    }
-
-    async fn session(&self, token: &str, sid: &str) -> Value {
-        let (s, v) = self.call("GET", &format!("/api/sessions/{sid}/"), Some(token), None).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        v
-    }
-
-    async fn wait_for_status(&self, token: &str, sid: &str, status: &str) -> Value {
-        for _ in 0..200 {
-            let v = self.session(token, sid).await;
-            if v["status"] == status {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("session {sid} never became {status}: {}", self.session(token, sid).await);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios, each run on both stores.
@@ -152,7 +24,12 @@ async fn pay_flow(env: Env) {
     assert_eq!(s["paid"], "100.00");
     assert_eq!(s["payments"][0]["status"], "SUCCESS");
     let (code, v) = env
-        .call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&json!({"merchant_txn_id": p["merchant_txn_id"]}).to_string()))
+        .call(
+            "POST",
+            "/api/payment/phonepe/verify/",
+            Some(&t),
+            Some(&json!({"merchant_txn_id": p["merchant_txn_id"]}).to_string()),
+        )
         .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["verified"], true);
@@ -176,7 +53,12 @@ async fn decline_then_pay_again(env: Env) {
     assert_eq!(s["payments"][0]["status"], "FAILED");
     assert_eq!(s["can_enter"], false);
     let (code, v) = env
-        .call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&json!({"merchant_txn_id": first["merchant_txn_id"]}).to_string()))
+        .call(
+            "POST",
+            "/api/payment/phonepe/verify/",
+            Some(&t),
+            Some(&json!({"merchant_txn_id": first["merchant_txn_id"]}).to_string()),
+        )
         .await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!((v["verified"].clone(), v["status"].clone()), (json!(false), json!("FAILED")));
@@ -317,41 +199,237 @@ async fn malformed_requests(env: Env) {
         ("POST", "/api/sessions/", Some(&t), "{".into(), 400, "MALFORMED_JSON"),
         ("POST", "/api/sessions/", Some(&t), "[]".into(), 400, "MALFORMED_JSON"),
         ("POST", "/api/sessions/", Some(&t), "null".into(), 400, "MALFORMED_JSON"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":1,"vehicle_number":"KA01AB1234","hours":2}"#.into(), 400, "INVALID_FIELD_TYPE"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":"2"}"#.into(), 400, "INVALID_FIELD_TYPE"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":2.5}"#.into(), 400, "INVALID_FIELD_TYPE"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":1e400}"#.into(), 400, "MALFORMED_JSON"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"vehicle_number":"KA01AB1234","hours":2}"#.into(), 422, "MISSING_FIELD"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"NOWHERE","vehicle_number":"KA01AB1234","hours":2}"#.into(), 422, "UNKNOWN_LOT"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB12345","hours":2}"#.into(), 422, "INVALID_VEHICLE_NUMBER"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"ＫＡ01AB1234","hours":2}"#.into(), 422, "INVALID_VEHICLE_NUMBER"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":0}"#.into(), 422, "INVALID_HOURS"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":-3}"#.into(), 422, "INVALID_HOURS"),
-        ("POST", "/api/sessions/", Some(&t), r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":25}"#.into(), 422, "INVALID_HOURS"),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":1,"vehicle_number":"KA01AB1234","hours":2}"#.into(),
+            400,
+            "INVALID_FIELD_TYPE",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":"2"}"#.into(),
+            400,
+            "INVALID_FIELD_TYPE",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":2.5}"#.into(),
+            400,
+            "INVALID_FIELD_TYPE",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":1e400}"#.into(),
+            400,
+            "MALFORMED_JSON",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"vehicle_number":"KA01AB1234","hours":2}"#.into(),
+            422,
+            "MISSING_FIELD",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"NOWHERE","vehicle_number":"KA01AB1234","hours":2}"#.into(),
+            422,
+            "UNKNOWN_LOT",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB12345","hours":2}"#.into(),
+            422,
+            "INVALID_VEHICLE_NUMBER",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"ＫＡ01AB1234","hours":2}"#.into(),
+            422,
+            "INVALID_VEHICLE_NUMBER",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":0}"#.into(),
+            422,
+            "INVALID_HOURS",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":-3}"#.into(),
+            422,
+            "INVALID_HOURS",
+        ),
+        (
+            "POST",
+            "/api/sessions/",
+            Some(&t),
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":25}"#.into(),
+            422,
+            "INVALID_HOURS",
+        ),
         ("POST", "/api/sessions/", Some(&t), big, 413, "BODY_TOO_LARGE"),
-        ("POST", "/api/sessions/", None, r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":2}"#.into(), 401, "UNAUTHENTICATED"),
+        (
+            "POST",
+            "/api/sessions/",
+            None,
+            r#"{"lot_id":"MG-ROAD-1","vehicle_number":"KA01AB1234","hours":2}"#.into(),
+            401,
+            "UNAUTHENTICATED",
+        ),
         ("POST", "/api/sessions/", Some("not-a-token"), "{}".into(), 401, "UNAUTHENTICATED"),
         ("GET", "/api/sessions/not-a-session/", Some(&t), "".into(), 404, "SESSION_NOT_FOUND"),
         ("GET", "/api/sessions/ps_00000000000000000000000000/", Some(&t), "".into(), 404, "SESSION_NOT_FOUND"),
         ("POST", "/api/payment/phonepe/create/", Some(&t), "{}".into(), 422, "MISSING_FIELD"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": "99.00"}).to_string(), 422, "AMOUNT_MISMATCH"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": "abc"}).to_string(), 422, "INVALID_AMOUNT"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": -100}).to_string(), 422, "INVALID_AMOUNT"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), format!(r#"{{"session_id":"{sid}","amount":100.001}}"#), 422, "INVALID_AMOUNT"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), format!(r#"{{"session_id":"{sid}","amount":true}}"#), 400, "INVALID_FIELD_TYPE"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "amount": "1e2"}).to_string(), 422, "INVALID_AMOUNT"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "payment_instrument": "CASH"}).to_string(), 422, "INVALID_PAYMENT_INSTRUMENT"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "payment_instrument": "UPI_COLLECT"}).to_string(), 422, "MISSING_FIELD"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "payment_instrument": "UPI_COLLECT", "vpa": "no-at-sign"}).to_string(), 422, "INVALID_VPA"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": sid, "user_id": "someone-else"}).to_string(), 403, "USER_MISMATCH"),
-        ("POST", "/api/payment/phonepe/create/", Some(&t), json!({"session_id": 5}).to_string(), 400, "INVALID_FIELD_TYPE"),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "amount": "99.00"}).to_string(),
+            422,
+            "AMOUNT_MISMATCH",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "amount": "abc"}).to_string(),
+            422,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "amount": -100}).to_string(),
+            422,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            format!(r#"{{"session_id":"{sid}","amount":100.001}}"#),
+            422,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            format!(r#"{{"session_id":"{sid}","amount":true}}"#),
+            400,
+            "INVALID_FIELD_TYPE",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "amount": "1e2"}).to_string(),
+            422,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "payment_instrument": "CASH"}).to_string(),
+            422,
+            "INVALID_PAYMENT_INSTRUMENT",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "payment_instrument": "UPI_COLLECT"}).to_string(),
+            422,
+            "MISSING_FIELD",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "payment_instrument": "UPI_COLLECT", "vpa": "no-at-sign"}).to_string(),
+            422,
+            "INVALID_VPA",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": sid, "user_id": "someone-else"}).to_string(),
+            403,
+            "USER_MISMATCH",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/create/",
+            Some(&t),
+            json!({"session_id": 5}).to_string(),
+            400,
+            "INVALID_FIELD_TYPE",
+        ),
         ("POST", "/api/payment/phonepe/verify/", Some(&t), "{}".into(), 422, "MISSING_FIELD"),
-        ("POST", "/api/payment/phonepe/verify/", Some(&t), r#"{"merchant_txn_id":5}"#.into(), 400, "INVALID_FIELD_TYPE"),
-        ("POST", "/api/payment/phonepe/verify/", Some(&t), r#"{"merchant_txn_id":"PPUNKNOWN"}"#.into(), 404, "PAYMENT_NOT_FOUND"),
-        ("POST", "/api/payment/phonepe/verify/", Some(&t), r#"{"merchant_txn_id":"../../etc"}"#.into(), 404, "PAYMENT_NOT_FOUND"),
+        (
+            "POST",
+            "/api/payment/phonepe/verify/",
+            Some(&t),
+            r#"{"merchant_txn_id":5}"#.into(),
+            400,
+            "INVALID_FIELD_TYPE",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/verify/",
+            Some(&t),
+            r#"{"merchant_txn_id":"PPUNKNOWN"}"#.into(),
+            404,
+            "PAYMENT_NOT_FOUND",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/verify/",
+            Some(&t),
+            r#"{"merchant_txn_id":"../../etc"}"#.into(),
+            404,
+            "PAYMENT_NOT_FOUND",
+        ),
         ("POST", "/api/payment/phonepe/refund/", Some(&t), "{}".into(), 422, "MISSING_FIELD"),
-        ("POST", "/api/payment/phonepe/refund/", Some(&t), r#"{"merchant_txn_id":"PPUNKNOWN","amount":"0"}"#.into(), 422, "INVALID_AMOUNT"),
-        ("POST", "/api/payment/phonepe/refund/", Some(&t), r#"{"merchant_txn_id":"PPUNKNOWN"}"#.into(), 404, "PAYMENT_NOT_FOUND"),
+        (
+            "POST",
+            "/api/payment/phonepe/refund/",
+            Some(&t),
+            r#"{"merchant_txn_id":"PPUNKNOWN","amount":"0"}"#.into(),
+            422,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "POST",
+            "/api/payment/phonepe/refund/",
+            Some(&t),
+            r#"{"merchant_txn_id":"PPUNKNOWN"}"#.into(),
+            404,
+            "PAYMENT_NOT_FOUND",
+        ),
         ("POST", "/api/payment/callback/phonepe/", None, "{}".into(), 401, "INVALID_SIGNATURE"),
         ("POST", "/api/payment/callback/phonepe/", None, "not json".into(), 401, "INVALID_SIGNATURE"),
         ("DELETE", "/api/sessions/", Some(&t), "".into(), 405, "METHOD_NOT_ALLOWED"),
@@ -390,19 +468,6 @@ async fn malformed_requests(env: Env) {
     let s = env.session(&t, &sid).await;
     assert_eq!(s["status"], "PENDING_PAYMENT");
     assert!(s["payments"].as_array().unwrap().is_empty());
-}
-
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod embedded_store {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::embedded().await).await; })*
-        }
-        mod dynamodb_local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { if let Some(env) = super::dynamodb().await { super::$name(env).await; } })*
-        }
-    };
 }
 
 on_both_stores!(pay_flow, decline_then_pay_again, refunds, isolation, forged_callback, malformed_requests);

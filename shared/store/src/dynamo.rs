@@ -3,28 +3,44 @@
 //! # Table design
 //! One table holds everything (single-table design). Every key attribute is a String.
 //!
-//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` |
-//! |---|---|---|---|---|
-//! | session | `SESSION#{session_id}` | `#SESSION` | `USER#{user_id}` | `{created_at}#{session_id}` |
-//! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — |
-//! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — |
-//! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — |
+//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` |
+//! |---|---|---|---|---|---|---|
+//! | session | `SESSION#{session_id}` | `#SESSION` | `USER#{user_id}` | `{created_at}#{session_id}` | — | — |
+//! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — | `PENDING`¹ | `{created_at}#PAYMENT#{payment_id}`¹ |
+//! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — | `PENDING`¹ | `{created_at}#REFUND#{refund_id}`¹ |
+//! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — |
+//! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — |
 //!
-//! - `created_at` in `GSI1SK` is the session's creation time in Unix milliseconds, zero-padded to
-//!   15 digits (enough for year 9999), so the text order of `GSI1SK` is time order.
+//! ¹ only while the payment or refund is PENDING.
+//!
+//! - `created_at` in `GSI1SK` and `GSI2SK` is the creation time in Unix milliseconds,
+//!   zero-padded to 15 digits (enough for year 9999), so text order is time order.
 //! - A session, its payments and its refunds share one partition (`SESSION#…`): one strongly
 //!   consistent Query reads the whole aggregate.
 //! - Sessions, payments and refunds keep their fields as native DynamoDB attributes (the domain's
 //!   serde field names: ids, statuses and texts as S, amounts in paise and timestamps in Unix ms
 //!   as N, a missing optional as NULL), plus `entity` = `SESSION` | `PAYMENT` | `REFUND`. Their
 //!   `version` attribute (N) is the optimistic-concurrency check. Reading ignores the key
-//!   attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`).
+//!   attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`, `GSI2SK`).
 //! - A transaction pointer (`entity` = `TXN`) has `kind` (`PAYMENT` | `REFUND`), `session_id`
 //!   and `id`. It is put in the same TransactWriteItems as the insert of its payment or refund,
 //!   conditionally on `attribute_not_exists(PK)`: a merchant transaction id is unique across
 //!   payments and refunds, and is resolved without a scan.
 //! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds only sessions (only
 //!   they carry `GSI1PK`): a user's sessions newest first. It is eventually consistent.
+//! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: a payment or
+//!   refund item carries `GSI2PK` = `PENDING` and `GSI2SK` exactly while its status is PENDING.
+//!   Every write of a payment or refund is a whole-item Put built from the record, in the commit
+//!   that changes its status, so the index entry appears and disappears atomically with the
+//!   status (as the index's eventual consistency lets it show). The projected keys say it all:
+//!   session from `PK`, kind and id from `SK`, creation time from `GSI2SK`. All entries share
+//!   one index partition: fine at a parking business's volume (a partition takes ~1,000
+//!   writes/s); shard `GSI2PK` (`PENDING#{n}`) if that ever binds.
+//! - An idempotency record (`entity` = `IDEMPOTENCY`) has `key`, `payload_hash`, `token` (S),
+//!   `status` (`IN_PROGRESS` | `COMPLETED`), `in_progress_until` and `expires_at` (N, Unix ms),
+//!   `response` (NULL, or M `{status: N, body: S}`), and `expires_at_epoch` (N, Unix seconds,
+//!   rounded up): the table's TTL attribute ([`keys::TTL_ATTRIBUTE`]). TTL only cleans up;
+//!   every decision reads `expires_at`.
 //! - Billing mode PAY_PER_REQUEST. [`table_definition`] is the same description as data; the
 //!   SAM template must match it, and [`create_table`] creates the table from it.
 //!
@@ -35,11 +51,22 @@
 //! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
 //! | [`Store::list_sessions`] | Query `GSI1`, `GSI1PK = USER#{user}`, ScanIndexForward=false, Limit |
 //! | [`Store::commit`] | one TransactWriteItems, whatever the number of writes |
+//! | [`PendingIndex::list_pending`] | Query `GSI2`, `GSI2PK = PENDING AND GSI2SK < {before:015}`, Limit |
+//! | [`IdempotencyStore::acquire`] | PutItem, condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
+//! | [`IdempotencyStore::complete`] | UpdateItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
+//! | [`IdempotencyStore::release`] | DeleteItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //!
 //! In a commit, an insert is a Put conditioned on `attribute_not_exists(PK)` (plus the pointer
 //! Put for a payment or refund); an update is a Put conditioned on `version = :expected`. Every
 //! commit carries a fresh ClientRequestToken, so the SDK's own retries of a commit that did go
 //! through are answered with success rather than a false conflict.
+//!
+//! `acquire` is one PutItem of the whole new record, conditioned on
+//! `attribute_not_exists(PK) OR expires_at <= :now OR (status = IN_PROGRESS AND in_progress_until <= :now)`;
+//! when the condition fails, the ConditionalCheckFailedException carries the live record (no
+//! second read). The old item returned by a failed `complete` or `release` tells a retry of a
+//! call that went through (`Ok`) from a lost lock (`Conflict`), or an absent record from a taken
+//! one.
 //!
 //! # Errors
 //! - TransactionCanceledException with a `ConditionalCheckFailed` or `TransactionConflict`
@@ -48,6 +75,7 @@
 //!   [`StoreError::Unavailable`].
 //! - ValidationException (or a `ValidationError` cancellation reason), idempotency mismatch:
 //!   [`StoreError::Invalid`].
+//! - A failed condition of an idempotency operation: see [`IdempotencyStore`].
 //! - An item that does not read back into its entity: [`StoreError::Corrupt`].
 
 use std::collections::HashMap;
@@ -56,20 +84,33 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus, TransactWriteItem,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
 };
-use parkpay_domain::{ParkingSession, SessionId, UserId};
+use parkpay_domain::{ParkingSession, SessionId, Timestamp, UserId};
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
 
-use crate::keys::{
-    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, PK, SK, TXN_SK, TxnPointer, VERSION, corrupt,
-    entity_of_sk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+use crate::idempotency::{
+    self as idem, COMPLETED, Completion, EXPIRES_AT, IN_PROGRESS, IN_PROGRESS_UNTIL, IdempotencyItem, RESPONSE, STATUS,
+    StoredResponseItem, TOKEN,
 };
-use crate::{Record, SessionBundle, Store, StoreError, TxnRef, Write, validate_commit};
+use crate::keys::{
+    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, IDEMPOTENCY_SK, PENDING_GSI2PK,
+    PK, SK, TTL_ATTRIBUTE, TXN_SK, TxnPointer, VERSION, corrupt, entity_of_sk, idempotency_key, idempotency_pk,
+    pending_from_index, pending_gsi2sk_bound, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+};
+use crate::{
+    Acquire, IdempotencyRecord, IdempotencyStore, PendingIndex, PendingTxn, Record, SessionBundle, Store, StoreError,
+    StoredResponse, TxnRef, Write, validate_commit,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -132,6 +173,8 @@ pub struct TableDefinition {
     pub partition_key: KeyAttribute,
     pub sort_key: KeyAttribute,
     pub global_secondary_indexes: Vec<IndexDefinition>,
+    /// `TimeToLiveSpecification.AttributeName` (enabled): [`keys::TTL_ATTRIBUTE`].
+    pub time_to_live_attribute: Option<&'static str>,
 }
 
 impl TableDefinition {
@@ -158,12 +201,21 @@ pub fn table_definition(table: &str) -> TableDefinition {
         billing_mode: "PAY_PER_REQUEST",
         partition_key: key(PK),
         sort_key: key(SK),
-        global_secondary_indexes: vec![IndexDefinition {
-            index_name: GSI1,
-            partition_key: key(GSI1PK),
-            sort_key: key(GSI1SK),
-            projection_type: "ALL",
-        }],
+        global_secondary_indexes: vec![
+            IndexDefinition {
+                index_name: GSI1,
+                partition_key: key(GSI1PK),
+                sort_key: key(GSI1SK),
+                projection_type: "ALL",
+            },
+            IndexDefinition {
+                index_name: GSI2,
+                partition_key: key(GSI2PK),
+                sort_key: key(GSI2SK),
+                projection_type: "KEYS_ONLY",
+            },
+        ],
+        time_to_live_attribute: Some(TTL_ATTRIBUTE),
     }
 }
 
@@ -180,8 +232,10 @@ fn invalid(e: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(e.to_string())
 }
 
-/// Creates the table described by [`table_definition`] and waits until it and its index are
-/// ACTIVE. Idempotent: a table that already exists is fine (it is not compared).
+/// Creates the table described by [`table_definition`], waits until it and its indexes are
+/// ACTIVE, and enables TTL on [`keys::TTL_ATTRIBUTE`] where the endpoint supports it (best
+/// effort: TTL only cleans up, so a failure there is logged, not returned). Idempotent: a table
+/// that already exists is fine (it is not compared).
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let def = table_definition(table);
     let attributes = def
@@ -221,7 +275,41 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => {}
         Err(e) => return Err(StoreError::Unavailable(sdk_message("CreateTable", table, &e))),
     }
-    wait_until_active(client, table).await
+    wait_until_active(client, table).await?;
+    if let Some(attribute) = def.time_to_live_attribute {
+        enable_ttl(client, table, attribute).await;
+    }
+    Ok(())
+}
+
+/// Enables TTL on `attribute` unless it is on already; skips quietly where unsupported.
+async fn enable_ttl(client: &Client, table: &str, attribute: &str) {
+    match client.describe_time_to_live().table_name(table).send().await {
+        Ok(out) => {
+            if let Some(ttl) = out.time_to_live_description()
+                && matches!(ttl.time_to_live_status(), Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling))
+            {
+                if ttl.attribute_name() != Some(attribute) {
+                    tracing::warn!(table, expected = attribute, found = ?ttl.attribute_name(), "TTL is on another attribute");
+                }
+                return;
+            }
+        }
+        Err(e) => {
+            tracing::debug!(table, error = %DisplayErrorContext(&e), "DescribeTimeToLive failed; TTL not enabled");
+            return;
+        }
+    }
+    let spec = match TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build() {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(table, error = %e, "cannot build a TTL specification");
+            return;
+        }
+    };
+    if let Err(e) = client.update_time_to_live().table_name(table).time_to_live_specification(spec).send().await {
+        tracing::debug!(table, error = %DisplayErrorContext(&e), "UpdateTimeToLive failed; TTL not enabled");
+    }
 }
 
 async fn wait_until_active(client: &Client, table: &str) -> Result<(), StoreError> {
@@ -266,6 +354,10 @@ fn record_item(record: &Record) -> Result<Item, StoreError> {
         extra.push((GSI1PK, user_gsi1pk(s.user_id())));
         extra.push((GSI1SK, session_gsi1sk(s.created_at(), s.id())));
     }
+    if let Some(gsi2sk) = record.pending_gsi2sk() {
+        extra.push((GSI2PK, PENDING_GSI2PK.to_owned()));
+        extra.push((GSI2SK, gsi2sk));
+    }
     extra.push((PK, key.pk));
     extra.push((SK, key.sk));
     for (name, value) in extra {
@@ -285,6 +377,23 @@ fn pointer_item(key: keys::ItemKey, pointer: &TxnPointer) -> Result<Item, StoreE
     Ok(item)
 }
 
+/// The item for an idempotency record: its attributes plus keys and `entity`.
+fn idempotency_item(record: &IdempotencyRecord) -> Result<Item, StoreError> {
+    let key = idempotency_key(&record.key);
+    let mut item: Item = dynamo_serde::to_item(IdempotencyItem::from(record))
+        .map_err(|e| StoreError::Invalid(format!("cannot serialise {key}: {e}")))?;
+    item.insert(ENTITY.to_owned(), string(Entity::Idempotency.as_str()));
+    item.insert(PK.to_owned(), string(key.pk));
+    item.insert(SK.to_owned(), string(key.sk));
+    Ok(item)
+}
+
+/// The idempotency record `key` from its item.
+fn idempotency_from_item(item: Item, key: &str) -> Result<IdempotencyRecord, StoreError> {
+    let stored: IdempotencyItem = entity_from_item(item, Entity::Idempotency)?;
+    stored.into_record(key, &idempotency_key(key))
+}
+
 fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
@@ -296,7 +405,7 @@ fn describe(item: &Item) -> String {
 /// The entity in `item`, which must be tagged `expected`. Key attributes are ignored.
 fn entity_from_item<T: DeserializeOwned>(mut item: Item, expected: Entity) -> Result<T, StoreError> {
     let what = describe(&item);
-    for key in [PK, SK, GSI1PK, GSI1SK] {
+    for key in [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK] {
         item.remove(key);
     }
     match item.remove(ENTITY) {
@@ -311,7 +420,9 @@ fn record_from_item(item: Item, entity: Entity) -> Result<Record, StoreError> {
         Entity::Session => Record::Session(entity_from_item(item, entity)?),
         Entity::Payment => Record::Payment(entity_from_item(item, entity)?),
         Entity::Refund => Record::Refund(entity_from_item(item, entity)?),
-        Entity::Txn => return Err(corrupt(format!("{}: a pointer in a session partition", describe(&item)))),
+        Entity::Txn | Entity::Idempotency => {
+            return Err(corrupt(format!("{}: a {} in a session partition", describe(&item), entity.as_str())));
+        }
     })
 }
 
@@ -347,6 +458,31 @@ fn commit_error<R: std::fmt::Debug>(table: &str, err: SdkError<TransactWriteItem
         TransactWriteItemsError::IdempotentParameterMismatchException(_) => StoreError::Invalid(message),
         other if other.code() == Some("ValidationException") => StoreError::Invalid(message),
         _ => StoreError::Unavailable(message),
+    }
+}
+
+/// `Unavailable`, or `Invalid` for a ValidationException.
+fn op_error<E, R>(op: &str, table: &str, err: &SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    let message = sdk_message(op, table, err);
+    match err {
+        SdkError::ServiceError(e) if e.err().code() == Some("ValidationException") => StoreError::Invalid(message),
+        _ => StoreError::Unavailable(message),
+    }
+}
+
+/// If `err` is a failed condition: `Some` of the old item (when the request asked for it and
+/// there was one).
+fn failed_condition<E, R>(
+    err: &SdkError<E, R>,
+    as_ccf: fn(&E) -> Option<&ConditionalCheckFailedException>,
+) -> Option<Option<Item>> {
+    match err {
+        SdkError::ServiceError(e) => as_ccf(e.err()).map(|ccf| ccf.item().cloned()),
+        _ => None,
     }
 }
 
@@ -517,6 +653,177 @@ impl Store for DynamoStore {
     }
 }
 
+fn millis(t: Timestamp) -> AttributeValue {
+    AttributeValue::N(t.unix_millis().to_string())
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoStore {
+    async fn acquire(&self, record: &IdempotencyRecord, now: Timestamp) -> Result<Acquire, StoreError> {
+        idem::check_new(record, now)?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(idempotency_item(record)?))
+            .condition_expression(
+                "attribute_not_exists(#pk) OR #expires_at <= :now OR (#status = :in_progress AND #until <= :now)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#until", IN_PROGRESS_UNTIL)
+            .expression_attribute_values(":now", millis(now))
+            .expression_attribute_values(":in_progress", string(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Acquire::Acquired),
+            Err(e) => e,
+        };
+        let ccf = failed_condition(&err, |e| match e {
+            PutItemError::ConditionalCheckFailedException(c) => Some(c),
+            _ => None,
+        });
+        match ccf {
+            Some(Some(old)) => Ok(idem::refused(idempotency_from_item(old, &record.key)?, record)),
+            Some(None) => Err(StoreError::Unavailable(format!(
+                "DynamoDB PutItem on table {}: condition failed without returning the item",
+                self.table
+            ))),
+            None => Err(op_error("PutItem", &self.table, &err)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: &str,
+        response: &StoredResponse,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        idem::check_key(key)?;
+        idem::check_token(token)?;
+        idem::check_response(response)?;
+        let stored_response = dynamo_serde::to_attribute_value(StoredResponseItem::from(response))
+            .map_err(|e| StoreError::Invalid(format!("cannot serialise a response: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, string(idempotency_pk(key)))
+            .key(SK, string(IDEMPOTENCY_SK))
+            .update_expression(
+                "SET #status = :completed, #response = :response, #expires_at = :expires_at, #ttl = :ttl",
+            )
+            .condition_expression("#token = :token AND #status = :in_progress")
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#response", RESPONSE)
+            .expression_attribute_names("#expires_at", EXPIRES_AT)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_values(":completed", string(COMPLETED))
+            .expression_attribute_values(":response", stored_response)
+            .expression_attribute_values(":expires_at", millis(expires_at))
+            .expression_attribute_values(":ttl", AttributeValue::N(idem::ttl_seconds(expires_at).to_string()))
+            .expression_attribute_values(":token", string(token))
+            .expression_attribute_values(":in_progress", string(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let ccf = failed_condition(&err, |e| match e {
+            UpdateItemError::ConditionalCheckFailedException(c) => Some(c),
+            _ => None,
+        });
+        match ccf {
+            Some(old) => {
+                let old = old.map(|item| idempotency_from_item(item, key)).transpose()?;
+                match idem::completion(old.as_ref(), token, response, expires_at) {
+                    Completion::Done => Ok(()),
+                    Completion::Apply | Completion::Conflict => Err(StoreError::Conflict),
+                }
+            }
+            None => Err(op_error("UpdateItem", &self.table, &err)),
+        }
+    }
+
+    async fn release(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        idem::check_key(key)?;
+        idem::check_token(token)?;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, string(idempotency_pk(key)))
+            .key(SK, string(IDEMPOTENCY_SK))
+            .condition_expression("#token = :token AND #status = :in_progress")
+            .expression_attribute_names("#token", TOKEN)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_values(":token", string(token))
+            .expression_attribute_values(":in_progress", string(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let ccf = failed_condition(&err, |e| match e {
+            DeleteItemError::ConditionalCheckFailedException(c) => Some(c),
+            _ => None,
+        });
+        match ccf {
+            Some(None) => Ok(()),
+            Some(Some(_)) => Err(StoreError::Conflict),
+            None => Err(op_error("DeleteItem", &self.table, &err)),
+        }
+    }
+}
+
+#[async_trait]
+impl PendingIndex for DynamoStore {
+    async fn list_pending(&self, created_before: Timestamp, limit: usize) -> Result<Vec<PendingTxn>, StoreError> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        while found.len() < limit {
+            let page = i32::try_from(limit - found.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI2)
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#pk", GSI2PK)
+                .expression_attribute_names("#sk", GSI2SK)
+                .expression_attribute_values(":pk", string(PENDING_GSI2PK))
+                .expression_attribute_values(":before", string(pending_gsi2sk_bound(created_before)))
+                .scan_index_forward(true)
+                .limit(page)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(sdk_message("Query GSI2", &self.table, &e)))?;
+            for item in out.items.unwrap_or_default() {
+                let attr = |name| {
+                    string_attr(&item, name).ok_or_else(|| corrupt(format!("{}: no {name} in GSI2", describe(&item))))
+                };
+                found.push(pending_from_index(attr(PK)?, attr(SK)?, attr(GSI2SK)?)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,9 +924,15 @@ mod tests {
         assert_eq!(def.table_name, "parkpay");
         assert_eq!(def.billing_mode, "PAY_PER_REQUEST");
         let names: Vec<_> = def.attribute_definitions().iter().map(|a| (a.name, a.attribute_type)).collect();
-        assert_eq!(names, [("GSI1PK", "S"), ("GSI1SK", "S"), ("PK", "S"), ("SK", "S")]);
+        assert_eq!(
+            names,
+            [("GSI1PK", "S"), ("GSI1SK", "S"), ("GSI2PK", "S"), ("GSI2SK", "S"), ("PK", "S"), ("SK", "S")]
+        );
         assert_eq!(def.global_secondary_indexes[0].index_name, "GSI1");
         assert_eq!(def.global_secondary_indexes[0].projection_type, "ALL");
+        assert_eq!(def.global_secondary_indexes[1].index_name, "GSI2");
+        assert_eq!(def.global_secondary_indexes[1].projection_type, "KEYS_ONLY");
+        assert_eq!(def.time_to_live_attribute, Some("expires_at_epoch"));
     }
 
     #[test]

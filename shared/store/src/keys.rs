@@ -2,10 +2,12 @@
 //!
 //! Every key is built here and nowhere else, so DynamoDB and the embedded store cannot drift.
 
-use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
+use parkpay_domain::{
+    ParkingSession, Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, SessionId, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::{Record, SessionBundle, StoreError, TxnRef};
+use crate::{PendingTxn, Record, SessionBundle, StoreError, TxnRef};
 
 /// Partition key attribute of the table.
 pub const PK: &str = "PK";
@@ -17,6 +19,18 @@ pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 /// The user index: a user's sessions, newest first.
 pub const GSI1: &str = "GSI1";
+/// Partition key attribute of index [`GSI2`] (PENDING payments and refunds only).
+pub const GSI2PK: &str = "GSI2PK";
+/// Sort key attribute of index [`GSI2`] (PENDING payments and refunds only).
+pub const GSI2SK: &str = "GSI2SK";
+/// The pending index (sparse): PENDING payments and refunds, oldest first, for reconciliation.
+pub const GSI2: &str = "GSI2";
+/// The one [`GSI2PK`] value.
+pub const PENDING_GSI2PK: &str = "PENDING";
+/// The table's TTL attribute: a Number of Unix **seconds**, carried by records that expire
+/// (idempotency records). DynamoDB deletes such items some time after (up to days); it only
+/// cleans up, and readers judge expiry from their own stored timestamps.
+pub const TTL_ATTRIBUTE: &str = "expires_at_epoch";
 /// Attribute naming what an item is: [`Entity::as_str`].
 pub const ENTITY: &str = "entity";
 /// The version attribute of sessions, payments and refunds (a Number in DynamoDB).
@@ -26,12 +40,15 @@ pub const VERSION: &str = "version";
 pub const SESSION_SK: &str = "#SESSION";
 /// Sort key of a merchant-transaction-id pointer.
 pub const TXN_SK: &str = "#TXN";
+/// Sort key of an idempotency record.
+pub const IDEMPOTENCY_SK: &str = "#IDEMPOTENCY";
 
-const SESSION_PREFIX: &str = "SESSION#";
+pub(crate) const SESSION_PREFIX: &str = "SESSION#";
 const PAYMENT_PREFIX: &str = "PAYMENT#";
 const REFUND_PREFIX: &str = "REFUND#";
 const TXN_PREFIX: &str = "TXN#";
 const USER_PREFIX: &str = "USER#";
+const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
 
 /// `SESSION#{session_id}`: the partition of a session, its payments and its refunds.
 pub fn session_pk(id: &SessionId) -> String {
@@ -64,6 +81,29 @@ pub fn session_gsi1sk(created_at: Timestamp, id: &SessionId) -> String {
     format!("{:015}#{id}", created_at.unix_millis())
 }
 
+/// `{created_at unix ms, 15 digits}#{SK}`, i.e. `{created_at}#PAYMENT#{id}` or
+/// `{created_at}#REFUND#{id}`: [`GSI2SK`] of a PENDING payment or refund whose sort key is `sk`.
+/// Text order is creation order; kind and id break ties.
+pub fn pending_gsi2sk(created_at: Timestamp, sk: &str) -> String {
+    format!("{:015}#{sk}", created_at.unix_millis())
+}
+
+/// The exclusive upper bound of [`GSI2SK`] for "created before `t`": every [`pending_gsi2sk`]
+/// of a time `< t` sorts below it, every one of a time `>= t` above it.
+pub fn pending_gsi2sk_bound(t: Timestamp) -> String {
+    format!("{:015}", t.unix_millis())
+}
+
+/// `IDEMPOTENCY#{key}`: the partition of an idempotency record (sort key [`IDEMPOTENCY_SK`]).
+pub fn idempotency_pk(key: &str) -> String {
+    format!("{IDEMPOTENCY_PREFIX}{key}")
+}
+
+/// The primary key of the idempotency record `key`.
+pub fn idempotency_key(key: &str) -> ItemKey {
+    ItemKey { pk: idempotency_pk(key), sk: IDEMPOTENCY_SK.to_owned() }
+}
+
 /// What an item is; the value of the [`ENTITY`] attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -71,6 +111,7 @@ pub enum Entity {
     Payment,
     Refund,
     Txn,
+    Idempotency,
 }
 
 impl Entity {
@@ -80,6 +121,7 @@ impl Entity {
             Entity::Payment => "PAYMENT",
             Entity::Refund => "REFUND",
             Entity::Txn => "TXN",
+            Entity::Idempotency => "IDEMPOTENCY",
         }
     }
 }
@@ -116,6 +158,25 @@ impl Record {
             Record::Refund(r) => refund_sk(r.id()),
         };
         ItemKey { pk, sk }
+    }
+
+    /// [`GSI2SK`] of this record while it belongs in the pending index: a payment or refund whose
+    /// status is PENDING. `None` for sessions and for settled payments and refunds.
+    pub fn pending_gsi2sk(&self) -> Option<String> {
+        let pending = match self {
+            Record::Session(_) => false,
+            Record::Payment(p) => p.status() == PaymentStatus::Pending,
+            Record::Refund(r) => r.status() == RefundStatus::Pending,
+        };
+        pending.then(|| pending_gsi2sk(self.created_at(), &self.key().sk))
+    }
+
+    fn created_at(&self) -> Timestamp {
+        match self {
+            Record::Session(s) => s.created_at(),
+            Record::Payment(p) => p.created_at(),
+            Record::Refund(r) => r.created_at(),
+        }
     }
 
     /// The pointer an insert of this record also writes (payments and refunds only).
@@ -218,6 +279,26 @@ impl BundleBuilder {
     }
 }
 
+/// The pending-index entry with table keys `pk` / `sk` and index sort key `gsi2sk`, checked for
+/// agreement (`gsi2sk` must be `{created_at:015}#{sk}`).
+pub(crate) fn pending_from_index(pk: &str, sk: &str, gsi2sk: &str) -> Result<PendingTxn, StoreError> {
+    let bad = || corrupt(format!("pending index entry {gsi2sk:?} for item {pk} / {sk}"));
+    let (millis, tail) = gsi2sk.split_at_checked(15).ok_or_else(bad)?;
+    if tail.strip_prefix('#') != Some(sk) || !millis.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let created_at = millis.parse().ok().and_then(|ms| Timestamp::from_unix_millis(ms).ok()).ok_or_else(bad)?;
+    let session_id = pk.strip_prefix(SESSION_PREFIX).and_then(|id| SessionId::parse(id).ok()).ok_or_else(bad)?;
+    let txn = if let Some(id) = sk.strip_prefix(PAYMENT_PREFIX) {
+        TxnRef::Payment { session_id, payment_id: PaymentId::parse(id).map_err(|_| bad())? }
+    } else if let Some(id) = sk.strip_prefix(REFUND_PREFIX) {
+        TxnRef::Refund { session_id, refund_id: RefundId::parse(id).map_err(|_| bad())? }
+    } else {
+        return Err(bad());
+    };
+    Ok(PendingTxn { txn, created_at })
+}
+
 /// Checks a session read from the user index of `user`.
 pub(crate) fn check_listed(user: &UserId, session: &ParkingSession) -> Result<(), StoreError> {
     if session.user_id() != user {
@@ -242,6 +323,50 @@ mod tests {
         assert_eq!(session_gsi1sk(t, &s), "001795802400123#ps_00000000000000000000000000");
         assert_eq!(session_gsi1sk(Timestamp::MAX, &s).len(), 15 + 1 + SessionId::LEN);
         assert!(session_gsi1sk(Timestamp::UNIX_EPOCH, &s) < session_gsi1sk(t, &s));
+        assert_eq!(pending_gsi2sk(t, "PAYMENT#PP1"), "001795802400123#PAYMENT#PP1");
+        assert_eq!(pending_gsi2sk_bound(t), "001795802400123");
+        assert_eq!(idempotency_pk("u-1#POST /x#k"), "IDEMPOTENCY#u-1#POST /x#k");
+        assert_eq!(idempotency_key("k").sk, "#IDEMPOTENCY");
+    }
+
+    #[test]
+    fn pending_bound_orders_by_time_only() {
+        let t = |ms| Timestamp::from_unix_millis(ms).unwrap();
+        let bound = pending_gsi2sk_bound(t(5_000));
+        assert!(pending_gsi2sk(t(4_999), "REFUND#ZZZZ") < bound);
+        assert!(pending_gsi2sk(t(5_000), "PAYMENT#0") > bound);
+        assert!(pending_gsi2sk(Timestamp::MAX, "PAYMENT#0") > pending_gsi2sk_bound(t(5_000)));
+        assert!(pending_gsi2sk(t(0), "PAYMENT#0") >= pending_gsi2sk_bound(t(0)));
+    }
+
+    #[test]
+    fn pending_entries_parse_and_are_checked() {
+        let s = SessionId::from_random([0; 16]);
+        let pk = session_pk(&s);
+        let t = Timestamp::from_unix_millis(42).unwrap();
+        let entry = pending_from_index(&pk, "REFUND#RF1", &pending_gsi2sk(t, "REFUND#RF1")).unwrap();
+        assert_eq!(
+            entry,
+            PendingTxn {
+                txn: TxnRef::Refund { session_id: s.clone(), refund_id: RefundId::parse("RF1").unwrap() },
+                created_at: t
+            }
+        );
+        let entry = pending_from_index(&pk, "PAYMENT#PP1", "000000000000042#PAYMENT#PP1").unwrap();
+        assert_eq!(entry.txn, TxnRef::Payment { session_id: s, payment_id: PaymentId::parse("PP1").unwrap() });
+        for (pk, sk, gsi2sk) in [
+            (pk.as_str(), "PAYMENT#PP1", "000000000000042#PAYMENT#PP2"),
+            (pk.as_str(), "PAYMENT#PP1", "00000000000042#PAYMENT#PP1"),
+            (pk.as_str(), "PAYMENT#PP1", "+00000000000042#PAYMENT#PP1"),
+            (pk.as_str(), "PAYMENT#PP1", "999999999999999#PAYMENT#PP1"),
+            (pk.as_str(), "#SESSION", "000000000000042##SESSION"),
+            (pk.as_str(), "PAYMENT#a b", "000000000000042#PAYMENT#a b"),
+            ("TXN#PP1", "PAYMENT#PP1", "000000000000042#PAYMENT#PP1"),
+            (pk.as_str(), "PAYMENT#PP1", ""),
+            (pk.as_str(), "PAYMENT#PP1", "é"),
+        ] {
+            assert!(matches!(pending_from_index(pk, sk, gsi2sk), Err(StoreError::Corrupt(_))), "{gsi2sk:?}");
+        }
     }
 
     #[test]

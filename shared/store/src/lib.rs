@@ -15,6 +15,15 @@
 //! found without a scan through [`Store::find_txn`] (the store keeps a pointer record, written in
 //! the same commit as the payment or refund it points to).
 //!
+//! Two narrower traits sit beside [`Store`], so that a function depends only on what it uses
+//! (and its IAM policy grants only those calls):
+//! - [`IdempotencyStore`]: idempotency records with the semantics of AWS Lambda Powertools'
+//!   idempotency utility (one conditional write takes a record; expiry judged from stored
+//!   timestamps, never from DynamoDB TTL);
+//! - [`PendingIndex`]: the PENDING payments and refunds, oldest first, for reconciliation. The
+//!   index itself is maintained by [`Store::commit`], in the same atomic write as the change of
+//!   status, so it cannot drift from the records.
+//!
 //! # Key design
 //! Both backends use the same keys ([`keys`]); the table is described in [`dynamo`]. The
 //! embedded store keeps the same items in redb tables ([`embedded`]).
@@ -25,10 +34,11 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, UserId};
+use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
 
 pub mod dynamo;
 pub mod embedded;
+mod idempotency;
 pub mod keys;
 
 pub use dynamo::{DynamoStore, IndexDefinition, KeyAttribute, TableDefinition, create_table, table_definition};
@@ -94,6 +104,14 @@ impl TxnRef {
             TxnRef::Payment { session_id, .. } | TxnRef::Refund { session_id, .. } => session_id,
         }
     }
+
+    /// The payment or refund id: the merchant transaction id at PhonePe.
+    pub fn merchant_txn_id(&self) -> &str {
+        match self {
+            TxnRef::Payment { payment_id, .. } => payment_id.as_str(),
+            TxnRef::Refund { refund_id, .. } => refund_id.as_str(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,8 +151,183 @@ pub trait Store: Send + Sync {
     /// (DynamoDB global secondary indexes are eventually consistent).
     async fn list_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError>;
 
-    /// Apply all `writes` atomically, each conditionally (see [`Write`]).
+    /// Apply all `writes` atomically, each conditionally (see [`Write`]). The same atomic write
+    /// keeps the pending index ([`PendingIndex`]) in step: a payment or refund written PENDING
+    /// enters it, one written with any other status leaves it.
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency records
+
+/// Longest idempotency key, in bytes (UTF-8). The caller builds the key, e.g.
+/// `{user}#{endpoint}#{Idempotency-Key header}`.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1024;
+/// Longest lock token or payload hash, in bytes.
+pub const MAX_IDEMPOTENCY_TOKEN_BYTES: usize = 256;
+/// Largest stored response body, in bytes (a DynamoDB item holds at most 400 KB).
+pub const MAX_STORED_RESPONSE_BYTES: usize = 256 * 1024;
+
+/// Where an idempotency record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdempotencyStatus {
+    /// A request holds the record and is being processed (until `in_progress_until`).
+    InProgress,
+    /// The request finished; `response` is its answer, to be replayed.
+    Completed,
+}
+
+impl IdempotencyStatus {
+    /// As stored: `IN_PROGRESS` | `COMPLETED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IdempotencyStatus::InProgress => "IN_PROGRESS",
+            IdempotencyStatus::Completed => "COMPLETED",
+        }
+    }
+}
+
+/// The answer of a completed request, replayed byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status, 100..=599.
+    pub status: u16,
+    /// The body exactly as first sent; at most [`MAX_STORED_RESPONSE_BYTES`].
+    pub body: String,
+}
+
+/// One idempotency record: who holds the key, for which payload, until when, and (once
+/// completed) the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Built by the caller; 1..=[`MAX_IDEMPOTENCY_KEY_BYTES`] bytes, any text.
+    pub key: String,
+    /// A hash of the request's payload, compared by the caller on a repeat (mismatch: 422).
+    pub payload_hash: String,
+    pub status: IdempotencyStatus,
+    /// An in-progress record whose holder crashed may be taken over from this time on.
+    pub in_progress_until: Timestamp,
+    /// The record is dead from this time on (judged from this stored value, not from DynamoDB
+    /// TTL, which lags).
+    pub expires_at: Timestamp,
+    /// Set by [`IdempotencyStore::complete`].
+    pub response: Option<StoredResponse>,
+    /// The lock token, chosen by the acquirer: unique per attempt (e.g. 128 random bits), so
+    /// that only the holder can complete or release the record.
+    pub token: String,
+}
+
+impl IdempotencyRecord {
+    /// A new in-progress record, as [`IdempotencyStore::acquire`] takes it.
+    pub fn in_progress(
+        key: impl Into<String>,
+        payload_hash: impl Into<String>,
+        token: impl Into<String>,
+        in_progress_until: Timestamp,
+        expires_at: Timestamp,
+    ) -> Self {
+        IdempotencyRecord {
+            key: key.into(),
+            payload_hash: payload_hash.into(),
+            status: IdempotencyStatus::InProgress,
+            in_progress_until,
+            expires_at,
+            response: None,
+            token: token.into(),
+        }
+    }
+
+    /// Whether the record still holds its key at `now`: not expired (`expires_at > now`), and
+    /// not an in-progress record past its `in_progress_until`. [`IdempotencyStore::acquire`]
+    /// takes exactly the records that are not live.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at > now
+            && match self.status {
+                IdempotencyStatus::InProgress => self.in_progress_until > now,
+                IdempotencyStatus::Completed => true,
+            }
+    }
+}
+
+/// What [`IdempotencyStore::acquire`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquire {
+    /// The caller's record is stored: it holds the key; process the request, then
+    /// [`complete`](IdempotencyStore::complete) or [`release`](IdempotencyStore::release).
+    Acquired,
+    /// A live record holds the key (as stored; its `token` is the holder's). The caller compares
+    /// `payload_hash` (differs: 422), then answers from `status`: in progress → 409, completed →
+    /// replay `response`.
+    Existing(IdempotencyRecord),
+}
+
+/// Idempotency records (AWS Lambda Powertools semantics). Every operation is one conditional
+/// write; none reads first.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Takes `record.key` with `record` (status `InProgress`, no response) if no live record holds
+    /// it: stores `record` if the key is absent, or its record has expired
+    /// (`expires_at <= now`), or is in progress past its `in_progress_until <= now` (the holder is
+    /// presumed crashed: a takeover). Otherwise returns the live record as stored, from the same
+    /// write (no second read).
+    ///
+    /// Repeating an acquire that went through (the same record, token included, is what is
+    /// stored and still in progress) is `Acquired` again, so a retried call is safe.
+    ///
+    /// [`StoreError::Invalid`] (nothing written) if `record` is not in progress, has a response,
+    /// has an empty or oversized key, token or payload hash, or `in_progress_until` or
+    /// `expires_at` is not after `now`.
+    async fn acquire(&self, record: &IdempotencyRecord, now: Timestamp) -> Result<Acquire, StoreError>;
+
+    /// Marks the record `key` completed with `response`, and sets its `expires_at` (how long the
+    /// answer is replayed), if it is still held by `token` and in progress. Repeating a completion
+    /// that went through (same token, response and `expires_at`) is `Ok`.
+    ///
+    /// [`StoreError::Conflict`] (nothing written) if no record is stored under `key`, or it holds
+    /// another token (it was taken over), or it is already completed otherwise.
+    /// [`StoreError::Invalid`] for an empty or oversized key or token, a status outside
+    /// 100..=599, or a body over [`MAX_STORED_RESPONSE_BYTES`].
+    async fn complete(
+        &self,
+        key: &str,
+        token: &str,
+        response: &StoredResponse,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the record `key` if it is held by `token` and still in progress (after a failure
+    /// that must let a retry run the request again).
+    ///
+    /// - No record under `key`: `Ok`. What release is for already holds (no record blocks a
+    ///   retry); this is also the answer to a repeated release.
+    /// - A record with another token (the caller's lock was taken over; the new holder's record
+    ///   stays), or a completed record (its answer must keep being replayed):
+    ///   [`StoreError::Conflict`], nothing deleted.
+    ///
+    /// [`StoreError::Invalid`] for an empty or oversized key or token.
+    async fn release(&self, key: &str, token: &str) -> Result<(), StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pending index
+
+/// A PENDING payment or refund, as the pending index lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTxn {
+    /// Kind, id (the merchant transaction id) and session.
+    pub txn: TxnRef,
+    pub created_at: Timestamp,
+}
+
+/// The PENDING payments and refunds, for reconciliation. [`Store::commit`] maintains the index:
+/// a payment or refund is in it exactly while its stored status is PENDING.
+#[async_trait]
+pub trait PendingIndex: Send + Sync {
+    /// PENDING payments and refunds created strictly before `created_before`, oldest first (ties
+    /// by kind, then id: payments before refunds), at most `limit`. Sessions are never listed.
+    /// May lag a commit by a moment (DynamoDB global secondary indexes are eventually
+    /// consistent): load the session before acting on an entry.
+    async fn list_pending(&self, created_before: Timestamp, limit: usize) -> Result<Vec<PendingTxn>, StoreError>;
 }
 
 /// Checks every backend applies before writing anything:

@@ -5,19 +5,26 @@
 //!   one freshly created table per test. Without that variable these tests fail (run
 //!   `scripts/test.sh`, which starts DynamoDB Local), unless `PARKPAY_SKIP_DYNAMODB=1`.
 //!
-//! Entities are built only through the domain's public API.
+//! Entities are built only through the domain's public API. Every contract function runs on a
+//! [`Backend`]: a store with all three traits ([`Store`], [`IdempotencyStore`], [`PendingIndex`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use parkpay_domain::{
-    BookingRequest, Hours, LotCatalog, LotId, Paise, ParkingSession, Payment, PaymentId, PaymentInstrument, Refund,
-    RefundId, RefundRequest, SessionId, SessionStatus, SuccessReport, Timestamp, Transition, UserId, VehicleNumber,
-    record_refund_success,
+    BookingRequest, Hours, LotCatalog, LotId, Paise, ParkingSession, Payment, PaymentId, PaymentInstrument,
+    PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus, SessionId, SessionStatus, SuccessReport, Timestamp,
+    Transition, UserId, VehicleNumber, record_refund_success,
 };
 use parkpay_store::{
-    DynamoStore, EmbeddedStore, MAX_WRITES_PER_COMMIT, Record, SessionBundle, Store, StoreError, TxnRef, Write,
+    Acquire, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
+    MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, PendingTxn, Record, SessionBundle, Store,
+    StoreError, StoredResponse, TxnRef, Write,
 };
+
+/// What each backend is.
+trait Backend: Store + IdempotencyStore + PendingIndex {}
+impl<T: Store + IdempotencyStore + PendingIndex> Backend for T {}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -470,9 +477,354 @@ async fn concurrent_inserts_have_one_winner(store: Arc<dyn Store>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Idempotency records
+
+/// Some time in 2027, in Unix ms.
+const T0: i64 = 1_800_000_000_000;
+const IN_PROGRESS_MS: i64 = 30_000;
+const KEEP_MS: i64 = 3_600_000;
+
+/// A record as a request at `now_ms` acquires it: in progress for 30 s, kept for an hour.
+fn claim(key: &str, hash: &str, token: &str, now_ms: i64) -> IdempotencyRecord {
+    IdempotencyRecord::in_progress(key, hash, token, at(now_ms + IN_PROGRESS_MS), at(now_ms + KEEP_MS))
+}
+
+/// A key as the api builds it, near the size the brief allows (~600 bytes), with characters
+/// that must survive as they are.
+fn long_key(tag: &str) -> String {
+    format!("driver-1#POST /api/payments#{tag}#{}#ключ #é€😀", "k".repeat(560))
+}
+
+fn created() -> StoredResponse {
+    StoredResponse {
+        status: 201,
+        body: "{\"payment_id\":\"PP1\",\"redirect_url\":\"https://pay.example/\\u0041?a=1&b=2\",\"note\":\"₹100.00 — ok\"}\n  "
+            .into(),
+    }
+}
+
+async fn existing(store: &dyn Backend, record: &IdempotencyRecord, now_ms: i64) -> IdempotencyRecord {
+    match store.acquire(record, at(now_ms)).await.unwrap() {
+        Acquire::Existing(r) => r,
+        Acquire::Acquired => panic!("expected an existing record for {:?}", record.key),
+    }
+}
+
+/// The first acquire takes the key; while it is in progress, others find it (as stored), and a
+/// retry of the very same acquire is answered `Acquired` again.
+async fn idempotency_acquire_then_in_progress(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let key = long_key("a");
+    assert!(key.len() >= 600, "{}", key.len());
+    let first = claim(&key, "hash-1", "token-1", T0);
+    assert_eq!(store.acquire(&first, at(T0)).await, Ok(Acquire::Acquired));
+    assert_eq!(store.acquire(&first, at(T0)).await, Ok(Acquire::Acquired), "a retried acquire");
+
+    // Another request, same payload or not: it gets the first record, payload hash included.
+    let same_payload = claim(&key, "hash-1", "token-2", T0 + 10);
+    assert_eq!(existing(store, &same_payload, T0 + 10).await, first);
+    let other_payload = claim(&key, "hash-2", "token-3", T0 + IN_PROGRESS_MS - 1);
+    let found = existing(store, &other_payload, T0 + IN_PROGRESS_MS - 1).await;
+    assert_eq!(
+        (found.status, found.payload_hash.as_str(), found.response),
+        (IdempotencyStatus::InProgress, "hash-1", None)
+    );
+
+    // Keys are independent, even one that extends another.
+    let other_key = claim(&format!("{key}x"), "hash-1", "token-4", T0);
+    assert_eq!(store.acquire(&other_key, at(T0)).await, Ok(Acquire::Acquired));
+    let short = claim("k", "hash-1", "token-5", T0);
+    assert_eq!(store.acquire(&short, at(T0)).await, Ok(Acquire::Acquired));
+}
+
+/// A completed record replays its response byte for byte until it expires; completing is
+/// repeatable with the same arguments and refused with others; a completed record is not
+/// released.
+async fn idempotency_complete_then_replay(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let key = long_key("c");
+    let first = claim(&key, "hash-1", "token-1", T0);
+    assert_eq!(store.acquire(&first, at(T0)).await, Ok(Acquire::Acquired));
+    let response = created();
+    let keep_until = at(T0 + 2 * KEEP_MS);
+    store.complete(&key, "token-1", &response, keep_until).await.unwrap();
+
+    let found = existing(store, &claim(&key, "hash-1", "token-2", T0 + 1_000), T0 + 1_000).await;
+    assert_eq!(found.status, IdempotencyStatus::Completed);
+    assert_eq!(found.response.as_ref().map(|r| r.body.as_bytes()), Some(response.body.as_bytes()));
+    assert_eq!(
+        found,
+        IdempotencyRecord {
+            status: IdempotencyStatus::Completed,
+            response: Some(response.clone()),
+            expires_at: keep_until,
+            ..first.clone()
+        }
+    );
+    // Past in_progress_until but before the (new) expiry: still replayed.
+    let later = T0 + KEEP_MS + 1;
+    assert_eq!(existing(store, &claim(&key, "hash-9", "token-3", later), later).await, found);
+
+    // The same completion again (a retry): fine. Another one: refused, nothing changes.
+    store.complete(&key, "token-1", &response, keep_until).await.unwrap();
+    let other = StoredResponse { status: 500, body: "{}".into() };
+    assert_eq!(store.complete(&key, "token-1", &other, keep_until).await, Err(StoreError::Conflict));
+    assert_eq!(store.complete(&key, "token-1", &response, at(T0 + 5)).await, Err(StoreError::Conflict));
+    assert_eq!(store.release(&key, "token-1").await, Err(StoreError::Conflict), "a completed record stays");
+    assert_eq!(existing(store, &claim(&key, "hash-1", "token-4", later), later).await, found);
+
+    // An empty body (a 204) and a body at the size limit are replayed as they are.
+    for (tag, body) in [("empty", String::new()), ("big", "é".repeat(MAX_STORED_RESPONSE_BYTES / 2))] {
+        let key = long_key(tag);
+        assert_eq!(store.acquire(&claim(&key, "h", "t", T0), at(T0)).await, Ok(Acquire::Acquired));
+        let response = StoredResponse { status: 204, body };
+        store.complete(&key, "t", &response, at(T0 + KEEP_MS)).await.unwrap();
+        let found = existing(store, &claim(&key, "h", "t2", T0 + 1), T0 + 1).await;
+        assert_eq!(found.response, Some(response), "{tag}");
+    }
+}
+
+/// From `expires_at` on, a record (completed or not) is dead: the next acquire takes the key.
+async fn idempotency_takeover_after_expiry(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let key = long_key("e");
+    let first = IdempotencyRecord::in_progress(&key, "hash-1", "token-1", at(T0 + 5_000), at(T0 + 8_000));
+    assert_eq!(store.acquire(&first, at(T0)).await, Ok(Acquire::Acquired));
+    store.complete(&key, "token-1", &created(), at(T0 + 10_000)).await.unwrap();
+
+    let at_9_999 = claim(&key, "hash-2", "token-2", T0 + 9_999);
+    assert_eq!(existing(store, &at_9_999, T0 + 9_999).await.status, IdempotencyStatus::Completed);
+    let at_expiry = claim(&key, "hash-2", "token-2", T0 + 10_000);
+    assert_eq!(store.acquire(&at_expiry, at(T0 + 10_000)).await, Ok(Acquire::Acquired));
+    assert_eq!(existing(store, &claim(&key, "hash-3", "token-3", T0 + 10_001), T0 + 10_001).await, at_expiry);
+    assert_eq!(store.complete(&key, "token-1", &created(), at(T0 + 20_000)).await, Err(StoreError::Conflict));
+
+    // An in-progress record whose expiry comes before its in-progress deadline.
+    let key = long_key("e2");
+    let short = IdempotencyRecord::in_progress(&key, "hash-1", "token-1", at(T0 + 9_000), at(T0 + 2_000));
+    assert_eq!(store.acquire(&short, at(T0)).await, Ok(Acquire::Acquired));
+    assert_eq!(existing(store, &claim(&key, "h", "token-2", T0 + 1_999), T0 + 1_999).await, short);
+    assert_eq!(store.acquire(&claim(&key, "h", "token-2", T0 + 2_000), at(T0 + 2_000)).await, Ok(Acquire::Acquired));
+}
+
+/// From `in_progress_until` on, an in-progress record is taken over; its first holder can then
+/// neither complete nor release it.
+async fn idempotency_takeover_after_in_progress_deadline(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let key = long_key("p");
+    let crashed = claim(&key, "hash-1", "token-1", T0);
+    assert_eq!(store.acquire(&crashed, at(T0)).await, Ok(Acquire::Acquired));
+    let deadline = T0 + IN_PROGRESS_MS;
+    assert_eq!(existing(store, &claim(&key, "hash-1", "token-2", deadline - 1), deadline - 1).await, crashed);
+    let takeover = claim(&key, "hash-1", "token-2", deadline);
+    assert_eq!(store.acquire(&takeover, at(deadline)).await, Ok(Acquire::Acquired));
+
+    assert_eq!(store.complete(&key, "token-1", &created(), at(T0 + KEEP_MS)).await, Err(StoreError::Conflict));
+    assert_eq!(store.release(&key, "token-1").await, Err(StoreError::Conflict));
+    assert_eq!(existing(store, &claim(&key, "hash-1", "token-3", deadline + 1), deadline + 1).await, takeover);
+    store.complete(&key, "token-2", &created(), at(T0 + KEEP_MS)).await.unwrap();
+    let found = existing(store, &claim(&key, "hash-1", "token-3", deadline + 2), deadline + 2).await;
+    assert_eq!((found.token.as_str(), found.response), ("token-2", Some(created())));
+}
+
+/// Only the holder's token completes or releases; a release lets the next request in; releasing
+/// nothing is fine, completing nothing is not.
+async fn idempotency_wrong_token_is_refused(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let key = long_key("w");
+    let held = claim(&key, "hash-1", "token-1", T0);
+    assert_eq!(store.acquire(&held, at(T0)).await, Ok(Acquire::Acquired));
+    assert_eq!(store.complete(&key, "token-x", &created(), at(T0 + KEEP_MS)).await, Err(StoreError::Conflict));
+    assert_eq!(store.release(&key, "token-x").await, Err(StoreError::Conflict));
+    assert_eq!(existing(store, &claim(&key, "hash-1", "token-2", T0 + 1), T0 + 1).await, held);
+
+    store.release(&key, "token-1").await.unwrap();
+    store.release(&key, "token-1").await.unwrap(); // nothing left: still Ok
+    assert_eq!(store.complete(&key, "token-1", &created(), at(T0 + KEEP_MS)).await, Err(StoreError::Conflict));
+    let retry = claim(&key, "hash-1", "token-2", T0 + 2);
+    assert_eq!(store.acquire(&retry, at(T0 + 2)).await, Ok(Acquire::Acquired));
+    assert_eq!(store.release(&long_key("never"), "token-1").await, Ok(()));
+    assert_eq!(store.complete(&long_key("never"), "token-1", &created(), at(T0)).await, Err(StoreError::Conflict));
+}
+
+/// Malformed arguments are refused before anything is written.
+async fn idempotency_invalid_arguments(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let ok = claim("k", "hash", "token", T0);
+    let bad = [
+        IdempotencyRecord { key: String::new(), ..ok.clone() },
+        IdempotencyRecord { key: "k".repeat(parkpay_store::MAX_IDEMPOTENCY_KEY_BYTES + 1), ..ok.clone() },
+        IdempotencyRecord { token: String::new(), ..ok.clone() },
+        IdempotencyRecord { status: IdempotencyStatus::Completed, response: Some(created()), ..ok.clone() },
+        IdempotencyRecord { response: Some(created()), ..ok.clone() },
+        IdempotencyRecord { expires_at: at(T0), ..ok.clone() },
+        IdempotencyRecord { in_progress_until: at(T0 - 1), ..ok.clone() },
+    ];
+    for record in &bad {
+        assert!(matches!(store.acquire(record, at(T0)).await, Err(StoreError::Invalid(_))), "{record:?}");
+    }
+    assert_eq!(store.acquire(&ok, at(T0)).await, Ok(Acquire::Acquired), "nothing was written under k");
+    let too_big = StoredResponse { status: 200, body: "x".repeat(MAX_STORED_RESPONSE_BYTES + 1) };
+    let no_status = StoredResponse { status: 0, body: String::new() };
+    for response in [too_big, no_status] {
+        assert!(matches!(store.complete("k", "token", &response, at(T0 + 1)).await, Err(StoreError::Invalid(_))));
+    }
+    assert!(matches!(store.complete("k", "", &created(), at(T0 + 1)).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(store.release("", "token").await, Err(StoreError::Invalid(_))));
+    assert_eq!(existing(store, &claim("k", "hash", "token-2", T0 + 1), T0 + 1).await, ok);
+}
+
+/// 50 requests with one key at once: exactly one acquires; the 49 others see its record.
+async fn concurrent_acquires_have_one_winner(store: Arc<dyn Backend>) {
+    let key = long_key("race");
+    let tasks: Vec<_> = (0..CONCURRENT)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let mine = claim(&key, &format!("hash-{i}"), &format!("token-{i}"), T0);
+            tokio::spawn(async move {
+                let result = store.acquire(&mine, at(T0)).await;
+                (mine, result)
+            })
+        })
+        .collect();
+    let (mut winners, mut others) = (Vec::new(), Vec::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            (mine, Ok(Acquire::Acquired)) => winners.push(mine),
+            (_, Ok(Acquire::Existing(found))) => others.push(found),
+            (_, Err(e)) => panic!("expected Acquired or Existing, got {e:?}"),
+        }
+    }
+    assert_eq!((winners.len(), others.len()), (1, CONCURRENT - 1), "exactly one acquire wins");
+    assert!(others.iter().all(|r| *r == winners[0]), "every loser sees the winner's record");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pending index
+
+/// `list_pending` until it returns `expected` (the DynamoDB index is eventually consistent).
+async fn assert_pending(store: &dyn Backend, before_ms: i64, limit: usize, expected: &[(&str, &SessionId, i64)]) {
+    let expected: Vec<PendingTxn> = expected
+        .iter()
+        .map(|(id, session, created_ms)| {
+            let session_id = (*session).clone();
+            let txn = if id.starts_with("RF") {
+                TxnRef::Refund { session_id, refund_id: rid(id) }
+            } else {
+                TxnRef::Payment { session_id, payment_id: pid(id) }
+            };
+            PendingTxn { txn, created_at: at(*created_ms) }
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = store.list_pending(at(before_ms), limit).await.unwrap();
+        if got == expected || tokio::time::Instant::now() > deadline {
+            let ids = |v: &[PendingTxn]| v.iter().map(|p| p.txn.merchant_txn_id().to_owned()).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(&expected), "list_pending({before_ms}, {limit})");
+            assert_eq!(got, expected, "list_pending({before_ms}, {limit})");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Payments and refunds are listed exactly while PENDING, oldest first (then payments before
+/// refunds, then by id), strictly before the given time, at most `limit`; sessions never.
+async fn pending_index_follows_status(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let end = 1_000_000;
+    let mut a = book(1, "driver-1", 1_000);
+    let b = book(2, "driver-2", 1_000);
+    store.commit(vec![ins_session(&a), ins_session(&b)]).await.unwrap();
+    assert_pending(store, end, 10, &[]).await;
+
+    // A payment appears when inserted PENDING and leaves when it fails.
+    let mut pa1 = start("PPA1", &a, &[], 2_000);
+    store.commit(vec![ins_payment(&pa1)]).await.unwrap();
+    assert_pending(store, end, 10, &[("PPA1", a.id(), 2_000)]).await;
+    assert_eq!(pa1.fail(at(3_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&pa1, 1)]).await.unwrap();
+    assert_pending(store, end, 10, &[]).await;
+
+    // A payment inserted already settled never appears; nor does one of a failed commit.
+    let settled = paid_payment("PPB0", &b, 2_500);
+    let mut stale_a = a.clone();
+    assert_eq!(stale_a.cancel(at(2_500)), Ok(Transition::Applied));
+    let lost = start("PPB1", &b, &[], 2_600);
+    assert_eq!(store.commit(vec![ins_payment(&lost), upd_session(&stale_a, 0)]).await, Err(StoreError::Conflict));
+    store.commit(vec![ins_payment(&settled)]).await.unwrap();
+    let pb = start("PPB2", &b, &[], 5_000);
+    let mut pa2 = start("PPA2", &a, std::slice::from_ref(&pa1), 4_000);
+    store.commit(vec![ins_payment(&pb)]).await.unwrap();
+    store.commit(vec![ins_payment(&pa2)]).await.unwrap();
+    assert_pending(store, end, 10, &[("PPA2", a.id(), 4_000), ("PPB2", b.id(), 5_000)]).await;
+
+    // Success (with the session's update in the same commit) takes it out.
+    assert_eq!(pa2.succeed(report(&pa2), at(6_000)), Ok(Transition::Applied));
+    assert_eq!(a.mark_paid(pa2.id(), pa2.amount(), at(6_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&pa2, 1), upd_session(&a, 1)]).await.unwrap();
+    assert_pending(store, end, 10, &[("PPB2", b.id(), 5_000)]).await;
+
+    // Refunds: three requested, two at the same millisecond as a payment.
+    let driver = user("driver-1");
+    let mut refunds: Vec<Refund> = Vec::new();
+    for (id, amount, now) in [("RFB", 1_000, 7_000), ("RFA", 1_000, 7_000), ("RFC", 1_000, 6_500)] {
+        let r = Refund::request(rid(id), &pa2, &refunds, refund_request(&driver, Some(amount)), at(now)).unwrap();
+        let before = pa2.version();
+        pa2.note_refund_requested(at(now));
+        store.commit(vec![ins_refund(&r), upd_payment(&pa2, before)]).await.unwrap();
+        refunds.push(r);
+    }
+    let c = book(3, "driver-3", 1_000);
+    let pc = start("PPZ", &c, &[], 7_000);
+    store.commit(vec![ins_session(&c), ins_payment(&pc)]).await.unwrap();
+    let c = c.id().clone();
+    let all = [
+        ("PPB2", b.id(), 5_000),
+        ("RFC", a.id(), 6_500),
+        ("PPZ", &c, 7_000),
+        ("RFA", a.id(), 7_000),
+        ("RFB", a.id(), 7_000),
+    ];
+    assert_pending(store, end, 10, &all).await;
+    assert_pending(store, end, 5, &all).await;
+    assert_pending(store, end, 3, &all[..3]).await;
+    assert_pending(store, end, 1, &all[..1]).await;
+    assert_pending(store, end, 0, &[]).await;
+    assert_pending(store, 7_000, 10, &all[..2]).await;
+    assert_pending(store, 7_001, 10, &all).await;
+    assert_pending(store, 7_001, 4, &all[..4]).await;
+    assert_pending(store, 6_500, 10, &all[..1]).await;
+    assert_pending(store, 5_000, 10, &[]).await;
+    assert_pending(store, 0, 10, &[]).await;
+
+    // A refund's success and another's failure take them out; the payment's refund count does not.
+    let (pv, sv) = (pa2.version(), a.version());
+    let mut rfc = refunds[2].clone();
+    assert_eq!(record_refund_success(&mut rfc, &mut pa2, &mut a, at(8_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_refund(&rfc, 1), upd_payment(&pa2, pv), upd_session(&a, sv)]).await.unwrap();
+    let mut rfa = refunds[1].clone();
+    assert_eq!(rfa.fail(at(8_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_refund(&rfa, 1)]).await.unwrap();
+    assert_pending(store, end, 10, &[("PPB2", b.id(), 5_000), ("PPZ", &c, 7_000), ("RFB", a.id(), 7_000)]).await;
+
+    // An update that keeps a payment PENDING keeps it listed, once.
+    let mut pb_noted = pb.clone();
+    pb_noted.note_refund_requested(at(9_000));
+    store.commit(vec![upd_payment(&pb_noted, pb.version())]).await.unwrap();
+    assert_pending(store, end, 10, &[("PPB2", b.id(), 5_000), ("PPZ", &c, 7_000), ("RFB", a.id(), 7_000)]).await;
+
+    // The stored records agree with the index.
+    let bundle = load(store, a.id()).await;
+    assert_eq!(bundle.refunds.iter().filter(|r| r.status() == RefundStatus::Pending).count(), 1);
+    assert_eq!(bundle.payments.iter().filter(|p| p.status() == PaymentStatus::Pending).count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backends
 
-fn open_embedded() -> (Arc<dyn Store>, tempfile::TempDir) {
+fn open_embedded() -> (Arc<dyn Backend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path().join("parkpay.redb")).unwrap();
     (Arc::new(store), dir)
@@ -518,7 +870,7 @@ fn unique_table(test: &str) -> String {
 }
 
 /// A store on a new table of the DynamoDB Local, or `None` when skipped.
-async fn open_dynamodb(test: &str) -> Option<(Arc<dyn Store>, aws_sdk_dynamodb::Client, String)> {
+async fn open_dynamodb(test: &str) -> Option<(Arc<dyn Backend>, aws_sdk_dynamodb::Client, String)> {
     let client = dynamodb_client(test)?;
     let table = unique_table(test);
     parkpay_store::create_table(&client, &table)
@@ -564,6 +916,14 @@ contract!(
     list_sessions_newest_first,
     concurrent_updates_have_one_winner,
     concurrent_inserts_have_one_winner,
+    idempotency_acquire_then_in_progress,
+    idempotency_complete_then_replay,
+    idempotency_takeover_after_expiry,
+    idempotency_takeover_after_in_progress_deadline,
+    idempotency_wrong_token_is_refused,
+    idempotency_invalid_arguments,
+    concurrent_acquires_have_one_winner,
+    pending_index_follows_status,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -653,6 +1013,80 @@ async fn dynamodb_corrupt_items_are_reported() {
             other => panic!("expected Corrupt, got {other:?}"),
         }
     }
+}
+
+/// The table as created: both indexes with their projections, TTL on `expires_at_epoch` (where
+/// DynamoDB Local reports TTL at all); items carry the documented attributes.
+#[tokio::test]
+async fn dynamodb_table_and_items_as_documented() {
+    use aws_sdk_dynamodb::types::{AttributeValue, ProjectionType, TimeToLiveStatus};
+    let Some((store, client, table)) = open_dynamodb("layout").await else { return };
+    let described = client.describe_table().table_name(&table).send().await.unwrap();
+    let mut indexes: Vec<(String, Option<ProjectionType>)> = described
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| (i.index_name().unwrap().to_owned(), i.projection().and_then(|p| p.projection_type()).cloned()))
+        .collect();
+    indexes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        indexes,
+        [("GSI1".to_owned(), Some(ProjectionType::All)), ("GSI2".to_owned(), Some(ProjectionType::KeysOnly))]
+    );
+    match client.describe_time_to_live().table_name(&table).send().await {
+        Ok(out) => {
+            let ttl = out.time_to_live_description().unwrap();
+            assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+            assert_eq!(ttl.attribute_name(), Some(parkpay_store::keys::TTL_ATTRIBUTE));
+        }
+        Err(e) => eprintln!("DescribeTimeToLive unsupported here: {e}"),
+    }
+
+    let get = |pk: String, sk: &str| {
+        client
+            .get_item()
+            .table_name(&table)
+            .key("PK", AttributeValue::S(pk))
+            .key("SK", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+    };
+    let n = |v: &str| Some(AttributeValue::N(v.to_owned()));
+    let s_ = |v: &str| Some(AttributeValue::S(v.to_owned()));
+
+    // An idempotency record: native attributes; TTL in seconds, rounded up.
+    let record = IdempotencyRecord::in_progress("u#k", "h", "t", at(T0 + 1), at(T0 + 1_500));
+    assert_eq!(store.acquire(&record, at(T0)).await, Ok(Acquire::Acquired));
+    let item = get("IDEMPOTENCY#u#k".into(), "#IDEMPOTENCY").await.unwrap().item.unwrap();
+    assert_eq!(item.get("entity").cloned(), s_("IDEMPOTENCY"));
+    assert_eq!(item.get("status").cloned(), s_("IN_PROGRESS"));
+    assert_eq!(item.get("in_progress_until").cloned(), n(&(T0 + 1).to_string()));
+    assert_eq!(item.get("expires_at").cloned(), n(&(T0 + 1_500).to_string()));
+    assert_eq!(item.get("expires_at_epoch").cloned(), n(&(T0 / 1_000 + 2).to_string()));
+    assert_eq!(item.get("response").cloned(), Some(AttributeValue::Null(true)));
+    store.complete("u#k", "t", &created(), at(T0 + 7_000)).await.unwrap();
+    let item = get("IDEMPOTENCY#u#k".into(), "#IDEMPOTENCY").await.unwrap().item.unwrap();
+    assert_eq!(item.get("status").cloned(), s_("COMPLETED"));
+    assert_eq!(item.get("expires_at_epoch").cloned(), n(&(T0 / 1_000 + 7).to_string()));
+    let response = item.get("response").unwrap().as_m().unwrap();
+    assert_eq!(response.get("status").cloned(), n("201"));
+    assert_eq!(response.get("body").cloned(), s_(&created().body));
+
+    // A payment carries the GSI2 keys while PENDING only.
+    let s = book(1, "driver-1", 1_000);
+    let mut p = start("PP1", &s, &[], 2_000);
+    store.commit(vec![ins_session(&s), ins_payment(&p)]).await.unwrap();
+    let pk = format!("SESSION#{}", s.id());
+    let item = get(pk.clone(), "PAYMENT#PP1").await.unwrap().item.unwrap();
+    assert_eq!(item.get("GSI2PK").cloned(), s_("PENDING"));
+    assert_eq!(item.get("GSI2SK").cloned(), s_("000000000002000#PAYMENT#PP1"));
+    let session_item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
+    assert!(!session_item.contains_key("GSI2PK"));
+    assert_eq!(p.fail(at(3_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&p, 1)]).await.unwrap();
+    let item = get(pk, "PAYMENT#PP1").await.unwrap().item.unwrap();
+    assert!(!item.contains_key("GSI2PK") && !item.contains_key("GSI2SK"), "{item:?}");
 }
 
 /// A table that does not exist: `Unavailable`, with the table's name.

@@ -287,7 +287,7 @@ impl PaymentGateway for PhonePeV1 {
         })
     }
 
-    fn verify_notice(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notice, CallbackError> {
+    async fn verify_notice(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notice, CallbackError> {
         verify_callback(&self.cfg.salt_keys, headers, body)
     }
 }

@@ -1,0 +1,166 @@
+//! Shared by the HTTP-level test suites: a local server on either store, a client, helpers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parkpay_local::LocalServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub struct Env {
+    pub server: LocalServer,
+    pub http: reqwest::Client,
+    pub base: String,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn settings(dir: &std::path::Path) -> HashMap<String, String> {
+    HashMap::from([
+        ("PARKPAY_ADDR".into(), "127.0.0.1:0".into()),
+        ("PARKPAY_DATA_DIR".into(), dir.display().to_string()),
+        ("PARKPAY_JWT_SECRET".into(), "e2e-test-secret-0123456789".into()),
+        ("PARKPAY_SIM_REFUND_SETTLE_MS".into(), "50".into()),
+        // Short enough for the fault tests (a 3 s hang is a timeout), long enough for the rest.
+        ("PHONEPE_READ_TIMEOUT_MS".into(), "2500".into()),
+    ])
+}
+
+pub async fn start_with(dir: tempfile::TempDir, store: Option<parkpay_api::Stores>) -> Env {
+    start_with_env(dir, store, &[]).await
+}
+
+/// [`start_with`], with extra settings (e.g. shorter PhonePe timeouts).
+pub async fn start_with_env(dir: tempfile::TempDir, store: Option<parkpay_api::Stores>, extra: &[(&str, &str)]) -> Env {
+    let mut map = settings(dir.path());
+    for (k, v) in extra {
+        map.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let server = parkpay_local::start_with_store(&|k| map.get(k).cloned(), store).await.expect("local server starts");
+    let base = server.base_url.as_str().trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Env { server, http, base, _dir: dir }
+}
+
+pub async fn embedded() -> Env {
+    start_with(tempfile::tempdir().unwrap(), None).await
+}
+
+pub async fn dynamodb() -> Option<Env> {
+    let Ok(endpoint) = std::env::var("PARKPAY_DYNAMODB_ENDPOINT") else {
+        if std::env::var("PARKPAY_SKIP_DYNAMODB").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: DynamoDB end-to-end test (PARKPAY_SKIP_DYNAMODB=1)");
+            return None;
+        }
+        panic!("PARKPAY_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local");
+    };
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("ap-south-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("e2e", "e2e", None, None, "e2e"))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let table = format!("e2e-{}", hex_id());
+    parkpay_store::dynamo::create_table(&client, &table).await.expect("create table in DynamoDB Local");
+    let stores = parkpay_api::Stores::new(parkpay_store::dynamo::DynamoStore::new(client, table));
+    Some(start_with(tempfile::tempdir().unwrap(), Some(stores)).await)
+}
+
+pub fn hex_id() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Env {
+    pub fn token(&self, sub: &str) -> String {
+        self.server.token(sub, false)
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_owned());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text:?}"));
+        (status, value)
+    }
+
+    pub async fn book(&self, token: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/sessions/",
+                Some(token),
+                Some(r#"{"lot_id":"MG-ROAD-1","vehicle_number":"ka01ab1234","hours":2}"#),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["amount"], "100.00");
+        assert_eq!(v["vehicle_number"], "KA-01-AB-1234");
+        assert_eq!(v["status"], "PENDING_PAYMENT");
+        v["session_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_payment(&self, token: &str, sid: &str) -> Value {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/payment/phonepe/create/",
+                Some(token),
+                Some(&json!({"session_id": sid, "amount": 100.00}).to_string()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["status"], "PENDING");
+        v
+    }
+
+    /// What a person does on the simulator's pay page; PhonePe then calls our callback.
+    pub async fn pay(&self, payment: &Value, outcome: &str) {
+        let url = payment["redirect_url"].as_str().expect("redirect_url");
+        let resp = self.http.post(url).form(&[("outcome", outcome)]).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    }
+
+    pub async fn session(&self, token: &str, sid: &str) -> Value {
+        let (s, v) = self.call("GET", &format!("/api/sessions/{sid}/"), Some(token), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub async fn wait_for_status(&self, token: &str, sid: &str, status: &str) -> Value {
+        for _ in 0..200 {
+            let v = self.session(token, sid).await;
+            if v["status"] == status {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("session {sid} never became {status}: {}", self.session(token, sid).await);
+    }
+}
+
+
+/// Generate one test per scenario and store: `embedded_store::NAME` and `dynamodb_local::NAME`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::embedded().await).await; })*
+        }
+        mod dynamodb_local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { if let Some(env) = $crate::common::dynamodb().await { super::$name(env).await; } })*
+        }
+    };
+}
+
