@@ -757,6 +757,7 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
     }
     let applied = match state.store.find_txn(report.merchant_txn_id.as_str()).await? {
         Some(TxnRef::Payment { session_id, payment_id }) => {
+            let report = cross_check(state, &session_id, &payment_id, report).await?;
             apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Callback).await?.1
         }
         Some(TxnRef::Refund { session_id, refund_id }) => {
@@ -770,6 +771,31 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
         }
     };
     Ok(CallbackAck { success: true, applied })
+}
+
+/// A callback that contradicts our record — success for a payment we hold FAILED, failure for
+/// one we hold SUCCESS, or another amount than ours — is checked against PhonePe's status API
+/// (the source of truth) and what the status API says is applied instead. If PhonePe cannot be
+/// asked, the callback is answered 503 so that PhonePe sends it again later.
+async fn cross_check(
+    state: &AppState,
+    session_id: &SessionId,
+    payment_id: &PaymentId,
+    report: StatusReport,
+) -> Result<StatusReport, ApiError> {
+    let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(report) };
+    let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else { return Ok(report) };
+    let disagrees = match (report.state, payment.status()) {
+        (TxnState::Success, PaymentStatus::Failed) | (TxnState::Failed, PaymentStatus::Success) => true,
+        (TxnState::Success, _) => report.amount != Some(payment.amount()),
+        _ => false,
+    };
+    if !disagrees {
+        return Ok(report);
+    }
+    tracing::warn!(security = true, payment = %payment_id, code = %report.code, recorded = payment.status().as_str(),
+        "callback disagrees with our record; asking PhonePe's status API");
+    state.gateway.status(&txn_id(payment_id.as_str())?).await.map_err(gateway_error)
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -140,53 +140,54 @@ async fn forged_callback(env: Env) {
     let sid = env.book(&t).await;
     let p = env.create_payment(&t, &sid).await;
     let txn = p["merchant_txn_id"].as_str().unwrap();
-    // A success callback signed with a key that is not ours.
-    let envelope = json!({"success": true, "code": "PAYMENT_SUCCESS", "message": "ok", "data": {
-        "merchantId": "PGTESTPAYUAT", "merchantTransactionId": txn, "transactionId": "T1",
-        "amount": 10000, "state": "COMPLETED", "responseCode": "SUCCESS"}});
-    let forged_keys = parkpay_checksum::SaltKeys::single(
-        parkpay_checksum::SaltIndex::new(1),
-        parkpay_checksum::SaltKey::new("not-our-salt").unwrap(),
-    );
-    let env_struct: parkpay_gateway::phonepe_v1::wire::Envelope<parkpay_gateway::phonepe_v1::wire::StatusData> =
-        serde_json::from_value(envelope).unwrap();
-    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&forged_keys, &env_struct);
-    let url = format!("{}/api/payment/callback/phonepe/", env.base);
-    for header in [Some(x_verify.to_string()), None, Some("garbage".to_owned())] {
-        let mut req = env.http.post(&url).header("content-type", "application/json").body(body.clone());
-        if let Some(h) = &header {
-            req = req.header("X-VERIFY", h);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header:?}");
-        let v: Value = resp.json().await.unwrap();
+    // A success callback signed with a key that is not ours, with no signature, with garbage.
+    let (body, forged) = common::signed_callback("not-our-salt", txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+    for header in [Some(forged.as_str()), None, Some("garbage")] {
+        let (status, v) = env.post_callback(&body, header).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header:?}");
         assert_eq!(v["error"]["code"], "INVALID_SIGNATURE");
     }
     let s = env.session(&t, &sid).await;
     assert_eq!(s["status"], "PENDING_PAYMENT");
     assert_eq!(s["payments"][0]["status"], "PENDING");
     assert_eq!(s["can_enter"], false);
-    // The same callback signed with our key is applied (so the 401s above were about the key).
-    let ours = parkpay_checksum::SaltKeys::single(
-        parkpay_checksum::SaltIndex::new(1),
-        parkpay_checksum::SaltKey::new(parkpay_api::config::SIM_SALT_KEY).unwrap(),
-    );
-    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&ours, &env_struct);
+    // The same callback signed with our key is applied once, however often it arrives.
+    let (body, ours) = common::signed_callback(parkpay_api::config::SIM_SALT_KEY, txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+    let mut applied = 0;
     for _ in 0..3 {
-        let resp = env
-            .http
-            .post(&url)
-            .header("X-VERIFY", x_verify.to_string())
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        let (status, v) = env.post_callback(&body, Some(&ours)).await;
+        assert_eq!(status, StatusCode::OK);
+        applied += usize::from(v["applied"] == true);
     }
+    assert_eq!(applied, 1);
     let s = env.session(&t, &sid).await;
     assert_eq!(s["status"], "PAID");
     assert_eq!(s["paid"], "100.00");
+}
+
+/// Authentic callbacks that contradict our record are checked with the status API first.
+async fn disagreeing_callback_is_cross_checked(env: Env) {
+    let salt = parkpay_api::config::SIM_SALT_KEY;
+    let t = env.token("driver-9");
+    let sid = env.book(&t).await;
+    let p = env.create_payment(&t, &sid).await;
+    let txn = p["merchant_txn_id"].as_str().unwrap();
+    // Another amount than ours: PhonePe's status says PENDING, nothing is applied.
+    let (body, x) = common::signed_callback(salt, txn, "PAYMENT_SUCCESS", "COMPLETED", 1_000);
+    let (status, v) = env.post_callback(&body, Some(&x)).await;
+    assert_eq!((status, v["applied"].clone()), (StatusCode::OK, json!(false)), "{v}");
+    assert_eq!(env.session(&t, &sid).await["payments"][0]["status"], "PENDING");
+    // Declined at PhonePe; then a "success" for it: the status API says FAILED, nothing changes.
+    env.pay(&p, "failure").await;
+    let (body, x) = common::signed_callback(salt, txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+    let (status, v) = env.post_callback(&body, Some(&x)).await;
+    assert_eq!((status, v["applied"].clone()), (StatusCode::OK, json!(false)), "{v}");
+    let s = env.session(&t, &sid).await;
+    assert_eq!((s["status"].clone(), s["payments"][0]["status"].clone()), (json!("PENDING_PAYMENT"), json!("FAILED")));
+    // A callback for a transaction we never made is acknowledged and changes nothing.
+    let (body, x) = common::signed_callback(salt, "PPNOTOURS", "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+    let (status, v) = env.post_callback(&body, Some(&x)).await;
+    assert_eq!((status, v["applied"].clone()), (StatusCode::OK, json!(false)), "{v}");
 }
 
 async fn malformed_requests(env: Env) {
@@ -470,7 +471,15 @@ async fn malformed_requests(env: Env) {
     assert!(s["payments"].as_array().unwrap().is_empty());
 }
 
-on_both_stores!(pay_flow, decline_then_pay_again, refunds, isolation, forged_callback, malformed_requests);
+on_both_stores!(
+    pay_flow,
+    decline_then_pay_again,
+    refunds,
+    isolation,
+    forged_callback,
+    disagreeing_callback_is_cross_checked,
+    malformed_requests,
+);
 
 /// The embedded store keeps its data across a restart of the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

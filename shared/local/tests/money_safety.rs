@@ -124,25 +124,9 @@ async fn concurrent_callbacks_and_verifies(env: Env) {
     env.pay(&p, "success").await;
     assert_eq!(env.session(&t, &sid).await["status"], "PENDING_PAYMENT");
     // The genuine callback, as PhonePe would send it, 50 times at once, and 50 verifies.
-    let keys = parkpay_checksum::SaltKeys::single(
-        parkpay_checksum::SaltIndex::new(1),
-        parkpay_checksum::SaltKey::new(parkpay_api::config::SIM_SALT_KEY).unwrap(),
-    );
-    let envelope: parkpay_gateway::phonepe_v1::wire::Envelope<parkpay_gateway::phonepe_v1::wire::StatusData> =
-        serde_json::from_value(json!({"success": true, "code": "PAYMENT_SUCCESS", "message": "ok", "data": {
-            "merchantId": "PGTESTPAYUAT", "merchantTransactionId": txn, "transactionId": "T-1",
-            "amount": 10000, "state": "COMPLETED", "responseCode": "SUCCESS"}}))
-        .unwrap();
-    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&keys, &envelope);
-    let url = format!("{}/api/payment/callback/phonepe/", env.base);
-    let callbacks = (0..N).map(|_| {
-        let req = env.http.post(&url).header("X-VERIFY", x_verify.to_string()).header("content-type", "application/json").body(body.clone());
-        async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status();
-            (status, resp.json::<Value>().await.unwrap())
-        }
-    });
+    let (body, x_verify) =
+        common::signed_callback(parkpay_api::config::SIM_SALT_KEY, &txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+    let callbacks = (0..N).map(|_| env.post_callback(&body, Some(&x_verify)));
     let verify_body = json!({"merchant_txn_id": txn}).to_string();
     let verifies = (0..N).map(|_| raw_post(&env, "/api/payment/phonepe/verify/", &t, None, &verify_body));
     let (cb, vf) = tokio::join!(join_all(callbacks), join_all(verifies));

@@ -150,6 +150,39 @@ impl Env {
 }
 
 
+/// A PhonePe v1 callback for `txn` signed with `salt` (the simulator's, i.e. ours, unless forging):
+/// the JSON body and the `X-VERIFY` value.
+pub fn signed_callback(salt: &str, txn: &str, code: &str, state: &str, amount: u64) -> (Vec<u8>, String) {
+    let keys = parkpay_checksum::SaltKeys::single(
+        parkpay_checksum::SaltIndex::new(1),
+        parkpay_checksum::SaltKey::new(salt).unwrap(),
+    );
+    let envelope: parkpay_gateway::phonepe_v1::wire::Envelope<parkpay_gateway::phonepe_v1::wire::StatusData> =
+        serde_json::from_value(json!({"success": code == "PAYMENT_SUCCESS", "code": code, "message": "m", "data": {
+            "merchantId": "PGTESTPAYUAT", "merchantTransactionId": txn, "transactionId": "T-1",
+            "amount": amount, "state": state, "responseCode": "SUCCESS"}}))
+        .unwrap();
+    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&keys, &envelope);
+    (body, x_verify.to_string())
+}
+
+impl Env {
+    /// POST a callback; the status and the JSON answer.
+    pub async fn post_callback(&self, body: &[u8], x_verify: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/api/payment/callback/phonepe/", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(x) = x_verify {
+            req = req.header("X-VERIFY", x);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+}
+
 /// Generate one test per scenario and store: `embedded_store::NAME` and `dynamodb_local::NAME`.
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
