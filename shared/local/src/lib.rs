@@ -370,10 +370,23 @@ pub fn gateway_event(
     claims: Option<HashMap<String, String>>,
     body: &[u8],
 ) -> serde_json::Value {
+    // As behind API Gateway, Host and X-Forwarded-Proto are the server's own: lambda_http builds
+    // the request URI from them and panics on one that makes no URL, so the client's Host is kept
+    // only when it makes one, and the scheme is always http.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| Url::parse(&format!("http://{h}{}", uri.path())).is_ok())
+        .unwrap_or("localhost");
     let mut hdrs = serde_json::Map::new();
+    hdrs.insert("host".into(), serde_json::Value::String(host.to_owned()));
+    hdrs.insert("x-forwarded-proto".into(), serde_json::Value::String("http".into()));
     for (name, value) in headers {
         let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
         let key = name.as_str().to_ascii_lowercase();
+        if key == "host" || key == "x-forwarded-proto" {
+            continue;
+        }
         match hdrs.get_mut(&key) {
             Some(serde_json::Value::String(existing)) => {
                 existing.push(',');
@@ -395,7 +408,7 @@ pub fn gateway_event(
     let mut ctx = serde_json::json!({
         "accountId": "local",
         "apiId": "local",
-        "domainName": headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
+        "domainName": host,
         "domainPrefix": "local",
         "http": {
             "method": method.as_str(),
@@ -432,4 +445,38 @@ pub fn gateway_event(
         event["body"] = serde_json::Value::String(body_text);
     }
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On the local server the client controls Host and X-Forwarded-Proto (behind API Gateway,
+    /// API Gateway sets them). `lambda_http` builds the request URI from them with `unwrap`, so
+    /// a value that makes no URL must never reach it: the request's task would panic and the
+    /// client would get a dropped connection instead of an answer.
+    #[test]
+    fn client_host_and_forwarded_proto_cannot_break_event_parsing() {
+        let uri: axum::http::Uri = "/api/lots/?a=b".parse().unwrap();
+        let cases = [
+            ("host", "a b"),
+            ("host", "a:99999"),
+            ("host", "[::1"),
+            ("host", ""),
+            ("host", "ä.example"),
+            ("host", "x/y"),
+            ("host", "%"),
+            ("x-forwarded-proto", "1"),
+            ("x-forwarded-proto", ""),
+            ("x-forwarded-proto", "a b"),
+            ("x-forwarded-proto", "ftp"),
+        ];
+        for (name, value) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, axum::http::HeaderValue::from_bytes(value.as_bytes()).unwrap());
+            let event = gateway_event(&Method::GET, &uri, &headers, "GET", "/api/lots/", &HashMap::new(), None, b"");
+            let parsed = std::panic::catch_unwind(|| lambda_http::request::from_str(&event.to_string()).is_ok());
+            assert!(matches!(parsed, Ok(true)), "{name}: {value:?} breaks the event");
+        }
+    }
 }
