@@ -7,9 +7,9 @@
 //!
 //! One test in this binary: it installs the process-wide subscriber.
 
+// `common` defines a macro that other suites use and this one does not.
 #![allow(unused_macros)]
 
-#[macro_use]
 mod common;
 
 use std::io::Write;
