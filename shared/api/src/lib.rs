@@ -5,8 +5,8 @@
 
 pub mod config;
 pub mod http;
-pub mod identity;
 pub mod idempotency;
+pub mod identity;
 pub mod lambda;
 pub mod reconcile;
 pub mod routes;
@@ -15,6 +15,6 @@ pub mod service;
 pub mod state;
 pub mod views;
 
-pub use config::{ConfigError, Settings};
-pub use routes::{Endpoint, ROUTES, Route, RouteMatch, handle, match_route};
+pub use config::{ConfigError, CoreSettings, Settings};
+pub use routes::{Endpoint, ROUTES, Route, RouteMatch, SCHEDULED, ScheduledFunction, handle, match_route};
 pub use state::{AppState, Clock, Stores, SystemClock};

@@ -86,6 +86,33 @@ impl Reconciler {
         Self { state, schedule: schedule(), last_checked: Mutex::new(HashMap::new()) }
     }
 
+    /// One scheduled invocation: tick once a second until shortly before `deadline_ms` (Unix
+    /// milliseconds, the invocation's deadline), at most 55 s, so PhonePe's 3-second schedule is
+    /// kept with a one-minute EventBridge rule. At least one tick always runs. The totals of every
+    /// tick, with `pending` as the last tick saw it.
+    pub async fn run_invocation(&self, deadline_ms: u64) -> TickReport {
+        let now_ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+        };
+        let stop_at = now_ms() + 55_000.min(deadline_ms.saturating_sub(now_ms()).saturating_sub(5_000));
+        let mut total = TickReport::default();
+        loop {
+            let r = self.tick().await;
+            total.checked += r.checked;
+            total.applied += r.applied;
+            total.expired += r.expired;
+            total.errors += r.errors;
+            total.pending = r.pending;
+            if now_ms() + 1_000 >= stop_at {
+                return total;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
     /// Check every PENDING transaction that is due, apply what PhonePe says, expire payments
     /// past the timeout.
     pub async fn tick(&self) -> TickReport {

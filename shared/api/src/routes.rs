@@ -7,8 +7,8 @@ use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::http::{ApiError, body_bytes, json_response, parse_body};
-use crate::identity::caller;
 use crate::idempotency;
+use crate::identity::caller;
 use crate::service;
 use crate::state::AppState;
 
@@ -36,6 +36,9 @@ pub struct Route {
     pub binary: &'static str,
     /// Whether a verified bearer token is required (API Gateway's JWT authorizer).
     pub requires_token: bool,
+    /// Whether it talks to PhonePe (signs or verifies checksums): only these functions get the
+    /// PhonePe client, the salt key's location and the permission to read it.
+    pub uses_phonepe: bool,
 }
 
 pub const ROUTES: &[Route] = &[
@@ -46,6 +49,7 @@ pub const ROUTES: &[Route] = &[
         function: "ListLotsFunction",
         binary: "list-lots",
         requires_token: false,
+        uses_phonepe: false,
     },
     Route {
         endpoint: Endpoint::CreateSession,
@@ -54,6 +58,7 @@ pub const ROUTES: &[Route] = &[
         function: "CreateSessionFunction",
         binary: "create-session",
         requires_token: true,
+        uses_phonepe: false,
     },
     Route {
         endpoint: Endpoint::GetSession,
@@ -62,6 +67,7 @@ pub const ROUTES: &[Route] = &[
         function: "GetSessionFunction",
         binary: "get-session",
         requires_token: true,
+        uses_phonepe: false,
     },
     Route {
         endpoint: Endpoint::CreatePayment,
@@ -70,6 +76,7 @@ pub const ROUTES: &[Route] = &[
         function: "CreatePaymentFunction",
         binary: "create-payment",
         requires_token: true,
+        uses_phonepe: true,
     },
     Route {
         endpoint: Endpoint::VerifyPayment,
@@ -78,6 +85,7 @@ pub const ROUTES: &[Route] = &[
         function: "VerifyPaymentFunction",
         binary: "verify-payment",
         requires_token: true,
+        uses_phonepe: true,
     },
     Route {
         endpoint: Endpoint::Refund,
@@ -86,6 +94,7 @@ pub const ROUTES: &[Route] = &[
         function: "RefundFunction",
         binary: "refund-payment",
         requires_token: true,
+        uses_phonepe: true,
     },
     Route {
         endpoint: Endpoint::PhonePeCallback,
@@ -94,8 +103,31 @@ pub const ROUTES: &[Route] = &[
         function: "PhonePeCallbackFunction",
         binary: "phonepe-callback",
         requires_token: false,
+        uses_phonepe: true,
     },
 ];
+
+/// A function with no HTTP route, invoked by an EventBridge schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledFunction {
+    /// The SAM logical id of its function in `template.yaml`.
+    pub function: &'static str,
+    /// The Lambda binary (cargo `[[bin]]` name).
+    pub binary: &'static str,
+    /// Its schedule expression in `template.yaml`.
+    pub schedule: &'static str,
+    /// Whether it talks to PhonePe (see [`Route::uses_phonepe`]).
+    pub uses_phonepe: bool,
+}
+
+/// The scheduled functions: reconciliation of PENDING payments and refunds every minute
+/// (`crate::reconcile`; each invocation ticks once a second for up to 55 s).
+pub const SCHEDULED: &[ScheduledFunction] = &[ScheduledFunction {
+    function: "ReconcileFunction",
+    binary: "reconcile-payments",
+    schedule: "rate(1 minute)",
+    uses_phonepe: true,
+}];
 
 impl Endpoint {
     pub fn route(self) -> &'static Route {
@@ -183,8 +215,10 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
         Endpoint::Refund => {
             let who = caller(&req)?;
             let body = parse_body(&req)?;
-            idempotency::run(state, &who, "refund", &req, StatusCode::ACCEPTED, |id| service::refund(state, &who, body, id))
-                .await
+            idempotency::run(state, &who, "refund", &req, StatusCode::ACCEPTED, |id| {
+                service::refund(state, &who, body, id)
+            })
+            .await
         }
         Endpoint::PhonePeCallback => {
             let bytes = body_bytes(&req);

@@ -14,30 +14,33 @@ use tokio::sync::OnceCell;
 
 use crate::config::{SaltSource, Settings};
 
+/// The SSM parameter name through which Parameter Store hands out a Secrets Manager secret
+/// ("Referencing AWS Secrets Manager secrets from Parameter Store parameters"): one client (SSM)
+/// serves both stores, which keeps the Secrets Manager SDK out of every Lambda binary.
+pub fn secrets_manager_reference(secret_id: &str) -> String {
+    format!("/aws/reference/secretsmanager/{secret_id}")
+}
+
 /// Fetch the salt key named by `source`. The error text names the source, never a value.
 pub async fn fetch_salt(source: &SaltSource, aws: &aws_config::SdkConfig) -> Result<SaltKeys, String> {
-    let (raw, index) = match source {
+    let (parameter, what, index) = match source {
         SaltSource::Inline(keys) => return Ok(keys.clone()),
-        SaltSource::Ssm { parameter, index } => {
-            let out = aws_sdk_ssm::Client::new(aws)
-                .get_parameter()
-                .name(parameter)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| format!("SSM parameter {parameter}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
-            let value =
-                out.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {parameter} has no value"))?;
-            (value, *index)
-        }
+        SaltSource::Ssm { parameter, index } => (parameter.clone(), format!("SSM parameter {parameter}"), *index),
         SaltSource::SecretsManager { secret_id, index } => {
-            let out =
-                aws_sdk_secretsmanager::Client::new(aws).get_secret_value().secret_id(secret_id).send().await.map_err(
-                    |e| format!("secret {secret_id}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)),
-                )?;
-            let value = out.secret_string.ok_or_else(|| format!("secret {secret_id} has no string value"))?;
-            (secret_json_field(&value).unwrap_or(value), *index)
+            (secrets_manager_reference(secret_id), format!("secret {secret_id}"), *index)
         }
+    };
+    let out = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(&parameter)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| format!("{what}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+    let value = out.parameter.and_then(|p| p.value).ok_or_else(|| format!("{what} has no value"))?;
+    let raw = match source {
+        SaltSource::SecretsManager { .. } => secret_json_field(&value).unwrap_or(value),
+        _ => value,
     };
     salt_keys(raw, index)
 }

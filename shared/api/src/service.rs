@@ -554,10 +554,8 @@ const SYSTEM_USER: &str = "parkpay-system";
 /// Refund all of a payment that succeeded for a session that cannot take it. Its id derives
 /// from the payment's, so however often this runs there is one such refund.
 async fn auto_refund(state: &AppState, payment_id: &PaymentId) -> Result<RefundView, ApiError> {
-    let system = Caller {
-        user_id: parkpay_domain::UserId::parse(SYSTEM_USER).map_err(ApiError::internal)?,
-        is_operator: true,
-    };
+    let system =
+        Caller { user_id: parkpay_domain::UserId::parse(SYSTEM_USER).map_err(ApiError::internal)?, is_operator: true };
     let body = RefundBody {
         merchant_txn_id: Some(payment_id.as_str().to_owned()),
         amount: None,

@@ -1,5 +1,6 @@
-//! The salt key is fetched from SSM Parameter Store or Secrets Manager over their real wire
-//! protocols (AWS JSON 1.1), here against a small stand-in server on loopback, on first use.
+//! The salt key is fetched from SSM Parameter Store, or from Secrets Manager through Parameter
+//! Store's `/aws/reference/secretsmanager/` names, over SSM's real wire protocol (AWS JSON 1.1),
+//! here against a small stand-in server on loopback, on first use.
 
 use std::sync::{Arc, Mutex};
 
@@ -26,21 +27,22 @@ async fn fake_aws(seen: Arc<Mutex<Seen>>) -> String {
                 let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 seen.lock().unwrap().targets.push(target.clone());
                 seen.lock().unwrap().bodies.push(body.clone());
-                let answer = match (target.as_str(), body["Name"].as_str(), body["SecretId"].as_str()) {
-                    ("AmazonSSM.GetParameter", Some("/parkpay/salt"), _) => serde_json::json!({
+                let answer = match (target.as_str(), body["Name"].as_str()) {
+                    ("AmazonSSM.GetParameter", Some("/parkpay/salt")) => serde_json::json!({
                         "Parameter": {"Name": "/parkpay/salt", "Type": "SecureString", "Value": "ssm-salt-value", "Version": 1}
                     }),
-                    ("secretsmanager.GetSecretValue", _, Some("parkpay/phonepe")) => serde_json::json!({
-                        "ARN": "arn:aws:secretsmanager:ap-south-1:123456789012:secret:parkpay/phonepe-AbCdEf",
-                        "Name": "parkpay/phonepe", "SecretString": "{\"salt_key\":\"sm-salt-value\"}"
+                    // What Parameter Store answers for a Secrets Manager reference.
+                    ("AmazonSSM.GetParameter", Some("/aws/reference/secretsmanager/parkpay/phonepe")) => serde_json::json!({
+                        "Parameter": {
+                            "Name": "/aws/reference/secretsmanager/parkpay/phonepe", "Type": "SecureString",
+                            "Value": "{\"salt_key\":\"sm-salt-value\"}", "Version": 1,
+                            "SourceResult": "{\"Name\":\"parkpay/phonepe\"}",
+                            "ARN": "arn:aws:secretsmanager:ap-south-1:123456789012:secret:parkpay/phonepe-AbCdEf"
+                        }
                     }),
-                    ("AmazonSSM.GetParameter", _, _) => {
-                        return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")],
-                            r#"{"__type":"ParameterNotFound","message":"no such parameter"}"#.to_owned());
-                    }
                     _ => {
                         return (StatusCode::BAD_REQUEST, [("content-type", "application/x-amz-json-1.1")],
-                            r#"{"__type":"ResourceNotFoundException","message":"no such secret"}"#.to_owned());
+                            r#"{"__type":"ParameterNotFound","message":"no such parameter"}"#.to_owned());
                     }
                 };
                 (StatusCode::OK, [("content-type", "application/x-amz-json-1.1")], answer.to_string())
@@ -96,5 +98,7 @@ async fn salt_from_ssm_and_secrets_manager() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.targets[0], "AmazonSSM.GetParameter");
     assert_eq!(seen.bodies[0]["WithDecryption"], true, "SecureString must be decrypted");
-    assert_eq!(seen.targets[1], "secretsmanager.GetSecretValue");
+    assert_eq!(seen.targets[1], "AmazonSSM.GetParameter");
+    assert_eq!(seen.bodies[1]["Name"], "/aws/reference/secretsmanager/parkpay/phonepe");
+    assert_eq!(seen.bodies[1]["WithDecryption"], true, "a Secrets Manager reference must be decrypted");
 }

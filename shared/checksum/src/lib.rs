@@ -281,11 +281,7 @@ impl SaltKeys {
     pub fn verify(&self, header: &str, message: Message<'_>) -> Result<SaltIndex, VerifyError> {
         let received = XVerify::parse(header)?;
         let key = self.key(received.index).ok_or(VerifyError::UnknownIndex(received.index))?;
-        if received.matches(message, key) {
-            Ok(received.index)
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        if received.matches(message, key) { Ok(received.index) } else { Err(VerifyError::Mismatch) }
     }
 }
 
@@ -298,10 +294,7 @@ pub struct WebhookCredentials {
 
 impl fmt::Debug for WebhookCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookCredentials")
-            .field("username", &self.username)
-            .field("password", &"[REDACTED]")
-            .finish()
+        f.debug_struct("WebhookCredentials").field("username", &self.username).field("password", &"[REDACTED]").finish()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Property tests: signing then verifying round-trips, and any change to what was signed, or to
 //! the header, is caught; no input makes the parser panic.
 
-use parkpay_checksum::{HeaderError, Message, SaltIndex, SaltKey, SaltKeys, VerifyError, XVerify, MAX_HEADER_LEN};
+use parkpay_checksum::{HeaderError, MAX_HEADER_LEN, Message, SaltIndex, SaltKey, SaltKeys, VerifyError, XVerify};
 use proptest::prelude::*;
 
 fn keys(salt: &str, index: u32) -> SaltKeys {
@@ -118,7 +118,10 @@ fn every_malformed_shape_has_its_own_error() {
     assert_eq!(XVerify::parse(&format!("{good_hex}###1 ")), Err(HeaderError::BadIndex));
     assert_eq!(XVerify::parse(&format!("{good_hex}###-1")), Err(HeaderError::BadIndex));
     assert_eq!(XVerify::parse(&format!("{good_hex}######1")), Err(HeaderError::BadIndex));
-    assert_eq!(XVerify::parse(&format!("{good_hex}###9999999999")).unwrap_err(), HeaderError::TooLong { len: 77, max: MAX_HEADER_LEN });
+    assert_eq!(
+        XVerify::parse(&format!("{good_hex}###9999999999")).unwrap_err(),
+        HeaderError::TooLong { len: 77, max: MAX_HEADER_LEN }
+    );
     let huge = "a".repeat(1 << 20);
     assert_eq!(XVerify::parse(&huge), Err(HeaderError::TooLong { len: 1 << 20, max: MAX_HEADER_LEN }));
     // a multi-byte character where a hex digit should be: a clean error, not a slicing panic

@@ -100,9 +100,10 @@ impl Paise {
             return Err(MoneyError::NotANumber);
         }
         if let Some(f) = frac
-            && !digits(f) {
-                return Err(MoneyError::NotANumber);
-            }
+            && !digits(f)
+        {
+            return Err(MoneyError::NotANumber);
+        }
         let int = int.trim_start_matches('0');
         if int.len() > MAX_INTEGER_DIGITS {
             return Err(MoneyError::TooLarge { max: Paise(0) });

@@ -65,8 +65,12 @@ pub enum PaymentInstrument {
 }
 
 impl PaymentInstrument {
-    pub const ALL: [PaymentInstrument; 4] =
-        [PaymentInstrument::PayPage, PaymentInstrument::UpiIntent, PaymentInstrument::UpiQr, PaymentInstrument::UpiCollect];
+    pub const ALL: [PaymentInstrument; 4] = [
+        PaymentInstrument::PayPage,
+        PaymentInstrument::UpiIntent,
+        PaymentInstrument::UpiQr,
+        PaymentInstrument::UpiCollect,
+    ];
 
     /// The contract's name (`PAY_PAGE`, `UPI_INTENT`, `UPI_QR`, `UPI_COLLECT`).
     pub const fn as_str(self) -> &'static str {

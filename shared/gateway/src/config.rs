@@ -14,7 +14,9 @@ pub const PRODUCTION_V1_BASE: &str = "https://api.phonepe.com/apis/hermes";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Environment {
     /// The parkpay simulator at this base URL: no request leaves the machine.
-    Simulation { base_url: Url },
+    Simulation {
+        base_url: Url,
+    },
     Sandbox,
     Production,
 }
@@ -148,7 +150,10 @@ mod tests {
         );
         assert!(cfg(Environment::Production, "https://x.example/cb").validate().is_ok());
         assert!(cfg(Environment::Sandbox, "http://x.example/cb").validate().is_ok());
-        assert_eq!(cfg(Environment::Sandbox, "ftp://x.example/cb").validate(), Err(ConfigError::NotHttp("PHONEPE_CALLBACK_URL")));
+        assert_eq!(
+            cfg(Environment::Sandbox, "ftp://x.example/cb").validate(),
+            Err(ConfigError::NotHttp("PHONEPE_CALLBACK_URL"))
+        );
     }
 
     #[test]

@@ -166,10 +166,14 @@ async fn every_instrument() {
     assert_eq!((s.redirect_url, s.qr_data), (None, None));
 
     let s = rig.client.pay(&rig.pay_request("UPI-Q", Instrument::UpiQr)).await.unwrap();
-    assert_eq!(s.qr_data.as_deref(), Some("upi://pay?pa=pgtestpayuat@simulator&pn=PGTESTPAYUAT&am=100.00&tr=UPI-Q&cu=INR"));
+    assert_eq!(
+        s.qr_data.as_deref(),
+        Some("upi://pay?pa=pgtestpayuat@simulator&pn=PGTESTPAYUAT&am=100.00&tr=UPI-Q&cu=INR")
+    );
     assert_eq!((s.redirect_url, s.upi_intent_url), (None, None));
 
-    let s = rig.client.pay(&rig.pay_request("UPI-C", Instrument::UpiCollect { vpa: "payer@ybl".into() })).await.unwrap();
+    let s =
+        rig.client.pay(&rig.pay_request("UPI-C", Instrument::UpiCollect { vpa: "payer@ybl".into() })).await.unwrap();
     assert_eq!((s.redirect_url, s.upi_intent_url, s.qr_data), (None, None, None));
     assert_eq!(rig.simulator().transaction("UPI-C").unwrap().vpa.as_deref(), Some("payer@ybl"));
 
@@ -364,7 +368,10 @@ async fn partial_refund_then_the_rest_then_nothing_left() {
     assert_eq!(payment.refund_ids, ["RF-1-R1", "RF-1-R3"]);
     let refund = rig.simulator().transaction("RF-1-R3").unwrap();
     assert_eq!((refund.kind, refund.original_transaction_id.as_deref()), (TxnKind::Refund, Some("RF-1")));
-    assert_eq!(rejected_code(rig.client.refund(&rig.refund_request("RF-1-R4", "RF-1", 100)).await), "EXCESS_REFUND_AMOUNT");
+    assert_eq!(
+        rejected_code(rig.client.refund(&rig.refund_request("RF-1-R4", "RF-1", 100)).await),
+        "EXCESS_REFUND_AMOUNT"
+    );
     // the payment itself still reads as paid
     assert_eq!(rig.client.status(&txn("RF-1")).await.unwrap().state, TxnState::Success);
 }
@@ -427,16 +434,16 @@ async fn a_stuck_refund_never_settles() {
     assert!(rig.rx.notices_for("RST-1-R1").is_empty());
     // still counted against the payment while pending
     assert_eq!(rig.simulator().transaction("RST-1").unwrap().refunded_amount, 2_500);
-    assert_eq!(rejected_code(rig.client.refund(&rig.refund_request("RST-1-R2", "RST-1", 7_501)).await), "EXCESS_REFUND_AMOUNT");
+    assert_eq!(
+        rejected_code(rig.client.refund(&rig.refund_request("RST-1-R2", "RST-1", 7_501)).await),
+        "EXCESS_REFUND_AMOUNT"
+    );
 }
 
 #[tokio::test]
 async fn refund_after_the_reversal_window() {
-    let rig = Rig::with(
-        |c| SimulatorConfig { reversal_window: Duration::from_millis(1), ..c },
-        Duration::from_secs(5),
-    )
-    .await;
+    let rig =
+        Rig::with(|c| SimulatorConfig { reversal_window: Duration::from_millis(1), ..c }, Duration::from_secs(5)).await;
     rig.paid("RW-1").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
@@ -517,21 +524,11 @@ async fn garbage_answers_are_outcome_unknown() {
     assert!(rig.simulator().transaction("GARB-1").is_some());
     assert_unknown(rig.client.status(&txn("GARB-1")).await);
 
-    let raw = reqwest::Client::new()
-        .post(format!("{}{}", rig.base(), wire::PAY_PATH))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let raw = reqwest::Client::new().post(format!("{}{}", rig.base(), wire::PAY_PATH)).body("{}").send().await.unwrap();
     // the global faults do not apply (no global set): a real BAD_REQUEST
     assert_eq!(raw.status().as_u16(), 400);
     rig.simulator().set_global_faults(Faults::garbage()).unwrap();
-    let raw = reqwest::Client::new()
-        .post(format!("{}{}", rig.base(), wire::PAY_PATH))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let raw = reqwest::Client::new().post(format!("{}{}", rig.base(), wire::PAY_PATH)).body("{}").send().await.unwrap();
     assert_eq!(raw.status().as_u16(), 200);
     assert!(serde_json::from_str::<Value>(&raw.text().await.unwrap()).is_err(), "garbage is not JSON");
 }
@@ -566,7 +563,10 @@ async fn global_faults_and_per_id_overrides() {
     assert_eq!(code, "TOO_MANY_REQUESTS");
     let e = rig.client.pay(&rig.pay_request("OVR-1", Instrument::PayPage)).await.unwrap_err();
     assert!(e.retryable(), "rate limiting may be retried");
-    rig.client.pay(&rig.pay_request("OVR-2", Instrument::PayPage)).await.expect("the per-id {} replaces the global fault");
+    rig.client
+        .pay(&rig.pay_request("OVR-2", Instrument::PayPage))
+        .await
+        .expect("the per-id {} replaces the global fault");
     rig.simulator().clear_global_faults();
     rig.client.pay(&rig.pay_request("OVR-1", Instrument::PayPage)).await.unwrap();
 }
@@ -775,7 +775,10 @@ async fn control_api_over_http() {
 
     rig.client.pay(&rig.pay_request("CTL-1", Instrument::UpiQr)).await.unwrap();
     let t: Value = get("/_sim/payments/CTL-1").await.unwrap().json().await.unwrap();
-    assert_eq!((t["state"].as_str(), t["kind"].as_str(), t["amount"].as_u64()), (Some("PENDING"), Some("payment"), Some(10_000)));
+    assert_eq!(
+        (t["state"].as_str(), t["kind"].as_str(), t["amount"].as_u64()),
+        (Some("PENDING"), Some("payment"), Some(10_000))
+    );
     let list: Value = get("/_sim/payments").await.unwrap().json().await.unwrap();
     assert_eq!(list["transactions"].as_array().unwrap().len(), 1);
     assert_eq!(get("/_sim/payments/NOPE").await.unwrap().status().as_u16(), 404);

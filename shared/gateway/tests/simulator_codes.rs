@@ -197,7 +197,11 @@ async fn natural_codes() {
     let started = refund("N-OK-R1", "N-OK", 4_000).await;
     assert_eq!(started.as_ref().map(|s| s.code.as_str()).ok(), Some(codes::PAYMENT_PENDING));
     check("refund", codes::PAYMENT_PENDING, seen(started, |s| Seen::State(s.state)));
-    check("refund", codes::EXCESS_REFUND_AMOUNT, seen(refund("N-OK-R2", "N-OK", 6_001).await, |s| Seen::State(s.state)));
+    check(
+        "refund",
+        codes::EXCESS_REFUND_AMOUNT,
+        seen(refund("N-OK-R2", "N-OK", 6_001).await, |s| Seen::State(s.state)),
+    );
     check("refund", codes::TRANSACTION_NOT_FOUND, seen(refund("N-R3", "N-404", 100).await, |s| Seen::State(s.state)));
     check("refund", codes::BAD_REQUEST, seen(refund("N-R4", "N-ERR", 100).await, |s| Seen::State(s.state)));
     let bad = bad_client.refund(&rig.refund_request("N-R5", "N-OK", 100)).await;
@@ -205,8 +209,8 @@ async fn natural_codes() {
     let bad = no_key_client.refund(&rig.refund_request("N-R6", "N-OK", 100)).await;
     check("refund", codes::KEY_NOT_CONFIGURED, seen(bad, |s| Seen::State(s.state)));
 
-    let narrow = Rig::with(|c| SimulatorConfig { reversal_window: Duration::from_millis(1), ..c }, Duration::from_secs(5))
-        .await;
+    let narrow =
+        Rig::with(|c| SimulatorConfig { reversal_window: Duration::from_millis(1), ..c }, Duration::from_secs(5)).await;
     narrow.paid("N-W").await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let late = narrow.client.refund(&narrow.refund_request("N-W-R1", "N-W", 100)).await;

@@ -193,7 +193,8 @@ pub async fn start_with_store(
         (None, None) | (None, Some("embedded")) => {
             let db_path = data_dir.join("parkpay.redb");
             Stores::new(
-                EmbeddedStore::open(&db_path).map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?,
+                EmbeddedStore::open(&db_path)
+                    .map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?,
             )
         }
         (None, Some("dynamodb")) => {
@@ -201,12 +202,18 @@ pub async fn start_with_store(
             // table is created if it does not exist yet.
             let store = DynamoStore::from_env(settings.table.clone()).await;
             create_table(store.client(), &settings.table).await.map_err(|e| {
-                StartError::Config(parkpay_api::ConfigError::new("PARKPAY_TABLE", format!("cannot create or reach it: {e}")))
+                StartError::Config(parkpay_api::ConfigError::new(
+                    "PARKPAY_TABLE",
+                    format!("cannot create or reach it: {e}"),
+                ))
             })?;
             Stores::new(store)
         }
         (None, Some(_)) => {
-            return Err(StartError::Config(parkpay_api::ConfigError::new("PARKPAY_STORE", "must be embedded or dynamodb")));
+            return Err(StartError::Config(parkpay_api::ConfigError::new(
+                "PARKPAY_STORE",
+                "must be embedded or dynamodb",
+            )));
         }
     };
     let state = AppState {

@@ -152,7 +152,8 @@ async fn forged_callback(env: Env) {
     assert_eq!(s["payments"][0]["status"], "PENDING");
     assert_eq!(s["can_enter"], false);
     // The same callback signed with our key is applied once, however often it arrives.
-    let (body, ours) = common::signed_callback(parkpay_api::config::SIM_SALT_KEY, txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+    let (body, ours) =
+        common::signed_callback(parkpay_api::config::SIM_SALT_KEY, txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
     let mut applied = 0;
     for _ in 0..3 {
         let (status, v) = env.post_callback(&body, Some(&ours)).await;

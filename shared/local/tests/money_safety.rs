@@ -30,7 +30,8 @@ fn assert_conserved(session: &Value) {
         assert_eq!(paid, paid_by_records, "{session}");
     }
     let refunds = session["refunds"].as_array().unwrap();
-    let refunded_by_records: i64 = refunds.iter().filter(|r| r["status"] == "SUCCESS").map(|r| paise(&r["amount"])).sum();
+    let refunded_by_records: i64 =
+        refunds.iter().filter(|r| r["status"] == "SUCCESS").map(|r| paise(&r["amount"])).sum();
     let held: i64 = refunds.iter().filter(|r| r["status"] != "FAILED").map(|r| paise(&r["amount"])).sum();
     assert_eq!(refunded, refunded_by_records, "{session}");
     let payment_refunded: i64 = payments.iter().map(|p| paise(&p["refunded"])).sum();
@@ -172,7 +173,14 @@ async fn concurrent_refunds(env: Env) {
     assert_conserved(&s);
     // What is left can still be refunded, and no more.
     let left = 100 - accepted * 7;
-    let (st, b) = raw_post(&env, "/api/payment/phonepe/refund/", &t, None, &json!({"merchant_txn_id": txn, "amount": format!("{}.01", left)}).to_string()).await;
+    let (st, b) = raw_post(
+        &env,
+        "/api/payment/phonepe/refund/",
+        &t,
+        None,
+        &json!({"merchant_txn_id": txn, "amount": format!("{}.01", left)}).to_string(),
+    )
+    .await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
 }
 
@@ -183,18 +191,27 @@ async fn concurrent_create_payment(env: Env) {
     let answers = join_all((0..N).map(|_| raw_post(&env, "/api/payment/phonepe/create/", &t, None, &body))).await;
     let created: Vec<&(StatusCode, String)> = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).collect();
     assert_eq!(created.len(), 1, "one live payment per session: {answers:?}");
-    assert!(answers.iter().all(|(s, b)| *s == StatusCode::CREATED
-        || (*s == StatusCode::CONFLICT && (b.contains("PAYMENT_IN_PROGRESS") || b.contains("CONCURRENT_UPDATE")))), "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, b)| *s == StatusCode::CREATED
+            || (*s == StatusCode::CONFLICT && (b.contains("PAYMENT_IN_PROGRESS") || b.contains("CONCURRENT_UPDATE")))),
+        "{answers:?}"
+    );
     let s = env.session(&t, &sid).await;
     assert_eq!(s["payments"].as_array().unwrap().len(), 1, "{s}");
     // The same with one Idempotency-Key on another session: one payment, identical answers.
     let sid2 = env.book(&t).await;
     let body2 = json!({"session_id": sid2}).to_string();
-    let answers = join_all((0..N).map(|_| raw_post(&env, "/api/payment/phonepe/create/", &t, Some("same-key"), &body2))).await;
+    let answers =
+        join_all((0..N).map(|_| raw_post(&env, "/api/payment/phonepe/create/", &t, Some("same-key"), &body2))).await;
     let bodies: std::collections::HashSet<&String> =
         answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, b)| b).collect();
     assert_eq!(bodies.len(), 1, "{answers:?}");
-    assert!(answers.iter().all(|(s, b)| *s == StatusCode::CREATED || (*s == StatusCode::CONFLICT && b.contains("REQUEST_IN_PROGRESS"))), "{answers:?}");
+    assert!(
+        answers.iter().all(
+            |(s, b)| *s == StatusCode::CREATED || (*s == StatusCode::CONFLICT && b.contains("REQUEST_IN_PROGRESS"))
+        ),
+        "{answers:?}"
+    );
     assert_eq!(env.session(&t, &sid2).await["payments"].as_array().unwrap().len(), 1);
     // Pay it and check the books.
     let created: Value = serde_json::from_str(bodies.into_iter().next().unwrap()).unwrap();

@@ -113,7 +113,13 @@ async fn late_success_after_decline_is_refunded(env: Env) {
     // The late success arrives by callback: recorded, and refunded automatically.
     let mut s = env.session(&t, &sid).await;
     for _ in 0..400 {
-        let first_view = s["payments"].as_array().unwrap().iter().find(|p| p["merchant_txn_id"] == first["merchant_txn_id"]).cloned().unwrap();
+        let first_view = s["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["merchant_txn_id"] == first["merchant_txn_id"])
+            .cloned()
+            .unwrap();
         if first_view["refunded"] == "100.00" {
             break;
         }
@@ -126,7 +132,10 @@ async fn late_success_after_decline_is_refunded(env: Env) {
     assert_eq!((p1["status"].clone(), p1["refunded"].clone()), (json!("SUCCESS"), json!("100.00")), "{s}");
     assert_eq!((p2["status"].clone(), p2["refunded"].clone()), (json!("SUCCESS"), json!("0.00")), "{s}");
     // The driver's session is untouched: paid once, may enter.
-    assert_eq!((s["status"].clone(), s["paid"].clone(), s["refunded"].clone()), (json!("PAID"), json!("100.00"), json!("0.00")));
+    assert_eq!(
+        (s["status"].clone(), s["paid"].clone(), s["refunded"].clone()),
+        (json!("PAID"), json!("100.00"), json!("0.00"))
+    );
     assert_eq!(s["can_enter"], true);
     let refunds = s["refunds"].as_array().unwrap();
     assert_eq!(refunds.len(), 1, "exactly one automatic refund: {s}");
@@ -144,7 +153,12 @@ async fn pending_refund_is_reconciled(env: Env) {
     // PhonePe settles the refund but its callback is lost.
     env.server.simulator.set_global_faults(Faults::callbacks_dropped()).unwrap();
     let (code, v) = env
-        .call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&json!({"merchant_txn_id": txn(&p), "amount": "40.00"}).to_string()))
+        .call(
+            "POST",
+            "/api/payment/phonepe/refund/",
+            Some(&t),
+            Some(&json!({"merchant_txn_id": txn(&p), "amount": "40.00"}).to_string()),
+        )
         .await;
     assert_eq!(code, StatusCode::ACCEPTED, "{v}");
     let refund_id = v["refund_id"].as_str().unwrap().to_owned();
@@ -169,9 +183,8 @@ async fn gateway_timeout_leaves_pending_then_reconciles(env: Env) {
     let sid = env.book(&t).await;
     // PhonePe takes the payment, then does not answer in time (3 s hang; we wait 2.5 s).
     env.server.simulator.set_global_faults(Faults::hang(3000).only(&[parkpay_simulator::Operation::Pay])).unwrap();
-    let (code, v) = env
-        .call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&json!({"session_id": sid}).to_string()))
-        .await;
+    let (code, v) =
+        env.call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&json!({"session_id": sid}).to_string())).await;
     env.server.simulator.clear_global_faults();
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(v["error"]["code"], "GATEWAY_OUTCOME_UNKNOWN");
@@ -179,9 +192,8 @@ async fn gateway_timeout_leaves_pending_then_reconciles(env: Env) {
     assert_eq!(s["payments"][0]["status"], "PENDING", "kept PENDING, not failed: {s}");
     let id = s["payments"][0]["merchant_txn_id"].as_str().unwrap().to_owned();
     // A new attempt is refused while that one is unresolved.
-    let (code, _) = env
-        .call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&json!({"session_id": sid}).to_string()))
-        .await;
+    let (code, _) =
+        env.call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&json!({"session_id": sid}).to_string())).await;
     assert_eq!(code, StatusCode::CONFLICT);
     // The payer completes it at PhonePe; the callback is lost.
     env.server.simulator.set_faults(&id, Faults::callbacks_dropped()).unwrap();

@@ -75,7 +75,11 @@ fn not_found(message: impl Into<String>) -> Answer {
 }
 
 fn internal_error() -> Answer {
-    Answer::error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_SERVER_ERROR, message_for(codes::INTERNAL_SERVER_ERROR))
+    Answer::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL_SERVER_ERROR,
+        message_for(codes::INTERNAL_SERVER_ERROR),
+    )
 }
 
 /// The HTTP status the simulator uses for a code.
@@ -188,7 +192,8 @@ fn forced_answer(inner: &Inner, op: Operation, hint: &Hint, forced: &ForcedAnswe
 
 /// The `request` string of a `{"request": "<base64>"}` body.
 fn request_string(body: &[u8]) -> Result<String, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "body must be JSON: {\"request\": \"<base64>\"}".to_owned())?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|_| "body must be JSON: {\"request\": \"<base64>\"}".to_owned())?;
     match v.get("request") {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) => Err("request is empty".into()),
@@ -507,10 +512,8 @@ pub(crate) async fn status(
         return bad_request("the status path is /pg/v1/status/{merchantId}/{merchantTransactionId}").into_response();
     };
     let hint = Hint { txn: Some(txn.clone()), merchant_id: Some(merchant_id.clone()), amount: None };
-    run(&inner, Operation::Status, &hint, || {
-        process_status(&inner, &headers, &merchant_id, &txn).unwrap_or_else(|a| a)
-    })
-    .await
+    run(&inner, Operation::Status, &hint, || process_status(&inner, &headers, &merchant_id, &txn).unwrap_or_else(|a| a))
+        .await
 }
 
 fn process_status(inner: &Inner, headers: &HeaderMap, merchant_id: &str, txn: &str) -> Result<Answer, Answer> {
@@ -676,11 +679,16 @@ mod tests {
         let i = |v: Value| instrument(&obj(serde_json::json!({ "paymentInstrument": v })));
         assert!(matches!(i(serde_json::json!({"type": "PAY_PAGE"})), Ok(Instrument::PayPage)));
         assert!(matches!(
-            i(serde_json::json!({"type": "UPI_INTENT", "targetApp": "com.phonepe.app", "deviceContext": {"deviceOS": "IOS"}})),
+            i(
+                serde_json::json!({"type": "UPI_INTENT", "targetApp": "com.phonepe.app", "deviceContext": {"deviceOS": "IOS"}})
+            ),
             Ok(Instrument::UpiIntent)
         ));
         assert!(i(serde_json::json!({"type": "UPI_INTENT", "deviceContext": {"deviceOS": "WINDOWS"}})).is_err());
-        assert!(matches!(i(serde_json::json!({"type": "UPI_COLLECT", "vpa": "a.b@ybl"})), Ok(Instrument::UpiCollect { .. })));
+        assert!(matches!(
+            i(serde_json::json!({"type": "UPI_COLLECT", "vpa": "a.b@ybl"})),
+            Ok(Instrument::UpiCollect { .. })
+        ));
         for bad_vpa in ["", "ab", "@ybl", "a@", "a@b@c", "a b@ybl"] {
             assert!(i(serde_json::json!({"type": "UPI_COLLECT", "vpa": bad_vpa})).is_err(), "{bad_vpa}");
         }

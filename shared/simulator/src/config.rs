@@ -249,11 +249,8 @@ mod tests {
         // the docs' status vector (phonepe-api.md §5) verifies with the default salt
         let path = "/pg/v1/status/PGTESTPAYUAT/MT7850590068188104";
         assert!(
-            keys.verify(
-                "95c6d60f014b7190aa417083aca2489bb5b0a729d0421c17dea19f5913e6d741###1",
-                Message::Path { path }
-            )
-            .is_ok()
+            keys.verify("95c6d60f014b7190aa417083aca2489bb5b0a729d0421c17dea19f5913e6d741###1", Message::Path { path })
+                .is_ok()
         );
         assert!(s.config.validate().is_ok());
     }

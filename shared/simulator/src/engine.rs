@@ -231,8 +231,8 @@ async fn late_success(inner: Arc<Inner>, txn: String, after_ms: u64, cb: Callbac
 
 /// The status answer (and callback payload) for a transaction.
 pub(crate) fn status_envelope(t: &Transaction) -> wire::Envelope<wire::StatusData> {
-    let paid_instrument = (t.state == SimState::Completed)
-        .then(|| wire::PaidInstrument { kind: "UPI".into(), utr: t.utr.clone() });
+    let paid_instrument =
+        (t.state == SimState::Completed).then(|| wire::PaidInstrument { kind: "UPI".into(), utr: t.utr.clone() });
     wire::Envelope {
         success: t.code == codes::PAYMENT_SUCCESS,
         code: t.code.clone(),

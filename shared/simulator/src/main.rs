@@ -24,12 +24,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (merchant, index) = settings
-        .config
-        .merchants
-        .first()
-        .map(|(m, k)| (m.clone(), k.active_index().to_string()))
-        .unwrap_or_default();
+    let (merchant, index) =
+        settings.config.merchants.first().map(|(m, k)| (m.clone(), k.active_index().to_string())).unwrap_or_default();
     let running = match Simulator::spawn(settings.config, settings.addr).await {
         Ok(r) => r,
         Err(e) => {

@@ -37,11 +37,13 @@ use async_trait::async_trait;
 use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
 
 pub mod dynamo;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 mod idempotency;
 pub mod keys;
 
 pub use dynamo::{DynamoStore, IndexDefinition, KeyAttribute, TableDefinition, create_table, table_definition};
+#[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
 
 /// One stored entity.

@@ -100,6 +100,20 @@ fn report_from(
     })
 }
 
+/// TLS for PhonePe: rustls (aws-lc-rs) trusting Mozilla's root certificates compiled into the
+/// binary (webpki-roots). Building it reads no files, unlike the platform verifier, which parses
+/// every certificate under /etc/ssl/certs at client construction: that was most of a Lambda
+/// cold start (docs/serverless.md). PhonePe's API certificates chain to public roots in that set.
+fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::Client(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// The PhonePe PG v1 client. Cheap to clone; build it once per process (cold start).
 #[derive(Debug, Clone)]
 pub struct PhonePeV1 {
@@ -118,6 +132,7 @@ impl PhonePeV1 {
             .timeout(cfg.connect_timeout + cfg.read_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .user_agent(concat!("parkpay/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls_config()?)
             .build()
             .map_err(|e| ConfigError::Client(e.to_string()))?;
         let base = cfg.environment.v1_base_url().as_str().trim_end_matches('/').to_owned();
@@ -214,10 +229,11 @@ impl PaymentGateway for PhonePeV1 {
         let (http_status, env) = self.post_signed::<_, wire::PayData>(wire::PAY_PATH, &payload).await?;
         tracing::debug!(txn = %req.merchant_txn_id, code = %env.code, %http_status, "phonepe pay answered");
         if env.success && env.code == codes::PAYMENT_INITIATED {
-            let data = env.data.ok_or_else(|| GatewayError::OutcomeUnknown {
-                reason: "PAYMENT_INITIATED without data".into(),
-            })?;
-            if !data.merchant_transaction_id.is_empty() && data.merchant_transaction_id != req.merchant_txn_id.as_str() {
+            let data = env
+                .data
+                .ok_or_else(|| GatewayError::OutcomeUnknown { reason: "PAYMENT_INITIATED without data".into() })?;
+            if !data.merchant_transaction_id.is_empty() && data.merchant_transaction_id != req.merchant_txn_id.as_str()
+            {
                 return Err(GatewayError::OutcomeUnknown {
                     reason: format!("pay answer is about {:?}", data.merchant_transaction_id),
                 });
@@ -274,7 +290,9 @@ impl PaymentGateway for PhonePeV1 {
         if !env.success {
             // PAYMENT_PENDING / TIMED_OUT / INTERNAL_SERVER_ERROR / unknown with success:false:
             // the refund may have started; ask its status before any retry.
-            return Err(GatewayError::OutcomeUnknown { reason: format!("refund answered {} (HTTP {http_status})", env.code) });
+            return Err(GatewayError::OutcomeUnknown {
+                reason: format!("refund answered {} (HTTP {http_status})", env.code),
+            });
         }
         let report =
             report_from(env, Some(&req.refund_txn_id)).map_err(|reason| GatewayError::OutcomeUnknown { reason })?;
@@ -380,12 +398,21 @@ mod tests {
         let (body, x) = sign_callback(&keys(), &envelope("PAYMENT_SUCCESS", "COMPLETED"));
         assert_eq!(verify_callback(&keys(), &http::HeaderMap::new(), &body), Err(CallbackError::MissingSignature));
         let other = SaltKeys::single(SaltIndex::new(1), SaltKey::new("other").unwrap());
-        assert!(matches!(verify_callback(&other, &headers(&x.to_string()), &body), Err(CallbackError::BadSignature(_))));
+        assert!(matches!(
+            verify_callback(&other, &headers(&x.to_string()), &body),
+            Err(CallbackError::BadSignature(_))
+        ));
         assert!(matches!(verify_callback(&keys(), &headers("garbage"), &body), Err(CallbackError::BadSignature(_))));
         // the response swapped for another (validly encoded) one: signature no longer matches
         let (body2, _) = sign_callback(&keys(), &envelope("PAYMENT_ERROR", "FAILED"));
-        assert!(matches!(verify_callback(&keys(), &headers(&x.to_string()), &body2), Err(CallbackError::BadSignature(_))));
-        assert!(matches!(verify_callback(&keys(), &headers(&x.to_string()), b"not json"), Err(CallbackError::Malformed(_))));
+        assert!(matches!(
+            verify_callback(&keys(), &headers(&x.to_string()), &body2),
+            Err(CallbackError::BadSignature(_))
+        ));
+        assert!(matches!(
+            verify_callback(&keys(), &headers(&x.to_string()), b"not json"),
+            Err(CallbackError::Malformed(_))
+        ));
         // signed garbage: authentic, but unreadable
         let response = "%%%not-base64";
         let sig = keys().sign(Message::Callback { response }).to_string();

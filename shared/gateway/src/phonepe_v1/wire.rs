@@ -239,10 +239,8 @@ mod tests {
 
     #[test]
     fn envelope_ignores_unknown_fields_and_tolerates_missing_data() {
-        let e: Envelope<StatusData> = serde_json::from_str(
-            r#"{"success":false,"code":"BAD_REQUEST","message":"x","extra":{"a":1}}"#,
-        )
-        .unwrap();
+        let e: Envelope<StatusData> =
+            serde_json::from_str(r#"{"success":false,"code":"BAD_REQUEST","message":"x","extra":{"a":1}}"#).unwrap();
         assert_eq!(e.code, "BAD_REQUEST");
         assert!(e.data.is_none());
         let e: Envelope<StatusData> = serde_json::from_str(

@@ -149,7 +149,6 @@ impl Env {
     }
 }
 
-
 /// A PhonePe v1 callback for `txn` signed with `salt` (the simulator's, i.e. ours, unless forging):
 /// the JSON body and the `X-VERIFY` value.
 pub fn signed_callback(salt: &str, txn: &str, code: &str, state: &str, amount: u64) -> (Vec<u8>, String) {
@@ -196,4 +195,3 @@ macro_rules! on_both_stores {
         }
     };
 }
-

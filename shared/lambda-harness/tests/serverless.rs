@@ -1,0 +1,565 @@
+//! The serverless checks, in one test binary:
+//!
+//! - `drift`: template.yaml ↔ `parkpay_api::ROUTES` (functions, routes, authorization, build
+//!   binaries, the workspace's `[[bin]]`s), events/ ↔ functions, the table ↔
+//!   `table_definition`, and each function's IAM actions and secrets.
+//! - `events_in_process`: every file in events/ through `lambda_http::request::from_str` and
+//!   `parkpay_api::handle`, on an embedded store seeded with the fixtures, against the simulator.
+//! - `events_through_built_binaries`: the same files through the real function executables,
+//!   each started against the Lambda Runtime API stand-in with the environment template.yaml
+//!   gives it, on DynamoDB Local (`PARKPAY_DYNAMODB_ENDPOINT`) and the simulator.
+//!
+//! The scheduled function (`parkpay_api::SCHEDULED`: reconciliation) is checked the same ways:
+//! its schedule, policy and event in `drift`, its event through `Reconciler::run_invocation` in
+//! process and through its built binary (run first, see `lambda_harness::fixtures`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use lambda_http::Body;
+use parkpay_api::reconcile::Reconciler;
+use parkpay_api::state::Stores;
+use parkpay_api::{Endpoint, ROUTES, SCHEDULED};
+use parkpay_lambda_harness::dynamo_proxy::DynamoProxy;
+use parkpay_lambda_harness::events::{self, EXPECTATIONS, EventFile};
+use parkpay_lambda_harness::template::{Template, getatt_target, ref_target, sub_text};
+use parkpay_lambda_harness::world::{self, Offline, World};
+use parkpay_lambda_harness::{fixtures, process, workspace};
+use parkpay_store::dynamo::table_definition;
+
+fn template() -> Template {
+    Template::load(&workspace::template_path()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn event_files() -> Vec<EventFile> {
+    events::load_dir(&workspace::events_dir()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The DynamoDB actions each function's code path uses (`parkpay_store::dynamo` module docs:
+/// load_session = Query, find_txn = GetItem, commit = TransactWriteItems of conditional Puts,
+/// which IAM authorizes as PutItem; Idempotency-Key records: PutItem, UpdateItem, DeleteItem).
+/// Change it with the code, and the template with it. `events_through_built_binaries` checks
+/// the other direction: every call a function really made is allowed by its policy.
+fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
+    match endpoint {
+        Endpoint::ListLots => &[],
+        Endpoint::CreateSession => &["dynamodb:PutItem"],
+        Endpoint::GetSession => &["dynamodb:Query"],
+        // + Idempotency-Key: acquire = PutItem, complete = UpdateItem, release = DeleteItem
+        Endpoint::CreatePayment => {
+            &["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        }
+        Endpoint::Refund => {
+            &["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+        }
+        Endpoint::VerifyPayment | Endpoint::PhonePeCallback => {
+            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+        }
+    }
+}
+
+#[test]
+fn drift() {
+    let t = template();
+    let bins = workspace::workspace_bins().unwrap_or_else(|e| panic!("{e}"));
+    let files = event_files();
+    let mut problems: Vec<String> = Vec::new();
+
+    // Scheduled functions against SCHEDULED: built like the others, run by their schedule, no
+    // route, PhonePe's salt, and exactly the DynamoDB actions (and index) reconciliation uses.
+    for s in SCHEDULED {
+        let Some(f) = t.functions.get(s.function) else {
+            problems.push(format!("SCHEDULED has {}; template.yaml has no such function", s.function));
+            continue;
+        };
+        if f.binary.as_deref() != Some(s.binary) || f.build_method.as_deref() != Some("rust-cargolambda") {
+            problems.push(format!(
+                "{}: build {:?} / {:?}, want rust-cargolambda {}",
+                s.function, f.build_method, f.binary, s.binary
+            ));
+        }
+        if f.runtime.as_deref() != Some("provided.al2023") || f.architectures != ["arm64"] {
+            problems.push(format!(
+                "{}: runtime {:?} on {:?}, want provided.al2023 on arm64",
+                s.function, f.runtime, f.architectures
+            ));
+        }
+        let schedules: Vec<String> = f
+            .events
+            .values()
+            .filter(|e| matches!(e.get("Type").and_then(|t| t.as_str()), Some("Schedule" | "ScheduleV2")))
+            .filter_map(|e| {
+                let p = e.get("Properties")?;
+                p.get("Schedule").or_else(|| p.get("ScheduleExpression"))?.as_str().map(str::to_owned)
+            })
+            .collect();
+        if schedules != [s.schedule] {
+            problems.push(format!("{}: schedules {schedules:?}, want [{:?}]", s.function, s.schedule));
+        }
+        if t.routes.iter().any(|r| r.function.as_deref() == Some(s.function)) {
+            problems.push(format!("{}: a scheduled function has an HTTP route", s.function));
+        }
+        let got: BTreeSet<&str> = f.actions.iter().map(String::as_str).filter(|a| a.starts_with("dynamodb:")).collect();
+        // list_pending = Query on GSI2, load_session = Query, commit = Puts; automatic refunds
+        // (stray successes) go through the refund use case: find_txn = GetItem.
+        let want: BTreeSet<&str> = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"].into_iter().collect();
+        if got != want {
+            problems.push(format!("{}: DynamoDB actions {got:?}, reconciliation uses {want:?}", s.function));
+        }
+        let texts: Vec<String> = f.resources.iter().filter_map(sub_text).collect();
+        if !texts.iter().any(|r| r == "${Table.Arn}/index/GSI2") {
+            problems.push(format!(
+                "{}: its policy does not name ${{Table.Arn}}/index/GSI2 (the pending index)",
+                s.function
+            ));
+        }
+        if f.env.contains_key("PHONEPE_SALT_KEY_SSM_PARAMETER") != s.uses_phonepe
+            || f.actions.contains("ssm:GetParameter") != s.uses_phonepe
+        {
+            problems.push(format!(
+                "{}: PHONEPE_SALT_KEY_SSM_PARAMETER / ssm:GetParameter do not match uses_phonepe",
+                s.function
+            ));
+        }
+        for e in files.iter().filter(|e| e.binary == s.binary) {
+            if let Err(p) = events::check_scheduled_shape(e) {
+                problems.push(p);
+            }
+        }
+    }
+    for f in t.functions.values() {
+        let known =
+            ROUTES.iter().any(|r| r.function == f.logical_id) || SCHEDULED.iter().any(|s| s.function == f.logical_id);
+        if !known {
+            problems.push(format!("{}: in template.yaml but neither in ROUTES nor in SCHEDULED", f.logical_id));
+        }
+    }
+
+    // Functions and routes against ROUTES.
+    for r in ROUTES {
+        let route_text = format!("{} {}", r.method, r.path);
+        match t.functions.get(r.function) {
+            None => {
+                problems.push(format!("ROUTES has {} ({route_text}); template.yaml has no such function", r.function))
+            }
+            Some(f) => {
+                let want = |what: &str, got: Option<&str>, want: &str, problems: &mut Vec<String>| {
+                    if got != Some(want) {
+                        problems.push(format!("{}: {what} is {got:?}, want {want:?}", r.function));
+                    }
+                };
+                want("BuildProperties.Binary", f.binary.as_deref(), r.binary, &mut problems);
+                want("Metadata.BuildMethod", f.build_method.as_deref(), "rust-cargolambda", &mut problems);
+                want("Runtime", f.runtime.as_deref(), "provided.al2023", &mut problems);
+                want("Handler", f.handler.as_deref(), "bootstrap", &mut problems);
+                want("CodeUri", f.code_uri.as_deref(), ".", &mut problems);
+                if f.architectures != ["arm64"] {
+                    problems.push(format!("{}: Architectures {:?}, want [arm64]", r.function, f.architectures));
+                }
+                if !f.events.is_empty() {
+                    problems
+                        .push(format!("{}: HTTP routes are ApiGatewayV2 resources here, not SAM Events", r.function));
+                }
+            }
+        }
+        let found: Vec<_> = t.routes.iter().filter(|tr| tr.method == r.method && tr.path == r.path).collect();
+        let [tr] = found.as_slice() else {
+            problems.push(format!("template.yaml has {} routes for {route_text}, want 1", found.len()));
+            continue;
+        };
+        if tr.function.as_deref() != Some(r.function) {
+            problems.push(format!("{route_text} ({}) invokes {:?}, want {}", tr.logical_id, tr.function, r.function));
+        }
+        let jwt = tr.authorization == "JWT" && tr.authorizer.as_ref().is_some_and(|a| t.jwt_authorizers.contains(a));
+        if r.requires_token && !jwt {
+            problems.push(format!("{route_text} needs a token: AuthorizationType JWT with the JWT authorizer"));
+        }
+        if !r.requires_token && (tr.authorization != "NONE" || tr.authorizer.is_some()) {
+            problems.push(format!("{route_text} takes no token (ROUTES): AuthorizationType NONE"));
+        }
+        if tr.payload_format.as_deref() != Some("2.0") {
+            problems.push(format!("{route_text}: integration payload format {:?}, want 2.0", tr.payload_format));
+        }
+        if !tr.invoke_permission {
+            problems.push(format!("{route_text}: no AWS::Lambda::Permission lets API Gateway invoke {}", r.function));
+        }
+    }
+    for tr in &t.routes {
+        if !ROUTES.iter().any(|r| r.method == tr.method && r.path == tr.path) {
+            problems.push(format!(
+                "template route {} {} ({}) is not in ROUTES: the local server would not serve it",
+                tr.method, tr.path, tr.logical_id
+            ));
+        }
+    }
+
+    // Every function: a real [[bin]], an event file; routeless functions invoked by no route.
+    for f in t.functions.values() {
+        let Some(binary) = f.binary.as_deref() else {
+            problems.push(format!("{}: no Metadata.BuildProperties.Binary", f.logical_id));
+            continue;
+        };
+        if !bins.contains_key(binary) {
+            problems.push(format!("{}: no [[bin]] named {binary} in the workspace", f.logical_id));
+        }
+        if !files.iter().any(|e| e.binary == binary && e.case.is_none()) {
+            problems.push(format!("{}: no events/{binary}.json", f.logical_id));
+        }
+        if !ROUTES.iter().any(|r| r.function == f.logical_id)
+            && t.routes.iter().any(|tr| tr.function.as_deref() == Some(f.logical_id.as_str()))
+        {
+            problems.push(format!("{}: has an HTTP route but is not in ROUTES", f.logical_id));
+        }
+    }
+
+    // events/ files: each names a function, has its expected answer, and fits its route.
+    for e in &files {
+        if t.function_for_binary(&e.binary).is_none() {
+            problems.push(format!("events/{}: no function in template.yaml builds binary {}", e.name, e.binary));
+        }
+        if events::expectation(&e.name).is_none() {
+            problems.push(format!("events/{}: no entry in lambda_harness::events::EXPECTATIONS", e.name));
+        }
+        if e.route().is_some()
+            && let Err(p) = events::check_shape(e)
+        {
+            problems.push(p);
+        }
+    }
+    for x in EXPECTATIONS {
+        if !files.iter().any(|e| e.name == x.file) {
+            problems.push(format!("EXPECTATIONS names events/{}, which does not exist", x.file));
+        }
+    }
+
+    // The table, as parkpay_store::dynamo::table_definition says.
+    let def = table_definition("parkpay");
+    match t.tables.as_slice() {
+        [table] => {
+            let want_attrs: Vec<(String, String)> =
+                def.attribute_definitions().iter().map(|a| (a.name.to_owned(), a.attribute_type.to_owned())).collect();
+            if table.attributes != want_attrs {
+                problems.push(format!("table AttributeDefinitions {:?}, want {want_attrs:?}", table.attributes));
+            }
+            let want_key = (Some(def.partition_key.name.to_owned()), Some(def.sort_key.name.to_owned()));
+            if table.key != want_key {
+                problems.push(format!("table KeySchema {:?}, want {want_key:?}", table.key));
+            }
+            let want_indexes: Vec<_> = def
+                .global_secondary_indexes
+                .iter()
+                .map(|i| {
+                    (
+                        i.index_name.to_owned(),
+                        Some(i.partition_key.name.to_owned()),
+                        Some(i.sort_key.name.to_owned()),
+                        Some(i.projection_type.to_owned()),
+                    )
+                })
+                .collect();
+            if table.indexes != want_indexes {
+                problems.push(format!("table GlobalSecondaryIndexes {:?}, want {want_indexes:?}", table.indexes));
+            }
+            if table.billing_mode.as_deref() != Some(def.billing_mode) {
+                problems.push(format!("table BillingMode {:?}, want {}", table.billing_mode, def.billing_mode));
+            }
+            if !table.point_in_time_recovery {
+                problems.push("table: point-in-time recovery is off".into());
+            }
+            if table.ttl_attribute.as_deref() != Some("expires_at_epoch") {
+                problems.push(format!("table: TTL {:?}, want expires_at_epoch enabled", table.ttl_attribute));
+            }
+            // Least privilege, secrets, table name.
+            for r in ROUTES {
+                let Some(f) = t.functions.get(r.function) else { continue };
+                let got: BTreeSet<&str> =
+                    f.actions.iter().map(String::as_str).filter(|a| a.starts_with("dynamodb:")).collect();
+                let want: BTreeSet<&str> = dynamodb_actions(r.endpoint).iter().copied().collect();
+                if got != want {
+                    problems.push(format!("{}: DynamoDB actions {got:?}, its code path uses {want:?}", r.function));
+                }
+                for res in &f.resources {
+                    let table_arn = getatt_target(res) == Some((table.logical_id.clone(), "Arn".to_owned()));
+                    let text = sub_text(res).or_else(|| res.as_str().map(str::to_owned)).unwrap_or_default();
+                    if !table_arn && (text == "*" || !text.starts_with("arn:${AWS::Partition}:")) {
+                        problems.push(format!(
+                            "{}: policy resource {res:?} is neither the table nor a named ARN",
+                            r.function
+                        ));
+                    }
+                }
+                let salt = r.uses_phonepe;
+                if f.env.contains_key("PHONEPE_SALT_KEY_SSM_PARAMETER") != salt
+                    || f.actions.contains("ssm:GetParameter") != salt
+                {
+                    problems.push(format!(
+                        "{}: PHONEPE_SALT_KEY_SSM_PARAMETER and ssm:GetParameter {}",
+                        r.function,
+                        if salt { "are needed (it signs or verifies checksums)" } else { "are not needed" }
+                    ));
+                }
+                if f.env.get("PARKPAY_TABLE").and_then(ref_target).as_deref() != Some(table.logical_id.as_str()) {
+                    problems.push(format!("{}: PARKPAY_TABLE is not !Ref {}", r.function, table.logical_id));
+                }
+            }
+        }
+        other => problems.push(format!("template.yaml has {} DynamoDB tables, want 1", other.len())),
+    }
+    for f in t.functions.values() {
+        for plain in ["PHONEPE_SALT_KEY", "PHONEPE_API_KEY"] {
+            if f.env.contains_key(plain) {
+                problems.push(format!("{}: {plain} in plain text; pass PHONEPE_SALT_KEY_SSM_PARAMETER", f.logical_id));
+            }
+        }
+    }
+
+    // PhonePe settings go only to the functions that talk to PhonePe.
+    let uses_phonepe = |id: &str| {
+        ROUTES.iter().any(|r| r.function == id && r.uses_phonepe)
+            || SCHEDULED.iter().any(|s| s.function == id && s.uses_phonepe)
+    };
+    for f in t.functions.values() {
+        let phonepe_vars: Vec<&String> =
+            f.env.keys().filter(|k| k.starts_with("PHONEPE_") || *k == "PARKPAY_REDIRECT_URL").collect();
+        if !uses_phonepe(&f.logical_id) && !phonepe_vars.is_empty() {
+            problems.push(format!("{}: never talks to PhonePe but gets {phonepe_vars:?}", f.logical_id));
+        }
+    }
+
+    // The callback URL the functions send PhonePe is the API's own callback route, and an output.
+    let callback = ROUTES.iter().find(|r| r.endpoint == Endpoint::PhonePeCallback).map(|r| r.path).unwrap_or_default();
+    for f in t.functions.values().filter(|f| uses_phonepe(&f.logical_id)) {
+        match f.env.get("PHONEPE_CALLBACK_URL").and_then(sub_text) {
+            Some(url) if url.starts_with("https://${HttpApi}.execute-api.") && url.ends_with(callback) => {}
+            other => {
+                problems.push(format!("{}: PHONEPE_CALLBACK_URL {other:?} is not the API's {callback}", f.logical_id))
+            }
+        }
+    }
+    for out in ["ApiUrl", "CallbackUrl"] {
+        if !t.outputs.contains_key(out) {
+            problems.push(format!("no output {out}"));
+        }
+    }
+
+    assert!(problems.is_empty(), "template.yaml / events/ / code drift:\n  {}", problems.join("\n  "));
+}
+
+fn answer_parts(resp: lambda_http::Response<Body>) -> (u16, Option<String>, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or_else(|e| panic!("body is not JSON ({e}): {t}")),
+        Body::Empty => serde_json::Value::Null,
+        Body::Binary(b) => serde_json::from_slice(b).unwrap_or_else(|e| panic!("body is not JSON ({e})")),
+        _ => serde_json::Value::Null,
+    };
+    (status, ct, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_process() {
+    let t = template();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Stores::new(parkpay_store::embedded::EmbeddedStore::open(dir.path().join("events.redb")).unwrap());
+    let sim = world::spawn_simulator().await.unwrap();
+    let offline = Offline { table: "unused".into(), simulator_url: sim.base_url.to_string(), dynamodb_endpoint: None };
+    // Each function's state from its own template environment, all on the one store.
+    let mut states = BTreeMap::new();
+    for r in ROUTES {
+        let f = t.functions.get(r.function).unwrap_or_else(|| panic!("{} not in template.yaml", r.function));
+        let env = world::function_env(f, &offline).unwrap_or_else(|e| panic!("{e}"));
+        states.insert(
+            r.binary,
+            world::app_state(&stores, &env, r.uses_phonepe).unwrap_or_else(|e| panic!("{}: {e}", r.function)),
+        );
+    }
+    world::seed(&states["create-payment"], &sim.simulator).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut failures = Vec::new();
+    let files = event_files();
+    // The scheduled events first (fixtures: only fixture 8 is old enough to be due).
+    for s in SCHEDULED {
+        let f = t.functions.get(s.function).unwrap_or_else(|| panic!("{} not in template.yaml", s.function));
+        let env = world::function_env(f, &offline).unwrap_or_else(|e| panic!("{e}"));
+        let reconciler = Reconciler::new(
+            world::app_state(&stores, &env, s.uses_phonepe).unwrap_or_else(|e| panic!("{}: {e}", s.function)),
+        );
+        for file in files.iter().filter(|e| e.binary == s.binary) {
+            let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
+            // The handler reads nothing from the event but its deadline: 7 s, so about 2 s of ticks.
+            file.json().unwrap_or_else(|e| panic!("{e}"));
+            let deadline =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 7_000;
+            let r = reconciler.run_invocation(deadline).await;
+            let body = serde_json::json!({
+                "pending": r.pending, "checked": r.checked, "applied": r.applied, "expired": r.expired, "errors": r.errors,
+            });
+            if let Err(e) = events::check(expect, 0, Some("application/json"), &body) {
+                failures.push(e);
+            }
+        }
+    }
+    for file in files.iter().filter(|f| events::scheduled_of(f).is_none()) {
+        let endpoint = events::endpoint_of(file).unwrap_or_else(|e| panic!("{e}"));
+        let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
+        let request = events::to_request(file).unwrap_or_else(|e| panic!("{e}"));
+        let resp = parkpay_api::handle(&states[file.binary.as_str()], endpoint, request).await;
+        let (status, ct, body) = answer_parts(resp);
+        if let Err(e) = events::check(expect, status, ct.as_deref(), &body) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "events in process:\n  {}", failures.join("\n  "));
+    fixtures::check_after_events(stores.store.as_ref()).await.unwrap_or_else(|e| panic!("after the events: {e}"));
+    eprintln!("events_in_process: {} events answered as expected", files.len());
+    sim.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_through_built_binaries() {
+    let Some(endpoint) = world::dynamodb_endpoint().unwrap_or_else(|e| panic!("{e}")) else {
+        eprintln!("SKIPPED: events through the built binaries (PARKPAY_SKIP_DYNAMODB=1)");
+        return;
+    };
+    let t = template();
+    let binaries: Vec<&str> = ROUTES.iter().map(|r| r.binary).chain(SCHEDULED.iter().map(|s| s.binary)).collect();
+    let bin_dir = workspace::built_binaries(&binaries).unwrap_or_else(|e| panic!("{e}"));
+    let world = World::dynamodb(&endpoint, &t, "events").await.unwrap_or_else(|e| panic!("{e}"));
+    let files = event_files();
+    // The functions reach DynamoDB Local through a proxy that notes every call's IAM action.
+    let proxy = DynamoProxy::start(&endpoint).await.unwrap();
+    let offline = Offline { dynamodb_endpoint: Some(proxy.url.clone()), ..world.offline.clone() };
+
+    let mut failures = Vec::new();
+    let mut answered = 0;
+    // The scheduled function first (see `events_in_process`).
+    for s in SCHEDULED {
+        let f = &t.functions[s.function];
+        let running = start_checked(f, &bin_dir.join(s.binary), &offline, &proxy, &mut failures).await;
+        for file in files.iter().filter(|e| e.binary == s.binary) {
+            let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
+            // An 8 s function timeout: the reconciler ticks for about 3 s, then answers.
+            match running.invoke(&file.text, Duration::from_secs(8)).await {
+                Ok(a) if a.ok => {
+                    let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
+                    match events::check(expect, 0, Some("application/json"), &body) {
+                        Ok(()) => answered += 1,
+                        Err(e) => failures.push(format!("{e}\n{}", running.logs())),
+                    }
+                }
+                Ok(a) => failures.push(format!("{}: the function returned an error: {}", file.name, a.body_text())),
+                Err(e) => failures.push(format!("{}: {e}\n{}", file.name, running.logs())),
+            }
+        }
+        running.stop();
+        check_calls(s.function, f, &proxy.take(), &mut failures);
+    }
+    for r in ROUTES {
+        let f = &t.functions[r.function];
+        let running = start_checked(f, &bin_dir.join(r.binary), &offline, &proxy, &mut failures).await;
+        for file in files.iter().filter(|e| e.binary == r.binary) {
+            let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
+            let answer = match running.invoke(&file.text, Duration::from_secs(30)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    failures.push(format!("{}: {e}\n{}", file.name, running.logs()));
+                    continue;
+                }
+            };
+            if !answer.ok {
+                failures.push(format!(
+                    "{}: the function returned an error to the runtime: {}",
+                    file.name,
+                    answer.body_text()
+                ));
+                continue;
+            }
+            match process::http_answer(&answer.body) {
+                Ok(a) => match events::check(expect, a.status, a.content_type.as_deref(), &a.body) {
+                    Ok(()) => answered += 1,
+                    Err(e) => failures.push(e),
+                },
+                Err(e) => failures.push(format!("{}: {e}", file.name)),
+            }
+        }
+        running.stop();
+        check_calls(r.function, f, &proxy.take(), &mut failures);
+    }
+    assert!(failures.is_empty(), "events through the built binaries:\n  {}", failures.join("\n  "));
+    assert_eq!(answered, files.len(), "every event file drives a built function");
+    fixtures::check_after_events(world.stores.store.as_ref()).await.unwrap_or_else(|e| panic!("after the events: {e}"));
+    eprintln!(
+        "events_through_built_binaries: {answered} events answered as expected by {} binaries",
+        ROUTES.len() + SCHEDULED.len()
+    );
+}
+
+/// Start `f`'s built binary `exe` with the environment the template gives it (offline values),
+/// and note it as a failure if it called DynamoDB before its first invocation.
+async fn start_checked(
+    f: &parkpay_lambda_harness::template::Function,
+    exe: &std::path::Path,
+    offline: &Offline,
+    proxy: &DynamoProxy,
+    failures: &mut Vec<String>,
+) -> process::Running {
+    let env = world::function_env(f, offline).unwrap_or_else(|e| panic!("{e}"));
+    let launch = process::Launch { exe: exe.to_owned(), function_name: f.logical_id.clone(), env };
+    let running = process::start(&launch, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{e}"));
+    let at_init = proxy.take();
+    if !at_init.is_empty() {
+        failures.push(format!("{} called DynamoDB during init: {at_init:?}", f.logical_id));
+    }
+    running
+}
+
+/// Least privilege, the other way round from `drift`: every DynamoDB call `function` really
+/// made (through the recording proxy) is allowed by its policy, indexes included.
+fn check_calls(
+    function: &str,
+    f: &parkpay_lambda_harness::template::Function,
+    calls: &BTreeSet<parkpay_lambda_harness::dynamo_proxy::Call>,
+    failures: &mut Vec<String>,
+) {
+    let used: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{}{}", c.action, c.index.as_ref().map_or(String::new(), |i| format!(" on {i}"))))
+        .collect();
+    eprintln!("{function}: DynamoDB calls {used:?}");
+    for call in calls {
+        if !f.actions.contains(&call.action) {
+            failures.push(format!("{function} called {} but template.yaml does not allow it", call.action));
+        }
+        if let Some(index) = &call.index {
+            let granted = f
+                .resources
+                .iter()
+                .filter_map(sub_text)
+                .any(|r| r.ends_with(&format!("/index/{index}")) || r.ends_with("/index/*"));
+            if !granted {
+                failures.push(format!("{function} queried index {index} but its policy names no index ARN for it"));
+            }
+        }
+    }
+}
+
+/// The functions that never talk to PhonePe (`Route::uses_phonepe` false) start, as built
+/// binaries, with only what template.yaml gives them, outside simulation mode and with no PhonePe
+/// setting at all (a function that still needed one would fail at init on AWS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_without_phonepe_start_with_the_template_environment() {
+    let t = template();
+    let without: Vec<&str> = ROUTES.iter().filter(|r| !r.uses_phonepe).map(|r| r.binary).collect();
+    assert!(!without.is_empty());
+    let bin_dir = workspace::built_binaries(&without).unwrap_or_else(|e| panic!("{e}"));
+    let offline = Offline { table: "unused".into(), simulator_url: String::new(), dynamodb_endpoint: None };
+    for r in ROUTES.iter().filter(|r| !r.uses_phonepe) {
+        let mut env = world::function_env(&t.functions[r.function], &offline).unwrap();
+        env.retain(|(k, _)| !k.starts_with("PHONEPE_") && k != "PARKPAY_REDIRECT_URL");
+        let launch = process::Launch { exe: bin_dir.join(r.binary), function_name: r.function.to_owned(), env };
+        if let Err(e) = process::start(&launch, Duration::from_secs(30)).await {
+            panic!("{}: {e}", r.function);
+        }
+    }
+}
