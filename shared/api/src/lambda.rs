@@ -30,12 +30,47 @@ pub async fn state_from_env(endpoint: Endpoint) -> Result<AppState, lambda_http:
 /// `phonepe` is true. Nothing here touches the network: the AWS SDK opens its connections (and
 /// loads its trust store) on the first call.
 async fn build_state(phonepe: bool) -> Result<AppState, lambda_http::Error> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = sdk_config().await;
     let lookup = |k: &str| std::env::var(k).ok();
     let state = state_with(phonepe, &lookup, &aws, |table| {
         Stores::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table.to_owned()))
     })?;
     Ok(state)
+}
+
+/// The AWS SDK's configuration for a Lambda function, built cheaply:
+/// - its HTTPS client trusts the same compiled-in roots as the PhonePe client
+///   (`parkpay_gateway::tls`) instead of loading the system's certificate files at init;
+/// - credentials from the environment, where Lambda puts them (`AWS_ACCESS_KEY_ID`, …), instead
+///   of building the whole default chain (whose web-identity provider builds an STS client at
+///   init); without those variables (SnapStart's container credentials, a developer's profile)
+///   the default chain as usual;
+/// - the region from `AWS_REGION` (Lambda sets it), else the default chain.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls;
+    let trust =
+        tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(parkpay_gateway::tls::root_certs_pem());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    match tls::TlsContext::builder().with_trust_store(trust).build() {
+        Ok(context) => {
+            let client = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                .tls_context(context)
+                .build_https();
+            loader = loader.http_client(client);
+        }
+        // Cannot happen (the builder only stores its inputs); the SDK's default client then.
+        Err(e) => tracing::warn!(error = %e, "compiled-in trust store refused; using the SDK's default HTTPS client"),
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    }
+    if let Ok(region) = std::env::var("AWS_REGION")
+        && !region.is_empty()
+    {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader.load().await
 }
 
 /// The state a function builds at cold start, from settings read through `env`, on the stores

@@ -100,20 +100,6 @@ fn report_from(
     })
 }
 
-/// TLS for PhonePe: rustls (aws-lc-rs) trusting Mozilla's root certificates compiled into the
-/// binary (webpki-roots). Building it reads no files, unlike the platform verifier, which parses
-/// every certificate under /etc/ssl/certs at client construction: that was most of a Lambda
-/// cold start (docs/serverless.md). PhonePe's API certificates chain to public roots in that set.
-fn tls_config() -> Result<rustls::ClientConfig, ConfigError> {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::Client(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 /// The PhonePe PG v1 client. Cheap to clone; build it once per process (cold start).
 #[derive(Debug, Clone)]
 pub struct PhonePeV1 {
@@ -132,7 +118,7 @@ impl PhonePeV1 {
             .timeout(cfg.connect_timeout + cfg.read_timeout)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             .user_agent(concat!("parkpay/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(tls_config()?)
+            .tls_backend_preconfigured(crate::tls::client_config().map_err(ConfigError::Client)?)
             .build()
             .map_err(|e| ConfigError::Client(e.to_string()))?;
         let base = cfg.environment.v1_base_url().as_str().trim_end_matches('/').to_owned();
