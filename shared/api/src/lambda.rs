@@ -27,8 +27,8 @@ pub async fn state_from_env(endpoint: Endpoint) -> Result<AppState, lambda_http:
 
 /// Settings, one AWS configuration and the DynamoDB store for every function; the PhonePe
 /// client (its salt key fetched on first use when it lives in SSM or Secrets Manager) only when
-/// `phonepe` is true. Nothing here touches the network: the AWS SDK opens its connections (and
-/// loads its trust store) on the first call.
+/// `phonepe` is true. Nothing here touches the network (the SDK connects on its first call) or
+/// reads a certificate file (see [`sdk_config`]).
 async fn build_state(phonepe: bool) -> Result<AppState, lambda_http::Error> {
     let aws = sdk_config().await;
     let lookup = |k: &str| std::env::var(k).ok();

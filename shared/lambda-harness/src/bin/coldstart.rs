@@ -216,20 +216,23 @@ async fn run() -> Result<(), String> {
         let s = &results[binary];
         let size = std::fs::metadata(args.bin_dir.join(binary)).map(|m| m.len()).unwrap_or(0);
         let ratio = floor_p50.map_or("-".to_owned(), |f| format!("{:.1}×", p(&s.init_ms, 50.0) / f));
+        // "—" where there are no samples (the scheduled function gets no warm invokes).
+        let t = |v: &[f64], q: f64| percentile(v, q).map_or("—".to_owned(), |x| format!("{x:.2} ms"));
+        let st = |m: &BTreeMap<u16, usize>| if m.is_empty() { "—".to_owned() } else { statuses(m) };
         println!(
-            "| {}{} | {} | {:.2} ms | {:.2} ms | {} | {:.2} ms | {:.2} ms | {} | {:.2} ms | {:.2} ms | {} | {:.1} MB |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} MB |",
             binary,
             if binary == FLOOR { " (floor)" } else { "" },
             s.init_ms.len(),
-            p(&s.init_ms, 50.0),
-            p(&s.init_ms, 99.0),
+            t(&s.init_ms, 50.0),
+            t(&s.init_ms, 99.0),
             ratio,
-            p(&s.first_ms, 50.0),
-            p(&s.first_ms, 99.0),
-            statuses(&s.first_status),
-            p(&s.warm_ms, 50.0),
-            p(&s.warm_ms, 99.0),
-            statuses(&s.warm_status),
+            t(&s.first_ms, 50.0),
+            t(&s.first_ms, 99.0),
+            st(&s.first_status),
+            t(&s.warm_ms, 50.0),
+            t(&s.warm_ms, 99.0),
+            st(&s.warm_status),
             size as f64 / 1_000_000.0,
         );
     }
