@@ -24,7 +24,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self { status, code: code.into(), message: brief(message.into()) }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -159,6 +159,19 @@ pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError
     })
 }
 
+/// The longest error message. Messages built from a parser's text quote the offending value
+/// (serde: `invalid type: string "…", expected u32`), which can be most of a 64 KiB body: every
+/// [`ApiError`] message is cut to this, so answers, logs and stored idempotency records never
+/// carry a client's bulk back.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+fn brief(message: String) -> String {
+    match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
+    }
+}
+
 /// Require a field the client left out (fields are `Option` so that a missing one is a 422 with
 /// its name, not a generic deserialisation error).
 pub fn required<T>(value: Option<T>, name: &'static str) -> Result<T, ApiError> {
@@ -225,6 +238,20 @@ mod tests {
         let huge = format!("{{\"a\":1,\"pad\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
         assert_eq!(parse(&huge).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(parse(r#"{"a":1,"unknown":[1,2]}"#).is_ok());
+    }
+
+    #[test]
+    fn error_messages_do_not_echo_bulk_input() {
+        // a 60,000-character string where a number belongs, multi-byte characters included
+        let long = "é".repeat(30_000);
+        let e = parse(&format!(r#"{{"a":"{long}"}}"#)).unwrap_err();
+        assert_eq!(e.code, "INVALID_FIELD_TYPE");
+        assert!(e.message.chars().count() <= MAX_MESSAGE_CHARS + 1, "{} chars", e.message.chars().count());
+        assert!(e.message.starts_with("a field has the wrong type: invalid type: string"), "{}", e.message);
+        let e = parse(&format!(r#"{{"a":1, "b": "{long}" x}}"#)).unwrap_err();
+        assert_eq!(e.code, "MALFORMED_JSON");
+        assert!(e.message.chars().count() <= MAX_MESSAGE_CHARS + 1);
+        assert_eq!(brief("short".into()), "short");
     }
 
     #[test]
