@@ -144,19 +144,14 @@ async fn run() -> Result<(), String> {
 
     // (binary, function name, main event)
     let mut subjects: Vec<(String, String, String)> = vec![(FLOOR.into(), "HelloWorldFloor".into(), String::new())];
-    for r in ROUTES {
+    let functions =
+        ROUTES.iter().map(|r| (r.binary, r.function)).chain(SCHEDULED.iter().map(|s| (s.binary, s.function)));
+    for (binary, function) in functions {
         let event = files
             .iter()
-            .find(|f| f.binary == r.binary && f.case.is_none())
-            .ok_or_else(|| format!("no events/{}.json", r.binary))?;
-        subjects.push((r.binary.into(), r.function.into(), event.text.clone()));
-    }
-    for s in SCHEDULED {
-        let event = files
-            .iter()
-            .find(|f| f.binary == s.binary && f.case.is_none())
-            .ok_or_else(|| format!("no events/{}.json", s.binary))?;
-        subjects.push((s.binary.into(), s.function.into(), event.text.clone()));
+            .find(|f| f.binary == binary && f.case.is_none())
+            .ok_or_else(|| format!("no events/{binary}.json"))?;
+        subjects.push((binary.into(), function.into(), event.text.clone()));
     }
     let floor_event = subjects[1].2.clone();
     subjects[0].2 = floor_event;
