@@ -113,6 +113,12 @@ impl Reconciler {
         }
     }
 
+    /// The earliest time something is due (an obligation's next attempt), if any is known.
+    /// Placeholder until reconciliation works from obligations: `None`.
+    pub async fn next_due(&self) -> Option<Timestamp> {
+        None
+    }
+
     /// Check every PENDING transaction that is due, apply what PhonePe says, expire payments
     /// past the timeout.
     pub async fn tick(&self) -> TickReport {

@@ -73,6 +73,8 @@ pub enum DomainError {
     RefundExceedsRemaining { requested: Paise, remaining: Paise },
     #[error("nothing is left to refund")]
     NothingToRefund,
+    #[error("at most {max} refund requests may be made for one payment; ask an operator")]
+    RefundLimitReached { max: u32 },
     #[error("the payment was recorded as failed and is now reported successful; apply it with late_success")]
     LateSuccess,
     #[error("cannot {action} a {entity} that is {from}")]
@@ -109,6 +111,7 @@ impl DomainError {
             PaymentNotRefundable { .. } => "PAYMENT_NOT_REFUNDABLE",
             RefundExceedsRemaining { .. } => "REFUND_EXCEEDS_REMAINING",
             NothingToRefund => "NOTHING_TO_REFUND",
+            RefundLimitReached { .. } => "REFUND_LIMIT_REACHED",
             LateSuccess => "LATE_SUCCESS",
             InvalidTransition { .. } => "INVALID_TRANSITION",
             PaymentNotFound => "PAYMENT_NOT_FOUND",
@@ -139,6 +142,7 @@ impl DomainError {
             | PaymentNotRefundable { .. }
             | RefundExceedsRemaining { .. }
             | NothingToRefund
+            | RefundLimitReached { .. }
             | LateSuccess
             | InvalidTransition { .. } => ErrorKind::Conflict,
             PaymentNotFound => ErrorKind::NotFound,

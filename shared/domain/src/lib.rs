@@ -4,6 +4,7 @@
 //! - [`ids`]: validated identifiers; [`time`]: timestamps; [`money`]: amounts in paise.
 //! - [`lot`]: lots and tariffs (configuration); [`vehicle`]: registration numbers.
 //! - [`session`], [`payment`], [`refund`]: the entities and their state machines.
+//! - [`obligation`]: what parkpay still owes, written down and driven to an end.
 //! - [`error`]: [`DomainError`], with a stable code and the HTTP status class of each variant.
 //!
 //! # Transitions and repeated outcomes
@@ -19,6 +20,7 @@ pub mod error;
 pub mod ids;
 pub mod lot;
 pub mod money;
+pub mod obligation;
 pub mod payment;
 pub mod refund;
 pub mod session;
@@ -30,8 +32,14 @@ pub use error::{DomainError, ErrorKind};
 pub use ids::{LotId, PaymentId, RefundId, SessionId, UserId};
 pub use lot::{BookingLimits, Currency, Hours, Lot, LotCatalog};
 pub use money::{MoneyError, Paise};
+pub use obligation::{
+    Missing, Obligation, ObligationKind, ObligationState, ObligationTarget, SYSTEM_USER, is_stray, missing_obligations,
+};
 pub use payment::{Payment, PaymentInstrument, PaymentStatus, SuccessReport, check_new_payment};
-pub use refund::{Refund, RefundRequest, RefundStatus, record_refund_success, refundable};
+pub use refund::{
+    Refund, RefundRequest, RefundStatus, check_refund_limit, record_late_refund_success, record_refund_success,
+    refundable,
+};
 pub use session::{BookingRequest, ParkingSession, SessionStatus};
 pub use vehicle::VehicleNumber;
 

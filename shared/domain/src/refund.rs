@@ -230,6 +230,57 @@ pub fn record_refund_success(
     Ok(Transition::Applied)
 }
 
+/// A driver may make at most `max` refund requests for one payment, FAILED ones included;
+/// operators' requests and parkpay's automatic refunds are not counted, and are never limited.
+pub fn check_refund_limit(
+    payment: &Payment,
+    refunds: &[Refund],
+    request: &RefundRequest,
+    max: u32,
+) -> Result<(), DomainError> {
+    if request.by_operator {
+        return Ok(());
+    }
+    let made = refunds.iter().filter(|r| &r.payment_id == payment.id() && !r.by_operator).count();
+    if made >= max as usize { Err(DomainError::RefundLimitReached { max }) } else { Ok(()) }
+}
+
+/// PhonePe reports SUCCESS for a refund. Recorded as PhonePe says, whatever we held:
+/// - from `PENDING`: [`record_refund_success`];
+/// - from `FAILED` (refused, then done after all): the refund becomes `SUCCESS`, and its money
+///   moves on payment and session as far as what is left allows. The part that exceeds it is
+///   returned, never hidden: a person must reconcile it with PhonePe.
+///
+/// Returns the transition and the excess (zero unless refunds now exceed what was paid).
+pub fn record_late_refund_success(
+    refund: &mut Refund,
+    payment: &mut Payment,
+    session: &mut ParkingSession,
+    now: Timestamp,
+) -> Result<(Transition, Paise), DomainError> {
+    if refund.status != RefundStatus::Failed {
+        return record_refund_success(refund, payment, session, now).map(|t| (t, Paise::ZERO));
+    }
+    if &refund.payment_id != payment.id() || payment.session_id() != session.id() || &refund.session_id != session.id()
+    {
+        return Err(DomainError::PaymentNotForSession);
+    }
+    let (mut r, mut p, mut s) = (refund.clone(), payment.clone(), session.clone());
+    r.status = RefundStatus::Success;
+    touch(&mut r.updated_at, &mut r.version, now);
+    let moved = r.amount.min(p.net_paid());
+    if moved > Paise::ZERO {
+        p.record_refund(moved, now)?;
+        let on_session = moved.min(s.net_paid());
+        if s.paid_by() == Some(p.id()) && on_session > Paise::ZERO {
+            s.record_refund(p.id(), on_session, now)?;
+        }
+    }
+    let excess = r.amount.checked_sub(moved).unwrap_or(Paise::ZERO);
+    (*refund, *payment, *session) = (r, p, s);
+    Ok((Transition::Applied, excess))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +300,56 @@ mod tests {
 
     fn rid(n: u8) -> RefundId {
         RefundId::from_random([n; 16])
+    }
+
+    #[test]
+    fn drivers_refund_requests_are_limited_operators_are_not() {
+        let p = succeeded();
+        let mut refunds = vec![];
+        for n in 0..3u8 {
+            check_refund_limit(&p, &refunds, &ask(Some(100)), 3).unwrap();
+            let mut r = Refund::request(rid(n), &p, &refunds, ask(Some(100)), at(3_000)).unwrap();
+            let _ = r.fail(at(3_001)).unwrap();
+            refunds.push(r);
+        }
+        assert_eq!(
+            check_refund_limit(&p, &refunds, &ask(Some(100)), 3),
+            Err(DomainError::RefundLimitReached { max: 3 })
+        );
+        assert_eq!(DomainError::RefundLimitReached { max: 3 }.http_status(), 409);
+        let operator = RefundRequest { by_operator: true, ..ask(Some(100)) };
+        check_refund_limit(&p, &refunds, &operator, 3).unwrap();
+    }
+
+    #[test]
+    fn a_failed_refund_reported_successful_is_recorded_and_any_excess_returned() {
+        let mut p = succeeded();
+        let mut s = paid();
+        // 60.00 refunded and failed; then 100.00 refunded successfully; then PhonePe says the
+        // first one succeeded after all: 60.00 beyond what was paid.
+        let mut first = Refund::request(rid(1), &p, &[], ask(Some(6_000)), at(3_000)).unwrap();
+        let _ = first.fail(at(3_100)).unwrap();
+        let mut second = Refund::request(rid(2), &p, std::slice::from_ref(&first), ask(None), at(3_200)).unwrap();
+        assert_eq!(second.amount(), Paise::new(10_000));
+        let _ = record_refund_success(&mut second, &mut p, &mut s, at(3_300)).unwrap();
+        let (t, excess) = record_late_refund_success(&mut first, &mut p, &mut s, at(3_400)).unwrap();
+        assert_eq!((t, excess), (Transition::Applied, Paise::new(6_000)));
+        assert_eq!(first.status(), RefundStatus::Success);
+        assert_eq!((p.refunded(), s.refunded()), (Paise::new(10_000), Paise::new(10_000)));
+        // again: nothing more moves
+        let (t, excess) = record_late_refund_success(&mut first, &mut p, &mut s, at(3_500)).unwrap();
+        assert_eq!((t, excess), (Transition::AlreadyApplied, Paise::ZERO));
+        // within what is left: no excess
+        let mut p = succeeded();
+        let mut s = paid();
+        let mut r = Refund::request(rid(3), &p, &[], ask(Some(4_000)), at(3_000)).unwrap();
+        let _ = r.fail(at(3_100)).unwrap();
+        let (_, excess) = record_late_refund_success(&mut r, &mut p, &mut s, at(3_200)).unwrap();
+        assert_eq!(excess, Paise::ZERO);
+        assert_eq!(
+            (p.refunded(), s.refunded(), s.status()),
+            (Paise::new(4_000), Paise::new(4_000), SessionStatus::PartiallyRefunded)
+        );
     }
 
     #[test]
