@@ -17,11 +17,21 @@ step "Rust toolchain"
 cargo --version
 
 step "TLS: no OpenSSL anywhere in the dependency tree (rustls only)"
-if cargo tree --workspace -e normal,build -i openssl-sys >/dev/null 2>&1; then
-  cargo tree --workspace -i openssl-sys
+# Absent is either cargo tree's "did not match any packages" error (not in Cargo.lock) or an empty
+# tree ("nothing to print": only a dev-dependency); any other failure of cargo tree is a failure.
+tree_err=$(mktemp)
+tree_rc=0
+tree_out=$(cargo tree --workspace -e normal,build -i openssl-sys 2>"$tree_err") || tree_rc=$?
+if [ "$tree_rc" -eq 0 ] && [ -n "$tree_out" ]; then
+  printf '%s\n' "$tree_out"
   echo "openssl-sys is in the dependency tree: use rustls features only" >&2
   exit 1
+elif [ "$tree_rc" -ne 0 ] && ! grep -qF 'package ID specification `openssl-sys` did not match any packages' "$tree_err"; then
+  cat "$tree_err" >&2
+  echo "cargo tree failed (exit $tree_rc): cannot tell whether openssl-sys is in the dependency tree" >&2
+  exit 1
 fi
+rm -f "$tree_err"
 echo "ok: openssl-sys not found"
 
 step "template.yaml: cfn-lint, sam validate --lint, cfn-lint after the SAM transform (tools pinned in .tools/venv)"
@@ -48,14 +58,23 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
   fi
   # cargo-fuzz needs nightly-only flags; the stable toolchain accepts them with RUSTC_BOOTSTRAP.
   mkdir -p target
-  (cd fuzz && for target in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
-     log="$root/target/fuzz-$target.log"
-     if RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" >"$log" 2>&1; then
-       echo "fuzz $target: $(grep -E '^Done' "$log" | tail -1)"
-     else
-       tail -40 "$log"; echo "fuzz target $target found a failure (log: $log)" >&2; exit 1
-     fi
-   done)
+  targets=$(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list) || { echo "cargo fuzz list failed" >&2; exit 1; }
+  if [ -z "$targets" ]; then
+    echo "cargo fuzz list printed no targets: nothing would be fuzzed (fuzz/fuzz_targets, fuzz/Cargo.toml)" >&2
+    exit 1
+  fi
+  for target in $targets; do
+    log="$root/target/fuzz-$target.log"
+    if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS") >"$log" 2>&1; then
+      tail -40 "$log"; echo "fuzz target $target found a failure (log: $log)" >&2; exit 1
+    fi
+    # libFuzzer ends a run with "Done N runs in S second(s)"; without it the target never ran.
+    done_line=$(grep -E '^Done' "$log" | tail -1 || true)
+    if [ -z "$done_line" ]; then
+      tail -40 "$log"; echo "fuzz target $target did not run: no 'Done' line from libFuzzer (log: $log)" >&2; exit 1
+    fi
+    echo "fuzz $target: $done_line"
+  done
 fi
 
 step "All tests passed"

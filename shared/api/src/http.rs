@@ -20,11 +20,19 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: Cow<'static, str>,
     pub message: String,
+    /// Seconds for a `Retry-After` header (503 answers that a retry will cure).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: brief(message.into()) }
+        Self { status, code: code.into(), message: brief(message.into()), retry_after: None }
+    }
+
+    /// The same answer with a `Retry-After: {secs}` header.
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -54,10 +62,14 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        json_response(
+        let mut resp = json_response(
             self.status,
             &ErrorBody { error: ErrorDetail { code: self.code.as_ref(), message: &self.message } },
-        )
+        );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

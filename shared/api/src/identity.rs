@@ -36,21 +36,17 @@ pub fn caller(req: &lambda_http::Request) -> Result<Caller, ApiError> {
     Ok(Caller { user_id, is_operator })
 }
 
-/// API Gateway flattens array claims into a string: `[operator admin]`. A JSON array text
-/// (`["operator"]`) and a plain comma- or space-separated list are accepted too.
+/// The groups in a group claim. API Gateway flattens an array claim into `[operator admin]`:
+/// split on spaces only, since a group name may contain a comma. A JSON array text
+/// (`["operator"]`) is read element by element; a plain value without brackets is split on
+/// spaces too.
 pub fn parse_groups(value: &str) -> Vec<String> {
     if let Ok(list) = serde_json::from_str::<Vec<String>>(value) {
         return list;
     }
-    value
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .map(|s| s.trim_matches('"'))
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let value = value.trim();
+    let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(value);
+    inner.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -62,8 +58,14 @@ mod tests {
         assert_eq!(parse_groups("[operator admin]"), vec!["operator", "admin"]);
         assert_eq!(parse_groups(r#"["operator","x"]"#), vec!["operator", "x"]);
         assert_eq!(parse_groups("operator"), vec!["operator"]);
-        assert_eq!(parse_groups("a, operator"), vec!["a", "operator"]);
         assert!(parse_groups("[]").is_empty());
         assert_eq!(parse_groups("[operators]"), vec!["operators"]);
+        // A comma belongs to the group's name: "ops,admin" is one group, not an operator.
+        assert_eq!(parse_groups("[ops,admin operator]"), vec!["ops,admin", "operator"]);
+        assert_eq!(parse_groups("ops,admin"), vec!["ops,admin"]);
+        assert_eq!(parse_groups(r#"["ops,admin"]"#), vec!["ops,admin"]);
+        assert_eq!(parse_groups("a, operator"), vec!["a,", "operator"]);
+        assert_eq!(parse_groups("[x,operator]"), vec!["x,operator"]);
+        assert_eq!(parse_groups(" [a  b] "), vec!["a", "b"]);
     }
 }

@@ -109,6 +109,7 @@ pub fn state_with(
         clock: Arc::new(SystemClock),
         merchant_id,
         redirect_url,
+        policy: crate::state::Policy::from_lookup(env)?,
     })
 }
 
@@ -169,7 +170,7 @@ pub async fn run_reconciler() -> Result<(), lambda_http::Error> {
             let total = reconciler.run_invocation(event.context.deadline).await;
             Ok::<_, lambda_http::Error>(serde_json::json!({
                 "pending": total.pending, "checked": total.checked, "applied": total.applied,
-                "expired": total.expired, "errors": total.errors,
+                "expired": total.expired, "sent": total.sent, "errors": total.errors, "deferred": total.deferred,
             }))
         }
     }))

@@ -17,4 +17,4 @@ pub mod views;
 
 pub use config::{ConfigError, CoreSettings, Settings};
 pub use routes::{Endpoint, ROUTES, Route, RouteMatch, SCHEDULED, ScheduledFunction, handle, match_route};
-pub use state::{AppState, Clock, Stores, SystemClock};
+pub use state::{AppState, Clock, Policy, Stores, SystemClock};

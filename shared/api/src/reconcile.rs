@@ -1,225 +1,346 @@
-//! Reconciliation of PENDING payments and refunds (mandatory per PhonePe): poll the status API on
-//! PhonePe's schedule (`phonepe-api.md` §1) until a final state or the timeout, and apply what it
-//! says through the same code path as the callback ([`apply_payment_report`],
-//! [`apply_refund_report`]).
+//! Reconciliation: drive every open obligation (`parkpay_domain::obligation`) to an end.
 //!
-//! - A payment still PENDING (or unknown to PhonePe) at the timeout (20 minutes) is marked FAILED
-//!   and its session, if still unpaid, is CANCELLED: the booking is released.
-//! - A success that arrives after that (or for a session already paid by another payment) is
-//!   refunded automatically (see `service::apply_payment_report`).
-//! - Refunds are polled on the same schedule and, after it, every 10 minutes until final: money
-//!   may have moved, so they never expire.
+//! Each tick reads what is due next from the due index (the earliest `next_attempt_at` of each
+//! of its shards, merged), and works through it earliest first, a few at a time, until the
+//! tick's time budget is spent. An attempt is claimed with a conditional write that already
+//! moves the obligation to its next slot, so overlapping reconcilers do not repeat each other's
+//! work and an attempt that dies is retried at that slot. Because attempts push obligations
+//! into the future, the due index is a queue that no set of long-lived obligations can starve:
+//! whatever is due earliest goes first.
 //!
-//! The schedule is a pure function of a transaction's age, so tests drive it with a compressed
-//! clock; the Lambda runs [`Reconciler::tick`] once a second for most of a minute, on an
-//! EventBridge schedule of one minute.
+//! What one attempt does, by kind:
+//! - CHECK_PAYMENT: ask PhonePe's status; apply SUCCESS / FAILED through the callback's code
+//!   path; at the timeout (20 minutes after PhonePe accepted the payment) with no success,
+//!   expire it (FAILED, the unpaid session CANCELLED) and start watching for a late success.
+//! - RECHECK_FAILED_PAYMENT: ask again on a slow schedule for 48 hours; a success found is
+//!   applied, and refunded automatically when the session cannot take it.
+//! - SEE_REFUND_THROUGH / AUTOMATIC_REFUND: ask the refund's status; apply a final one; if
+//!   PhonePe has never seen it and the last send is older than the grace period, send it again
+//!   with the same id.
+//!
+//! An error (PhonePe or the store unreachable, rate limited) backs the obligation off
+//! exponentially; nothing is ever given up because PhonePe could not be asked.
+//!
+//! The schedules are pure functions of time, so tests drive ticks with a compressed clock; the
+//! Lambda runs [`Reconciler::run_invocation`] on an EventBridge schedule of one minute.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use parkpay_domain::Timestamp;
-use parkpay_gateway::{MerchantTxnId, StatusReport, TxnState};
-use parkpay_store::{PendingTxn, TxnRef};
+use parkpay_domain::{ObligationKind, PaymentStatus, RefundStatus, Timestamp};
+use parkpay_gateway::{StatusReport, TxnState};
+use parkpay_store::{DueEntry, Record, SessionBundle, StoreError, Write};
 
-use crate::service::{ReportSource, apply_payment_report, apply_refund_report, expire_payment};
+pub use parkpay_domain::obligation::{
+    FIRST_CHECK_SECS, LATE_REFUND_EVERY_SECS, PAYMENT_TIMEOUT_SECS as TIMEOUT_SECS, REFUND_RESEND_GRACE_SECS,
+    phonepe_schedule as schedule,
+};
+
+use crate::service::{
+    ReportSource, apply_payment_report, apply_refund_report, error_code, expire_payment, finish_check, send_refund,
+    txn_id, with_obligation,
+};
 use crate::state::AppState;
 
-/// First status check: 20 s after the payment started.
-pub const FIRST_CHECK_SECS: i64 = 20;
-/// PhonePe's payment timeout (15 or 20 minutes by doc revision; we take 20).
-pub const TIMEOUT_SECS: i64 = 20 * 60;
-/// After the schedule, a PENDING refund is checked this often.
-pub const LATE_REFUND_EVERY_SECS: i64 = 10 * 60;
-/// At most this many pending transactions are looked at per tick.
-pub const BATCH: usize = 200;
+/// From each due-index shard, at most this many entries per tick.
+pub const PER_SHARD: usize = 32;
+/// Obligations worked on at the same time.
+pub const CONCURRENCY: usize = 8;
+/// Longest a tick keeps starting attempts (an invocation's remaining time bounds it further).
+pub const TICK_BUDGET: Duration = Duration::from_secs(20);
 
-/// The ages (seconds after creation) at which PhonePe's schedule checks a PENDING transaction:
-/// at 20 s, then every 3 s for 30 s, every 6 s for 60 s, every 10 s for 60 s, every 30 s for
-/// 60 s, then every 60 s until the timeout.
-pub fn schedule() -> Vec<i64> {
-    let mut at = vec![FIRST_CHECK_SECS];
-    let mut t = FIRST_CHECK_SECS;
-    for (every, during) in [(3, 30), (6, 60), (10, 60), (30, 60)] {
-        let end = t + during;
-        while t + every <= end {
-            t += every;
-            at.push(t);
-        }
-    }
-    while t + 60 <= TIMEOUT_SECS {
-        t += 60;
-        at.push(t);
-    }
-    if at.last() != Some(&TIMEOUT_SECS) {
-        at.push(TIMEOUT_SECS);
-    }
-    at
-}
-
-/// Whether a check is due for a transaction of `age_ms` last checked at age `last_ms`: some
-/// scheduled age lies in `(last, age]` (or, never checked, the first one has passed).
-pub fn due(schedule: &[i64], age_ms: i64, last_ms: Option<i64>) -> bool {
-    let last = last_ms.unwrap_or(i64::MIN);
-    schedule.iter().map(|s| s * 1000).any(|s| s > last && s <= age_ms)
-}
-
-/// What one tick did.
+/// What one tick (or an invocation's ticks) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TickReport {
+    /// Obligations due when the tick looked.
     pub pending: usize,
+    /// Attempts made (claimed and acted on).
     pub checked: usize,
+    /// Attempts that changed a payment or refund.
     pub applied: usize,
+    /// Payments expired at the timeout.
     pub expired: usize,
+    /// Refunds (re)sent to PhonePe.
+    pub sent: usize,
+    /// Attempts that failed (they are retried with backoff).
     pub errors: usize,
+    /// Due obligations left for the next tick (the budget ran out).
+    pub deferred: usize,
 }
 
-/// Remembers when each transaction was last checked (per process: a new Lambda environment
-/// starts by checking everything due once).
+impl TickReport {
+    fn add(&mut self, other: &TickReport) {
+        self.checked += other.checked;
+        self.applied += other.applied;
+        self.expired += other.expired;
+        self.sent += other.sent;
+        self.errors += other.errors;
+        self.deferred = other.deferred;
+        self.pending = other.pending;
+    }
+}
+
 pub struct Reconciler {
     state: AppState,
-    schedule: Vec<i64>,
-    last_checked: Mutex<HashMap<String, i64>>,
+}
+
+enum Outcome {
+    /// Not due any more, or another reconciler took it.
+    Skipped,
+    Checked {
+        applied: bool,
+    },
+    Expired,
+    Sent,
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Reconciler {
     pub fn new(state: AppState) -> Self {
-        Self { state, schedule: schedule(), last_checked: Mutex::new(HashMap::new()) }
+        Self { state }
     }
 
     /// One scheduled invocation: tick once a second until shortly before `deadline_ms` (Unix
     /// milliseconds, the invocation's deadline), at most 55 s, so PhonePe's 3-second schedule is
-    /// kept with a one-minute EventBridge rule. At least one tick always runs. The totals of every
-    /// tick, with `pending` as the last tick saw it.
+    /// kept with a one-minute EventBridge rule. At least one tick always runs; each tick is
+    /// bounded by the time left. The totals of every tick, with `pending` and `deferred` as the
+    /// last tick saw them.
     pub async fn run_invocation(&self, deadline_ms: u64) -> TickReport {
-        let now_ms = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
-        };
-        let stop_at = now_ms() + 55_000.min(deadline_ms.saturating_sub(now_ms()).saturating_sub(5_000));
+        let start = wall_ms();
+        let stop_at = start + 55_000.min(deadline_ms.saturating_sub(start).saturating_sub(5_000));
         let mut total = TickReport::default();
         loop {
-            let r = self.tick().await;
-            total.checked += r.checked;
-            total.applied += r.applied;
-            total.expired += r.expired;
-            total.errors += r.errors;
-            total.pending = r.pending;
-            if now_ms() + 1_000 >= stop_at {
+            let left = Duration::from_millis(stop_at.saturating_sub(wall_ms()).max(1_000));
+            let r = self.tick_within(left.min(TICK_BUDGET)).await;
+            total.add(&r);
+            if wall_ms() + 1_000 >= stop_at {
                 return total;
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
-    /// The earliest time something is due (an obligation's next attempt), if any is known.
-    /// Placeholder until reconciliation works from obligations: `None`.
+    /// The earliest time an open obligation is due, if any.
     pub async fn next_due(&self) -> Option<Timestamp> {
-        None
+        match self.state.pending.list_due(Timestamp::MAX, 1).await {
+            Ok(due) => due.first().map(|d| d.due_at),
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation could not read the due index");
+                None
+            }
+        }
     }
 
-    /// Check every PENDING transaction that is due, apply what PhonePe says, expire payments
-    /// past the timeout.
+    /// Work through what is due now, within [`TICK_BUDGET`].
     pub async fn tick(&self) -> TickReport {
+        self.tick_within(TICK_BUDGET).await
+    }
+
+    /// Work through what is due now, earliest first, starting no attempt after `budget`.
+    pub async fn tick_within(&self, budget: Duration) -> TickReport {
+        let started = Instant::now();
         let now = self.state.clock.now();
         let mut report = TickReport::default();
-        let before = Timestamp::from_unix_millis(now.unix_millis() - FIRST_CHECK_SECS * 1000).unwrap_or(now);
-        let pending = match self.state.pending.list_pending(before, BATCH).await {
-            Ok(p) => p,
+        let due_before = Timestamp::from_unix_millis(now.unix_millis() + 1).unwrap_or(now);
+        let due = match self.state.pending.list_due(due_before, PER_SHARD).await {
+            Ok(d) => d,
             Err(e) => {
-                tracing::error!(error = %e, "reconciliation could not list pending transactions");
+                tracing::error!(alert = "RECONCILIATION_ERROR", error = %e, "reconciliation could not list due obligations");
                 report.errors += 1;
                 return report;
             }
         };
-        report.pending = pending.len();
-        for item in pending {
-            match self.one(&item, now).await {
-                Ok(Outcome::Skipped) => {}
-                Ok(Outcome::Checked { applied }) => {
-                    report.checked += 1;
-                    report.applied += usize::from(applied);
-                }
-                Ok(Outcome::Expired) => {
-                    report.checked += 1;
-                    report.expired += 1;
-                }
-                Err(e) => {
-                    report.errors += 1;
-                    tracing::warn!(txn = ?item.txn, error = %e, "reconciliation of one transaction failed");
+        report.pending = due.len();
+        let mut rest = due.as_slice();
+        while !rest.is_empty() {
+            if started.elapsed() >= budget {
+                report.deferred = rest.len();
+                break;
+            }
+            let (batch, tail) = rest.split_at(rest.len().min(CONCURRENCY));
+            rest = tail;
+            let results = futures::future::join_all(batch.iter().map(|entry| self.one(entry, now))).await;
+            for (entry, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(Outcome::Skipped) => {}
+                    Ok(Outcome::Checked { applied }) => {
+                        report.checked += 1;
+                        report.applied += usize::from(applied);
+                    }
+                    Ok(Outcome::Expired) => {
+                        report.checked += 1;
+                        report.expired += 1;
+                    }
+                    Ok(Outcome::Sent) => {
+                        report.checked += 1;
+                        report.sent += 1;
+                    }
+                    Err(e) => {
+                        report.errors += 1;
+                        tracing::warn!(session = %entry.session_id, target = %entry.target_id, error = %e,
+                            "reconciliation of one obligation failed; retried later");
+                    }
                 }
             }
         }
-        if report.checked > 0 || report.errors > 0 {
+        if report.checked > 0 || report.errors > 0 || report.deferred > 0 {
             tracing::info!(?report, "reconciliation tick");
         }
         report
     }
 
-    async fn one(&self, item: &PendingTxn, now: Timestamp) -> Result<Outcome, String> {
-        let age_ms = now.unix_millis() - item.created_at.unix_millis();
-        let (id, is_payment) = match &item.txn {
-            TxnRef::Payment { payment_id, .. } => (payment_id.as_str().to_owned(), true),
-            TxnRef::Refund { refund_id, .. } => (refund_id.as_str().to_owned(), false),
-        };
-        let last = self.last_checked.lock().map(|m| m.get(&id).copied()).unwrap_or(None);
-        let past_timeout = age_ms >= TIMEOUT_SECS * 1000;
-        let is_due = due(&self.schedule, age_ms, last)
-            || (!is_payment && past_timeout && last.is_none_or(|l| age_ms - l >= LATE_REFUND_EVERY_SECS * 1000));
-        if !is_due {
+    /// Claim the obligation `entry` names, if it is still due, and act on it.
+    async fn one(&self, entry: &DueEntry, now: Timestamp) -> Result<Outcome, String> {
+        let store = &self.state.store;
+        let bundle = store.load_session(&entry.session_id).await.map_err(|e| e.to_string())?;
+        let Some(bundle) = bundle else { return Ok(Outcome::Skipped) };
+        let Some(current) = bundle.obligation(&entry.target_id) else { return Ok(Outcome::Skipped) };
+        let mut claimed = current.clone();
+        if !claimed.claim(now).is_applied() {
             return Ok(Outcome::Skipped);
         }
-        if let Ok(mut m) = self.last_checked.lock() {
-            m.insert(id.clone(), age_ms);
+        let write = Write::Update { record: Record::Obligation(claimed.clone()), expected_version: current.version() };
+        match store.commit(vec![write]).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(Outcome::Skipped),
+            Err(e) => return Err(e.to_string()),
         }
-        let txn = MerchantTxnId::parse(&id).map_err(|e| e.to_string())?;
-        let status: Result<StatusReport, String> = self.state.gateway.status(&txn).await.map_err(|e| e.to_string());
-        match &item.txn {
-            TxnRef::Payment { session_id, payment_id } => {
-                let report = match status {
-                    Ok(r) => Some(r),
-                    Err(e) if past_timeout => {
-                        tracing::warn!(payment = %payment_id, error = %e, "status unavailable at the timeout");
-                        None
-                    }
-                    Err(e) => return Err(e),
-                };
-                let final_report = report.as_ref().filter(|r| matches!(r.state, TxnState::Success | TxnState::Failed));
-                if let Some(r) = final_report {
-                    let (_, applied) =
-                        apply_payment_report(&self.state, session_id, payment_id, r, ReportSource::Reconciliation)
+        if now >= claimed.due_by() {
+            tracing::error!(alert = "OBLIGATION_OVERDUE", kind = claimed.kind().as_str(), session = %entry.session_id,
+                target = %entry.target_id, amount = %claimed.amount(), attempts = claimed.attempts(),
+                last_code = claimed.last_code().unwrap_or(""), "an obligation is past its deadline");
+        }
+        let result = match claimed.kind() {
+            ObligationKind::CheckPayment | ObligationKind::RecheckFailedPayment => {
+                self.check_payment(&bundle, &claimed, now).await
+            }
+            ObligationKind::SeeRefundThrough | ObligationKind::AutomaticRefund => {
+                self.see_refund_through(&bundle, &claimed, now).await
+            }
+            ObligationKind::ExcessRefund => Ok(Outcome::Skipped),
+        };
+        if let Err(why) = &result {
+            let why = why.clone();
+            let _ = with_obligation(&self.state, &entry.session_id, &entry.target_id, |o, now| {
+                o.note_error(&why, now);
+            })
+            .await;
+        }
+        result
+    }
+
+    /// End an obligation whose target is already settled.
+    async fn end(&self, session_id: &parkpay_domain::SessionId, target: &str, note: &str) -> Result<Outcome, String> {
+        with_obligation(&self.state, session_id, target, |o, now| {
+            let _ = o.done(note, now);
+        })
+        .await
+        .map_err(|e| e.message)?;
+        Ok(Outcome::Checked { applied: false })
+    }
+
+    async fn status(&self, target: &str) -> Result<StatusReport, String> {
+        let txn = txn_id(target).map_err(|e| e.message)?;
+        self.state.gateway.status(&txn).await.map_err(|e| error_code(&e))
+    }
+
+    async fn check_payment(
+        &self,
+        bundle: &SessionBundle,
+        o: &parkpay_domain::Obligation,
+        now: Timestamp,
+    ) -> Result<Outcome, String> {
+        let session_id = bundle.session.id();
+        let payment_id = o.payment_id();
+        let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else {
+            return Err("payment missing".into());
+        };
+        if payment.status() == PaymentStatus::Success {
+            // Applied elsewhere; nothing to watch.
+            return self.end(session_id, o.target_id(), "paid").await;
+        }
+        let report = self.status(payment_id.as_str()).await?;
+        match report.state {
+            TxnState::Success | TxnState::Failed => {
+                let (after, applied) =
+                    apply_payment_report(&self.state, session_id, payment_id, &report, ReportSource::Reconciliation)
+                        .await
+                        .map_err(|e| e.message)?;
+                if !applied {
+                    // e.g. FAILED again for a payment we hold FAILED, or another amount.
+                    let still_open = after.obligation(o.target_id()).is_some_and(|x| x.is_open());
+                    if still_open {
+                        finish_check(&self.state, session_id, o.target_id(), &report.code)
                             .await
                             .map_err(|e| e.message)?;
-                    return Ok(Outcome::Checked { applied });
-                }
-                if past_timeout {
-                    // Still PENDING (or never seen by PhonePe) at the timeout. If PhonePe did not
-                    // answer at all we keep trying: only a real answer lets us give up on it.
-                    if report.is_none() {
-                        return Err("status unavailable; will retry".into());
                     }
+                }
+                Ok(Outcome::Checked { applied })
+            }
+            TxnState::Pending | TxnState::NotFound => {
+                if o.kind() == ObligationKind::CheckPayment && o.past_payment_timeout(now) {
                     expire_payment(&self.state, session_id, payment_id).await.map_err(|e| e.message)?;
                     return Ok(Outcome::Expired);
                 }
+                finish_check(&self.state, session_id, o.target_id(), &report.code).await.map_err(|e| e.message)?;
                 Ok(Outcome::Checked { applied: false })
-            }
-            TxnRef::Refund { session_id, refund_id } => {
-                let r = status?;
-                let (_, applied) =
-                    apply_refund_report(&self.state, session_id, refund_id, r.state, ReportSource::Reconciliation)
-                        .await
-                        .map_err(|e| e.message)?;
-                Ok(Outcome::Checked { applied })
             }
         }
     }
-}
 
-enum Outcome {
-    Skipped,
-    Checked { applied: bool },
-    Expired,
+    async fn see_refund_through(
+        &self,
+        bundle: &SessionBundle,
+        o: &parkpay_domain::Obligation,
+        now: Timestamp,
+    ) -> Result<Outcome, String> {
+        let session_id = bundle.session.id();
+        let Some(refund_id) = o.refund_id() else { return Err("refund obligation without a refund".into()) };
+        let Some(refund) = bundle.refunds.iter().find(|r| r.id() == refund_id) else {
+            return Err("refund missing".into());
+        };
+        if refund.status() != RefundStatus::Pending {
+            // Final already (the obligation should have ended with it): end it now.
+            return self.end(session_id, o.target_id(), "refund already final").await;
+        }
+        let report = self.status(refund_id.as_str()).await?;
+        match report.state {
+            TxnState::Success | TxnState::Failed => {
+                let (_, applied) = apply_refund_report(
+                    &self.state,
+                    session_id,
+                    refund_id,
+                    report.state,
+                    &report.code,
+                    ReportSource::Reconciliation,
+                )
+                .await
+                .map_err(|e| e.message)?;
+                Ok(Outcome::Checked { applied })
+            }
+            TxnState::NotFound => {
+                let last_sent = o.last_sent_at().unwrap_or(refund.created_at());
+                let grace = Duration::from_secs(REFUND_RESEND_GRACE_SECS as u64);
+                if now.saturating_since(last_sent) < grace {
+                    finish_check(&self.state, session_id, o.target_id(), &report.code).await.map_err(|e| e.message)?;
+                    return Ok(Outcome::Checked { applied: false });
+                }
+                // PhonePe never saw it: send it again, same id.
+                tracing::info!(refund = %refund_id, attempts = o.attempts(), "refund unknown to PhonePe; sending it again");
+                with_obligation(&self.state, session_id, o.target_id(), |o, now| o.note_sent(now))
+                    .await
+                    .map_err(|e| e.message)?;
+                send_refund(&self.state, bundle.session.user_id(), refund).await.map_err(|e| e.message)?;
+                Ok(Outcome::Sent)
+            }
+            TxnState::Pending => {
+                finish_check(&self.state, session_id, o.target_id(), &report.code).await.map_err(|e| e.message)?;
+                Ok(Outcome::Checked { applied: false })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,28 +348,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn schedule_is_phonepes() {
-        let s = schedule();
-        assert_eq!(&s[..12], &[20, 23, 26, 29, 32, 35, 38, 41, 44, 47, 50, 56]);
-        // every 6 s for 60 s after 50, every 10 s for 60 s after 110, every 30 s for 60 s after 170
-        assert!(s.contains(&110) && s.contains(&120) && s.contains(&170) && s.contains(&200) && s.contains(&230));
-        assert!(!s.contains(&180));
-        // then every minute until 20 minutes
-        assert!(s.contains(&290) && s.contains(&350) && s.contains(&1190));
-        assert_eq!(*s.last().unwrap(), 1200);
-        assert!(s.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(s.len(), 1 + 10 + 10 + 6 + 2 + 16 + 1);
-    }
-
-    #[test]
-    fn due_rules() {
-        let s = schedule();
-        assert!(!due(&s, 19_999, None));
-        assert!(due(&s, 20_000, None));
-        assert!(!due(&s, 22_000, Some(20_000)));
-        assert!(due(&s, 23_000, Some(20_000)));
-        // a long gap: one check catches up, not one per missed slot
-        assert!(due(&s, 600_000, Some(23_000)));
-        assert!(!due(&s, 600_500, Some(600_000)));
+    fn report_totals() {
+        let mut t = TickReport::default();
+        t.add(&TickReport { pending: 5, checked: 2, applied: 1, expired: 1, sent: 1, errors: 1, deferred: 3 });
+        t.add(&TickReport { pending: 2, checked: 1, ..TickReport::default() });
+        assert_eq!(t, TickReport { pending: 2, checked: 3, applied: 1, expired: 1, sent: 1, errors: 1, deferred: 0 });
     }
 }

@@ -61,7 +61,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Idempotency records (the same database as `store`).
     pub idempotency: Arc<dyn IdempotencyStore>,
-    /// PENDING payments and refunds, for reconciliation (the same database as `store`).
+    /// Open obligations by their next attempt, for reconciliation (the same database as
+    /// `store`).
     pub pending: Arc<dyn PendingIndex>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub lots: Arc<LotCatalog>,
@@ -70,6 +71,35 @@ pub struct AppState {
     pub merchant_id: String,
     /// Where the payer's browser returns after the pay page.
     pub redirect_url: Url,
+    /// Limits that keep one client from spilling over onto others.
+    pub policy: Policy,
+}
+
+/// Limits read from the environment ([`Policy::from_lookup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `PARKPAY_MAX_REFUNDS_PER_PAYMENT` (default 10): refund requests a driver may make for one
+    /// payment, FAILED ones included; then 409 `REFUND_LIMIT_REACHED`. Operators and automatic
+    /// refunds are not counted.
+    pub max_refunds_per_payment: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { max_refunds_per_payment: 10 }
+    }
+}
+
+impl Policy {
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, crate::ConfigError> {
+        let mut policy = Policy::default();
+        if let Some(v) = env("PARKPAY_MAX_REFUNDS_PER_PAYMENT").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            policy.max_refunds_per_payment = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                crate::ConfigError::new("PARKPAY_MAX_REFUNDS_PER_PAYMENT", "must be a whole number from 1 to 1000")
+            })?;
+        }
+        Ok(policy)
+    }
 }
 
 impl AppState {

@@ -95,6 +95,7 @@ impl World {
                 clock: Arc::new(SystemClock),
                 merchant_id: SANDBOX_MERCHANT_ID.to_owned(),
                 redirect_url: Url::parse("https://app.parkpay.example/payment-complete/").unwrap(),
+                policy: parkpay_api::Policy::default(),
             };
             (state, sim)
         });

@@ -485,6 +485,8 @@ impl Obligation {
     /// from here.
     pub fn restart_clock(&mut self, now: Timestamp) {
         self.base_at = now;
+        self.errors = 0;
+        self.last_code = None;
         self.due_by = self.deadline();
         self.next_attempt_at = self.next_by_schedule(now).unwrap_or(now);
         touch(&mut self.updated_at, &mut self.version, now);

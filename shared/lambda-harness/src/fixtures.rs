@@ -19,8 +19,8 @@
 //! only payment old enough for reconciliation's first check is `…0008`.
 
 use parkpay_domain::{
-    BookingRequest, Hours, LotCatalog, LotId, ParkingSession, Payment, PaymentId, PaymentInstrument, SessionId,
-    SuccessReport, Timestamp, UserId, VehicleNumber,
+    BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument,
+    SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
 };
 use parkpay_gateway::{Instrument, MerchantTxnId, PayRequest, PaymentGateway};
 use parkpay_simulator::{Faults, Outcome, Simulator};
@@ -111,6 +111,9 @@ pub async fn seed(
                 .map_err(|e| format!("fixture {n}: {e}"))?;
             if n == PAID || n == TO_REFUND {
                 paid(&mut session, &mut payment, n, now)?;
+            } else {
+                // As create-payment records it: with the obligation to check it.
+                writes.push(Write::Insert(Record::Obligation(Obligation::check_payment(&payment, at))));
             }
             writes.push(Write::Insert(Record::Payment(payment)));
         }

@@ -45,9 +45,10 @@ fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
         Endpoint::ListLots => &[],
         Endpoint::CreateSession => &["dynamodb:PutItem"],
         Endpoint::GetSession => &["dynamodb:Query"],
+        // + resuming a payment by its merchant transaction id: find_txn = GetItem
         // + Idempotency-Key: acquire = PutItem, complete = UpdateItem, release = DeleteItem
         Endpoint::CreatePayment => {
-            &["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+            &["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
         }
         Endpoint::Refund => {
             &["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]

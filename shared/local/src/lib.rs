@@ -5,37 +5,51 @@
 //! on AWS. Beside the API, on the same port:
 //!
 //! - `/_phonepe/…` the PhonePe simulator (pay page, PG v1 API, `/_phonepe/_sim/…` control API);
-//! - `GET /_dev/token?sub=driver-1[&operator=true]` a signed token for local use;
-//! - `GET /payment-complete/` where the pay page sends the browser afterwards.
+//! - `GET /payment-complete/` where the pay page sends the browser afterwards;
+//! - `/_dev/…` ([`dev`]), only when listening on a loopback address and PhonePe is not
+//!   PRODUCTION: `GET /_dev/token?sub=driver-1[&operator=true]` a signed token for local use, and
+//!   in simulation mode `POST /_dev/clock/advance` `{"seconds": N}`, which moves parkpay's clock
+//!   ([`clock::OffsetClock`]) forward and runs the reconciliation passes due meanwhile.
+//!
+//! Reconciliation runs in the background, on the code the scheduled Lambda runs
+//! ([`parkpay_api::reconcile::Reconciler::tick`]): one pass every `PARKPAY_RECONCILE_EVERY_MS`
+//! milliseconds (default 1000, once a second like the Lambda; `0` turns it off, e.g. for tests
+//! that drive their own reconciler). A pass never overlaps another or a clock advance.
 
+pub mod clock;
+pub mod dev;
 pub mod jwt;
+pub mod reconcile;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body as AxumBody, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Request as AxumRequest, Response as AxumResponse, StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::Html;
 use axum::routing::get;
 use base64::Engine;
 use lambda_http::Body as LambdaBody;
 use parkpay_api::http::ApiError;
-use parkpay_api::{AppState, RouteMatch, Settings, Stores, SystemClock, match_route};
+use parkpay_api::{AppState, RouteMatch, Settings, Stores, match_route};
 use parkpay_gateway::phonepe_v1::PhonePeV1;
 use parkpay_simulator::{Simulator, SimulatorConfig};
 use parkpay_store::dynamo::{DynamoStore, create_table};
 use parkpay_store::embedded::EmbeddedStore;
 use secrecy::SecretString;
-use serde::Deserialize;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use crate::clock::OffsetClock;
+use crate::dev::DevAccess;
 use crate::jwt::JwtKeys;
+use crate::reconcile::LocalReconciler;
 
 /// Where the simulator is mounted on the local server.
 pub const SIMULATOR_PREFIX: &str = "/_phonepe";
@@ -106,8 +120,15 @@ pub struct LocalServer {
     pub state: AppState,
     pub simulator: Simulator,
     pub handle: JoinHandle<std::io::Result<()>>,
+    /// parkpay's clock (`state.clock`): the system clock plus a forward-only offset.
+    pub clock: Arc<OffsetClock>,
+    /// Which `/_dev/` controls are served.
+    pub dev: DevAccess,
     jwt: Arc<JwtKeys>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Background reconciliation, when on.
+    background: Option<JoinHandle<()>>,
+    /// Dropping it stops the server and background reconciliation.
+    stop: Option<watch::Sender<()>>,
 }
 
 impl LocalServer {
@@ -116,20 +137,22 @@ impl LocalServer {
         self.jwt.mint(sub, operator, 24 * 3600).unwrap_or_default()
     }
 
-    /// Stop accepting, let open requests finish, close idle connections, and release the
-    /// store (the embedded database can then be opened again).
+    /// Stop accepting, let open requests and a running reconciliation pass finish, close idle
+    /// connections, and release the store (the embedded database can then be opened again).
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
+        drop(self.stop.take());
         let _ = (&mut self.handle).await;
+        if let Some(background) = self.background.take() {
+            let _ = background.await;
+        }
     }
 }
 
 #[derive(Clone)]
-struct Shared {
+pub(crate) struct Shared {
     state: AppState,
     jwt: Arc<JwtKeys>,
+    reconciler: Arc<LocalReconciler>,
 }
 
 /// Bind `PARKPAY_ADDR` (or `addr`), open the embedded store under the data directory, start
@@ -216,55 +239,54 @@ pub async fn start_with_store(
             )));
         }
     };
+    let every = reconcile_every(env)?;
+    let dev = DevAccess::new(&addr, env("PHONEPE_ENV").as_deref(), settings.environment());
+    let clock = Arc::new(OffsetClock::new());
     let state = AppState {
         store: stores.store,
         idempotency: stores.idempotency,
         pending: stores.pending,
         gateway: Arc::new(gateway),
         lots: Arc::new(settings.lots.clone()),
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
         merchant_id: settings.merchant_id().to_owned(),
         redirect_url: settings.redirect_url().clone(),
+        policy: parkpay_api::Policy::from_lookup(env)?,
     };
+    let reconciler = Arc::new(LocalReconciler::new(state.clone(), clock.clone()));
 
-    let shared = Shared { state: state.clone(), jwt: jwt.clone() };
-    let app = Router::new()
-        .route("/_dev/token", get(dev_token))
+    let shared = Shared { state: state.clone(), jwt: jwt.clone(), reconciler: reconciler.clone() };
+    let app = dev
+        .router()
         .route("/payment-complete/", get(payment_complete))
         .fallback(api)
         .with_state(shared)
         .nest(SIMULATOR_PREFIX, simulator.router());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, mut stop_rx) = watch::channel(());
+    let background = every.map(|every| reconciler.spawn_background(every, stop_rx.clone()));
     let handle = tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.changed().await;
             })
             .await
     });
-    Ok(LocalServer { addr, base_url, state, simulator, handle, jwt, stop: Some(stop_tx) })
+    Ok(LocalServer { addr, base_url, state, simulator, handle, clock, dev, jwt, background, stop: Some(stop_tx) })
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
-    sub: Option<String>,
-    operator: Option<bool>,
-}
-
-async fn dev_token(State(shared): State<Shared>, Query(q): Query<TokenQuery>) -> AxumResponse<AxumBody> {
-    let sub = q.sub.unwrap_or_else(|| "driver-1".to_owned());
-    if parkpay_domain_user_ok(&sub) {
-        match shared.jwt.mint(&sub, q.operator.unwrap_or(false), 24 * 3600) {
-            Ok(t) => ([(header::CONTENT_TYPE, "text/plain")], t).into_response(),
-            Err(e) => api_error(ApiError::internal(e)),
-        }
-    } else {
-        api_error(ApiError::unprocessable("INVALID_USER_ID", "sub must be 1 to 128 printable ASCII characters"))
+/// `PARKPAY_RECONCILE_EVERY_MS`: the background period, `None` when `0` (off).
+fn reconcile_every(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Duration>, StartError> {
+    let Some(text) = env("PARKPAY_RECONCILE_EVERY_MS").filter(|s| !s.trim().is_empty()) else {
+        return Ok(Some(reconcile::DEFAULT_EVERY));
+    };
+    match text.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+        Err(_) => Err(StartError::Config(parkpay_api::ConfigError::new(
+            "PARKPAY_RECONCILE_EVERY_MS",
+            "must be a number of milliseconds (0 turns background reconciliation off)",
+        ))),
     }
-}
-
-fn parkpay_domain_user_ok(sub: &str) -> bool {
-    !sub.is_empty() && sub.len() <= 128 && sub.bytes().all(|b| b.is_ascii_graphic())
 }
 
 async fn payment_complete(Query(q): Query<HashMap<String, String>>) -> Html<String> {
@@ -289,7 +311,7 @@ fn html_escape(s: &str) -> String {
         .collect()
 }
 
-fn api_error(e: ApiError) -> AxumResponse<AxumBody> {
+pub(crate) fn api_error(e: ApiError) -> AxumResponse<AxumBody> {
     to_axum(e.into_response())
 }
 

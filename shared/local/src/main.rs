@@ -70,7 +70,18 @@ async fn serve() -> ExitCode {
     println!("parkpay local server listening on {base}");
     println!("  data:        {}", parkpay_local::data_dir(&env).display());
     println!("  PhonePe:     simulator at {base}{}/ (pay pages, /_sim/ control API)", parkpay_local::SIMULATOR_PREFIX);
-    println!("  get a token: curl -s '{base}/_dev/token?sub=driver-1'   (operators: &operator=true)");
+    if server.dev.token {
+        println!("  get a token: curl -s '{base}/_dev/token?sub=driver-1'   (operators: &operator=true)");
+    } else {
+        println!(
+            "  get a token: parkpay-local token driver-1 [--operator]   (/_dev/ is off: not loopback, or PRODUCTION)"
+        );
+    }
+    if server.dev.clock {
+        println!(
+            "  move time:   curl -s -X POST {base}/_dev/clock/advance -d '{{\"seconds\": 60}}'   (reconciles meanwhile)"
+        );
+    }
     println!("  try:         curl -s {base}/api/lots/");
     tokio::select! {
         r = server.handle => match r {

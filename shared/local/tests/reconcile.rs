@@ -5,47 +5,11 @@
 #[macro_use]
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use common::Env;
-use parkpay_api::reconcile::{Reconciler, TIMEOUT_SECS};
-use parkpay_api::{Clock, SystemClock};
-use parkpay_domain::Timestamp;
+use common::{Env, Rec};
+use parkpay_api::reconcile::TIMEOUT_SECS;
 use parkpay_simulator::Faults;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// A clock that starts now and moves only when told.
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(self.0.load(Ordering::SeqCst)).unwrap()
-    }
-}
-
-struct Rec {
-    clock: Arc<ManualClock>,
-    start: i64,
-    reconciler: Reconciler,
-}
-
-impl Rec {
-    fn new(env: &Env) -> Self {
-        let start = SystemClock.now().unix_millis();
-        let clock = Arc::new(ManualClock(AtomicI64::new(start)));
-        let mut state = env.server.state.clone();
-        state.clock = clock.clone();
-        Rec { clock, start, reconciler: Reconciler::new(state) }
-    }
-
-    /// Set the reconciler's clock to `secs` after the test began, and tick.
-    async fn at(&self, secs: i64) -> parkpay_api::reconcile::TickReport {
-        self.clock.0.store(self.start + secs * 1000, Ordering::SeqCst);
-        self.reconciler.tick().await
-    }
-}
 
 async fn payment(env: &Env, token: &str) -> (String, Value) {
     let sid = env.book(token).await;

@@ -115,6 +115,9 @@ fn hint_from_body(body: &[u8]) -> Hint {
 
 /// Apply the answer faults around `work` (which records, if anything is recorded).
 async fn run(inner: &Arc<Inner>, op: Operation, hint: &Hint, work: impl FnOnce() -> Answer) -> Response {
+    if let Some(txn) = &hint.txn {
+        *inner.lock().calls.entry((op, txn.clone())).or_insert(0) += 1;
+    }
     let faults = inner.faults_for(hint.txn.as_deref());
     if !faults.applies_to(op) {
         return work().into_response();

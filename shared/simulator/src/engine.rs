@@ -11,7 +11,7 @@ use parkpay_gateway::phonepe_v1::{X_VERIFY, sign_callback};
 use tokio::sync::oneshot;
 
 use crate::config::SimulatorConfig;
-use crate::faults::{CallbackFaults, FaultTable, Faults};
+use crate::faults::{CallbackFaults, FaultTable, Faults, Operation};
 use crate::model::{CallbackDelivery, CompleteError, DeliveryResult, Outcome, SimState, Transaction, TxnKind};
 use crate::util::{new_utr, now_ms};
 
@@ -33,6 +33,9 @@ pub(crate) struct State {
     pub tokens: HashMap<String, String>,
     pub faults: FaultTable,
     pub callbacks: VecDeque<CallbackDelivery>,
+    /// API requests received, by operation and merchant transaction id (as the request named
+    /// it), whatever their answer: tests count how often parkpay asks.
+    pub calls: HashMap<(Operation, String), u64>,
 }
 
 impl State {

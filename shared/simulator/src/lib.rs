@@ -311,11 +311,18 @@ impl Simulator {
     }
 
     /// Forget every transaction, fault and log entry (tasks already scheduled find nothing).
+    /// How many `op` requests named merchant transaction id `txn` (for a refund: the refund's
+    /// id), whatever was answered.
+    pub fn calls(&self, op: Operation, txn: &str) -> u64 {
+        self.inner.lock().calls.get(&(op, txn.to_owned())).copied().unwrap_or(0)
+    }
+
     pub fn reset(&self) {
         let mut st = self.inner.lock();
         st.txns.clear();
         st.tokens.clear();
         st.faults = FaultTable::default();
         st.callbacks.clear();
+        st.calls.clear();
     }
 }

@@ -6,12 +6,16 @@
 //! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` |
 //! |---|---|---|---|---|---|---|
 //! | session | `SESSION#{session_id}` | `#SESSION` | `USER#{user_id}` | `{created_at}#{session_id}` | — | — |
-//! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — | `PENDING`¹ | `{created_at}#PAYMENT#{payment_id}`¹ |
-//! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — | `PENDING`¹ | `{created_at}#REFUND#{refund_id}`¹ |
+//! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — | — | — |
+//! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — | — | — |
+//! | obligation | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | — | — | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
 //! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — |
 //! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — |
 //!
-//! ¹ only while the payment or refund is PENDING.
+//! ¹ only while the obligation is open; `shard` is `00`…`31`, a hash of `target_id`
+//!   ([`keys::due_shard`]). Items written by earlier versions may still carry `GSI2PK` =
+//!   `PENDING` on payments and refunds; nothing reads that partition any more, and the next
+//!   write of such an item (a whole-item Put) drops it.
 //!
 //! - `created_at` in `GSI1SK` and `GSI2SK` is the creation time in Unix milliseconds,
 //!   zero-padded to 15 digits (enough for year 9999), so text order is time order.
@@ -28,14 +32,14 @@
 //!   payments and refunds, and is resolved without a scan.
 //! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds only sessions (only
 //!   they carry `GSI1PK`): a user's sessions newest first. It is eventually consistent.
-//! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: a payment or
-//!   refund item carries `GSI2PK` = `PENDING` and `GSI2SK` exactly while its status is PENDING.
-//!   Every write of a payment or refund is a whole-item Put built from the record, in the commit
-//!   that changes its status, so the index entry appears and disappears atomically with the
-//!   status (as the index's eventual consistency lets it show). The projected keys say it all:
-//!   session from `PK`, kind and id from `SK`, creation time from `GSI2SK`. All entries share
-//!   one index partition: fine at a parking business's volume (a partition takes ~1,000
-//!   writes/s); shard `GSI2PK` (`PENDING#{n}`) if that ever binds.
+//! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: an
+//!   obligation item carries `GSI2PK` = `DUE#{shard}` and `GSI2SK` exactly while it is open.
+//!   Every write of an obligation is a whole-item Put built from the record, in the commit that
+//!   changes it, so the index entry appears, moves and disappears atomically with it (as the
+//!   index's eventual consistency lets it show). The projected keys say it all: session from
+//!   `PK`, target from `SK`, due time from `GSI2SK`. The entries are spread over 32 partition
+//!   key values so that a peak of payments does not land on one index partition
+//!   (`docs/reconciliation.md` has the arithmetic against DynamoDB's per-partition limits).
 //! - An idempotency record (`entity` = `IDEMPOTENCY`) has `key`, `payload_hash`, `token` (S),
 //!   `status` (`IN_PROGRESS` | `COMPLETED`), `in_progress_until` and `expires_at` (N, Unix ms),
 //!   `response` (NULL, or M `{status: N, body: S}`), and `expires_at_epoch` (N, Unix seconds,
@@ -51,7 +55,7 @@
 //! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
 //! | [`Store::list_sessions`] | Query `GSI1`, `GSI1PK = USER#{user}`, ScanIndexForward=false, Limit |
 //! | [`Store::commit`] | one TransactWriteItems, whatever the number of writes |
-//! | [`PendingIndex::list_pending`] | Query `GSI2`, `GSI2PK = PENDING AND GSI2SK < {before:015}`, Limit |
+//! | [`PendingIndex::list_due`] | 32 Queries on `GSI2` in parallel, `GSI2PK = DUE#{n} AND GSI2SK < {before:015}`, Limit |
 //! | [`IdempotencyStore::acquire`] | PutItem, condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
 //! | [`IdempotencyStore::complete`] | UpdateItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //! | [`IdempotencyStore::release`] | DeleteItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
@@ -103,12 +107,12 @@ use crate::idempotency::{
     StoredResponseItem, TOKEN,
 };
 use crate::keys::{
-    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, IDEMPOTENCY_SK, PENDING_GSI2PK,
-    PK, SK, TTL_ATTRIBUTE, TXN_SK, TxnPointer, VERSION, corrupt, entity_of_sk, idempotency_key, idempotency_pk,
-    pending_from_index, pending_gsi2sk_bound, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, IDEMPOTENCY_SK, PK, SK,
+    TTL_ATTRIBUTE, TXN_SK, TxnPointer, VERSION, corrupt, due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk,
+    idempotency_key, idempotency_pk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
 use crate::{
-    Acquire, IdempotencyRecord, IdempotencyStore, PendingIndex, PendingTxn, Record, SessionBundle, Store, StoreError,
+    Acquire, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex, Record, SessionBundle, Store, StoreError,
     StoredResponse, TxnRef, Write, validate_commit,
 };
 
@@ -347,6 +351,7 @@ fn record_item(record: &Record) -> Result<Item, StoreError> {
         Record::Session(x) => dynamo_serde::to_item(x),
         Record::Payment(x) => dynamo_serde::to_item(x),
         Record::Refund(x) => dynamo_serde::to_item(x),
+        Record::Obligation(x) => dynamo_serde::to_item(x),
     };
     let mut item = serialised.map_err(|e| StoreError::Invalid(format!("cannot serialise {key}: {e}")))?;
     let mut extra = vec![(ENTITY, record.entity().as_str().to_owned())];
@@ -354,8 +359,8 @@ fn record_item(record: &Record) -> Result<Item, StoreError> {
         extra.push((GSI1PK, user_gsi1pk(s.user_id())));
         extra.push((GSI1SK, session_gsi1sk(s.created_at(), s.id())));
     }
-    if let Some(gsi2sk) = record.pending_gsi2sk() {
-        extra.push((GSI2PK, PENDING_GSI2PK.to_owned()));
+    if let Some((gsi2pk, gsi2sk)) = record.due_index() {
+        extra.push((GSI2PK, gsi2pk));
         extra.push((GSI2SK, gsi2sk));
     }
     extra.push((PK, key.pk));
@@ -420,6 +425,7 @@ fn record_from_item(item: Item, entity: Entity) -> Result<Record, StoreError> {
         Entity::Session => Record::Session(entity_from_item(item, entity)?),
         Entity::Payment => Record::Payment(entity_from_item(item, entity)?),
         Entity::Refund => Record::Refund(entity_from_item(item, entity)?),
+        Entity::Obligation => Record::Obligation(entity_from_item(item, entity)?),
         Entity::Txn | Entity::Idempotency => {
             return Err(corrupt(format!("{}: a {} in a session partition", describe(&item), entity.as_str())));
         }
@@ -785,9 +791,9 @@ impl IdempotencyStore for DynamoStore {
     }
 }
 
-#[async_trait]
-impl PendingIndex for DynamoStore {
-    async fn list_pending(&self, created_before: Timestamp, limit: usize) -> Result<Vec<PendingTxn>, StoreError> {
+impl DynamoStore {
+    /// One shard's entries due before `bound`, earliest first, at most `limit`.
+    async fn list_due_shard(&self, shard: u32, bound: &str, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
         let mut found = Vec::new();
         let mut start_key = None;
         while found.len() < limit {
@@ -800,8 +806,8 @@ impl PendingIndex for DynamoStore {
                 .key_condition_expression("#pk = :pk AND #sk < :before")
                 .expression_attribute_names("#pk", GSI2PK)
                 .expression_attribute_names("#sk", GSI2SK)
-                .expression_attribute_values(":pk", string(PENDING_GSI2PK))
-                .expression_attribute_values(":before", string(pending_gsi2sk_bound(created_before)))
+                .expression_attribute_values(":pk", string(due_gsi2pk(shard)))
+                .expression_attribute_values(":before", string(bound))
                 .scan_index_forward(true)
                 .limit(page)
                 .set_exclusive_start_key(start_key.take())
@@ -812,7 +818,7 @@ impl PendingIndex for DynamoStore {
                 let attr = |name| {
                     string_attr(&item, name).ok_or_else(|| corrupt(format!("{}: no {name} in GSI2", describe(&item))))
                 };
-                found.push(pending_from_index(attr(PK)?, attr(SK)?, attr(GSI2SK)?)?);
+                found.push(due_from_index(attr(PK)?, attr(SK)?, attr(GSI2SK)?)?);
             }
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
@@ -821,6 +827,23 @@ impl PendingIndex for DynamoStore {
         }
         found.truncate(limit);
         Ok(found)
+    }
+}
+
+#[async_trait]
+impl PendingIndex for DynamoStore {
+    async fn list_due(&self, due_before: Timestamp, per_shard: usize) -> Result<Vec<DueEntry>, StoreError> {
+        if per_shard == 0 {
+            return Ok(Vec::new());
+        }
+        let bound = due_gsi2sk_bound(due_before);
+        let shards = (0..keys::DUE_SHARDS).map(|shard| self.list_due_shard(shard, &bound, per_shard));
+        let mut all = Vec::new();
+        for result in futures::future::join_all(shards).await {
+            all.extend(result?);
+        }
+        crate::sort_due(&mut all);
+        Ok(all)
     }
 }
 

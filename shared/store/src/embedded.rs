@@ -7,10 +7,10 @@
 //!   `("SESSION#ps_…", "PAYMENT#PP…")`, `("TXN#PP…", "#TXN")`.
 //! - Table `by_user`: key `(GSI1PK, GSI1SK)` = `("USER#{user}", "{created_at:015}#{session_id}")`,
 //!   value the session's `PK`: index `GSI1`, maintained in the same transaction as the session.
-//! - Table `pending`: key `(GSI2PK, GSI2SK)` = `("PENDING", "{created_at:015}#{SK}")`, value the
-//!   item's `(PK, SK)`: index `GSI2`, holding a payment or refund exactly while its status is
-//!   PENDING, maintained in the same transaction as the record. A database from before this
-//!   table existed gets it filled from `items` when opened.
+//! - Table `due`: key `(GSI2PK, GSI2SK)` = `("DUE#{shard}", "{next_attempt_at:015}#{SK}")`, value
+//!   the item's `(PK, SK)`: index `GSI2`, holding an obligation exactly while it is open,
+//!   maintained in the same transaction as the record. (Databases written by earlier versions
+//!   also hold a table `pending` of PENDING payments and refunds, no longer read.)
 //! - Idempotency records live in `items` under `("IDEMPOTENCY#{key}", "#IDEMPOTENCY")`, as the
 //!   same attributes as on DynamoDB (JSON). Each operation on one is one write transaction: read,
 //!   decide, write. Nothing removes dead records (no TTL here); the next acquire overwrites one.
@@ -33,25 +33,24 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parkpay_domain::{ParkingSession, SessionId, Timestamp, UserId};
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, TableHandle, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::idempotency::{self as idem, Completion, IdempotencyItem};
 use crate::keys::{
-    BundleBuilder, ENTITY, Entity, ItemKey, PENDING_GSI2PK, SESSION_PREFIX, SESSION_SK, TXN_SK, TxnPointer, corrupt,
-    entity_of_sk, idempotency_key, pending_from_index, pending_gsi2sk_bound, session_gsi1sk, session_pk, txn_pk,
-    user_gsi1pk,
+    BundleBuilder, DUE_SHARDS, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, corrupt, due_from_index,
+    due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
 use crate::{
-    Acquire, IdempotencyRecord, IdempotencyStore, PendingIndex, PendingTxn, Record, SessionBundle, Store, StoreError,
+    Acquire, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex, Record, SessionBundle, Store, StoreError,
     StoredResponse, TxnRef, Write, validate_commit,
 };
 
 const ITEMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("items");
 const BY_USER: TableDefinition<(&str, &str), &str> = TableDefinition::new("by_user");
-const PENDING: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("pending");
+const DUE: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("due");
 
 /// Above every sort key we write (they are ASCII).
 const MAX_SK: &str = "\u{10FFFF}";
@@ -106,14 +105,9 @@ impl EmbeddedStore {
         // Create the tables once, so that read transactions always find them.
         let init = || -> Result<Result<(), StoreError>, redb::Error> {
             let txn = db.begin_write()?;
-            let had_pending = txn.list_tables()?.any(|t| t.name() == PENDING.name());
             txn.open_table(ITEMS)?;
             txn.open_table(BY_USER)?;
-            txn.open_table(PENDING)?;
-            if !had_pending && let Err(e) = backfill_pending(&txn) {
-                txn.abort()?;
-                return Ok(Err(e));
-            }
+            txn.open_table(DUE)?;
             txn.commit()?;
             Ok(Ok(()))
         };
@@ -164,6 +158,7 @@ fn record_json(record: &Record) -> Result<String, StoreError> {
         Record::Session(x) => to_json(x, Entity::Session, &key),
         Record::Payment(x) => to_json(x, Entity::Payment, &key),
         Record::Refund(x) => to_json(x, Entity::Refund, &key),
+        Record::Obligation(x) => to_json(x, Entity::Obligation, &key),
     }
 }
 
@@ -183,6 +178,7 @@ fn record_from_json(text: &str, entity: Entity, key: &ItemKey) -> Result<Record,
         Entity::Session => Record::Session(from_json(text, entity, key)?),
         Entity::Payment => Record::Payment(from_json(text, entity, key)?),
         Entity::Refund => Record::Refund(from_json(text, entity, key)?),
+        Entity::Obligation => Record::Obligation(from_json(text, entity, key)?),
         Entity::Txn | Entity::Idempotency => {
             return Err(corrupt(format!("item {key}: a {} in a session partition", entity.as_str())));
         }
@@ -200,39 +196,21 @@ fn index_key(session: &ParkingSession) -> (String, String) {
     (user_gsi1pk(session.user_id()), session_gsi1sk(session.created_at(), session.id()))
 }
 
-type Pending<'t> = Table<'t, (&'static str, &'static str), (&'static str, &'static str)>;
+type Due<'t> = Table<'t, (&'static str, &'static str), (&'static str, &'static str)>;
 
-/// Puts `record` in the pending index if it is PENDING.
-fn index_pending(pending: &mut Pending<'_>, record: &Record) -> Result<(), StoreError> {
-    if let Some(gsi2sk) = record.pending_gsi2sk() {
+/// Puts `record` in the due index if it is an open obligation.
+fn index_due(due: &mut Due<'_>, record: &Record) -> Result<(), StoreError> {
+    if let Some((gsi2pk, gsi2sk)) = record.due_index() {
         let key = record.key();
-        pending.insert((PENDING_GSI2PK, gsi2sk.as_str()), (key.pk.as_str(), key.sk.as_str())).map_err(db_error)?;
+        due.insert((gsi2pk.as_str(), gsi2sk.as_str()), (key.pk.as_str(), key.sk.as_str())).map_err(db_error)?;
     }
     Ok(())
 }
 
-/// Takes `record` out of the pending index (if it is there).
-fn unindex_pending(pending: &mut Pending<'_>, record: &Record) -> Result<(), StoreError> {
-    if let Some(gsi2sk) = record.pending_gsi2sk() {
-        pending.remove((PENDING_GSI2PK, gsi2sk.as_str())).map_err(db_error)?;
-    }
-    Ok(())
-}
-
-/// Fills the (new, empty) pending index from the payments and refunds in `items`.
-fn backfill_pending(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let items = txn.open_table(ITEMS).map_err(db_error)?;
-    let mut pending = txn.open_table(PENDING).map_err(db_error)?;
-    for entry in items.range((SESSION_PREFIX, "")..).map_err(db_error)? {
-        let (k, v) = entry.map_err(db_error)?;
-        let (pk, sk) = k.value();
-        if !pk.starts_with(SESSION_PREFIX) {
-            break;
-        }
-        let key = ItemKey { pk: pk.to_owned(), sk: sk.to_owned() };
-        if let Some(entity @ (Entity::Payment | Entity::Refund)) = entity_of_sk(sk) {
-            index_pending(&mut pending, &record_from_json(v.value(), entity, &key)?)?;
-        }
+/// Takes `record` out of the due index (if it is there).
+fn unindex_due(due: &mut Due<'_>, record: &Record) -> Result<(), StoreError> {
+    if let Some((gsi2pk, gsi2sk)) = record.due_index() {
+        due.remove((gsi2pk.as_str(), gsi2sk.as_str())).map_err(db_error)?;
     }
     Ok(())
 }
@@ -246,7 +224,7 @@ type Items<'t> = Table<'t, (&'static str, &'static str), &'static str>;
 fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
     let mut items: Items<'_> = txn.open_table(ITEMS).map_err(db_error)?;
     let mut by_user = txn.open_table(BY_USER).map_err(db_error)?;
-    let mut pending = txn.open_table(PENDING).map_err(db_error)?;
+    let mut due = txn.open_table(DUE).map_err(db_error)?;
     for write in writes {
         match write {
             Write::Insert(record) => {
@@ -269,7 +247,7 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
                     let (ipk, isk) = index_key(s);
                     by_user.insert((ipk.as_str(), isk.as_str()), key.pk.as_str()).map_err(db_error)?;
                 }
-                index_pending(&mut pending, record)?;
+                index_due(&mut due, record)?;
             }
             Write::Update { record, expected_version } => {
                 let key = record.key();
@@ -288,8 +266,8 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
                     let (npk, nsk) = index_key(new);
                     by_user.insert((npk.as_str(), nsk.as_str()), key.pk.as_str()).map_err(db_error)?;
                 }
-                unindex_pending(&mut pending, &old)?;
-                index_pending(&mut pending, record)?;
+                unindex_due(&mut due, &old)?;
+                index_due(&mut due, record)?;
             }
         }
     }
@@ -431,20 +409,20 @@ fn list_blocking(db: &Database, user: &UserId, limit: usize) -> Result<Vec<Parki
     Ok(sessions)
 }
 
-fn list_pending_blocking(
-    db: &Database,
-    created_before: Timestamp,
-    limit: usize,
-) -> Result<Vec<PendingTxn>, StoreError> {
+fn list_due_blocking(db: &Database, due_before: Timestamp, per_shard: usize) -> Result<Vec<DueEntry>, StoreError> {
     let txn = db.begin_read().map_err(db_error)?;
-    let pending = txn.open_table(PENDING).map_err(db_error)?;
-    let bound = pending_gsi2sk_bound(created_before);
+    let due = txn.open_table(DUE).map_err(db_error)?;
+    let bound = due_gsi2sk_bound(due_before);
     let mut found = Vec::new();
-    for entry in pending.range((PENDING_GSI2PK, "")..(PENDING_GSI2PK, bound.as_str())).map_err(db_error)?.take(limit) {
-        let (k, v) = entry.map_err(db_error)?;
-        let ((_, gsi2sk), (pk, sk)) = (k.value(), v.value());
-        found.push(pending_from_index(pk, sk, gsi2sk)?);
+    for shard in 0..DUE_SHARDS {
+        let pk = due_gsi2pk(shard);
+        for entry in due.range((pk.as_str(), "")..(pk.as_str(), bound.as_str())).map_err(db_error)?.take(per_shard) {
+            let (k, v) = entry.map_err(db_error)?;
+            let ((_, gsi2sk), (pk, sk)) = (k.value(), v.value());
+            found.push(due_from_index(pk, sk, gsi2sk)?);
+        }
     }
+    crate::sort_due(&mut found);
     Ok(found)
 }
 
@@ -480,11 +458,11 @@ impl IdempotencyStore for EmbeddedStore {
 
 #[async_trait]
 impl PendingIndex for EmbeddedStore {
-    async fn list_pending(&self, created_before: Timestamp, limit: usize) -> Result<Vec<PendingTxn>, StoreError> {
-        if limit == 0 {
+    async fn list_due(&self, due_before: Timestamp, per_shard: usize) -> Result<Vec<DueEntry>, StoreError> {
+        if per_shard == 0 {
             return Ok(Vec::new());
         }
-        self.run(move |db| list_pending_blocking(db, created_before, limit)).await
+        self.run(move |db| list_due_blocking(db, due_before, per_shard)).await
     }
 }
 
@@ -572,58 +550,6 @@ mod tests {
         let _ = cancelled.cancel(Timestamp::from_unix_millis(2_000).unwrap()).unwrap();
         let update = Write::Update { record: Record::Session(cancelled), expected_version: 1 };
         assert!(matches!(store.commit(vec![update]).await, Err(StoreError::Corrupt(_))));
-    }
-
-    /// A database written before the pending index existed gets it filled when opened.
-    #[tokio::test]
-    async fn pending_index_is_backfilled_on_open() {
-        use parkpay_domain::{Payment, PaymentId, PaymentInstrument};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.redb");
-        let s = session();
-        let at = |ms| Timestamp::from_unix_millis(ms).unwrap();
-        let pending = Payment::start(PaymentId::parse("PP1").unwrap(), &s, &[], PaymentInstrument::PayPage, at(2_000));
-        let pending = pending.unwrap();
-        let mut failed = pending.clone();
-        let _ = failed.fail(at(3_000)).unwrap();
-        let other = SessionId::from_random([2; 16]);
-        {
-            let store = EmbeddedStore::open(&path).unwrap();
-            store
-                .commit(vec![Write::Insert(Record::Session(s.clone())), Write::Insert(Record::Payment(pending))])
-                .await
-                .unwrap();
-            // A second session with a failed payment: not indexed.
-            let request = BookingRequest {
-                user_id: UserId::parse("driver-2").unwrap(),
-                lot_id: LotId::parse("MG-ROAD-1").unwrap(),
-                vehicle: VehicleNumber::parse("KA01AB1234").unwrap(),
-                hours: Hours::new(2, 24).unwrap(),
-            };
-            let s2 = ParkingSession::book(&LotCatalog::default_local(), other.clone(), request, at(1_000)).unwrap();
-            let p2 = Payment::start(PaymentId::parse("PP2").unwrap(), &s2, &[], PaymentInstrument::PayPage, at(2_000));
-            let mut p2 = p2.unwrap();
-            let _ = p2.fail(at(2_500)).unwrap();
-            store.commit(vec![Write::Insert(Record::Session(s2)), Write::Insert(Record::Payment(p2))]).await.unwrap();
-            assert_eq!(store.list_pending(Timestamp::MAX, 10).await.unwrap().len(), 1);
-            // As if written by a version without the index.
-            let txn = store.db.begin_write().unwrap();
-            assert!(txn.delete_table(PENDING).unwrap());
-            txn.commit().unwrap();
-        }
-        let store = EmbeddedStore::open(&path).unwrap();
-        let listed = store.list_pending(Timestamp::MAX, 10).await.unwrap();
-        let expected = PendingTxn {
-            txn: TxnRef::Payment { session_id: s.id().clone(), payment_id: PaymentId::parse("PP1").unwrap() },
-            created_at: at(2_000),
-        };
-        assert_eq!(listed, vec![expected]);
-        // Backfilled once; later opens keep the index as it is.
-        store.commit(vec![Write::Update { record: Record::Payment(failed), expected_version: 1 }]).await.unwrap();
-        drop(store);
-        let store = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(store.list_pending(Timestamp::MAX, 10).await.unwrap(), vec![]);
-        assert!(store.load_session(&other).await.unwrap().is_some());
     }
 
     #[test]

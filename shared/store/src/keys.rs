@@ -2,12 +2,10 @@
 //!
 //! Every key is built here and nowhere else, so DynamoDB and the embedded store cannot drift.
 
-use parkpay_domain::{
-    ParkingSession, Payment, PaymentId, PaymentStatus, Refund, RefundId, RefundStatus, SessionId, Timestamp, UserId,
-};
+use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::{PendingTxn, Record, SessionBundle, StoreError, TxnRef};
+use crate::{DueEntry, Record, SessionBundle, StoreError, TxnRef};
 
 /// Partition key attribute of the table.
 pub const PK: &str = "PK";
@@ -19,14 +17,19 @@ pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
 /// The user index: a user's sessions, newest first.
 pub const GSI1: &str = "GSI1";
-/// Partition key attribute of index [`GSI2`] (PENDING payments and refunds only).
+/// Partition key attribute of index [`GSI2`] (open obligations only).
 pub const GSI2PK: &str = "GSI2PK";
-/// Sort key attribute of index [`GSI2`] (PENDING payments and refunds only).
+/// Sort key attribute of index [`GSI2`] (open obligations only).
 pub const GSI2SK: &str = "GSI2SK";
-/// The pending index (sparse): PENDING payments and refunds, oldest first, for reconciliation.
+/// The due index (sparse): open obligations by the time of their next attempt, in
+/// [`DUE_SHARDS`] partitions, for reconciliation.
 pub const GSI2: &str = "GSI2";
-/// The one [`GSI2PK`] value.
-pub const PENDING_GSI2PK: &str = "PENDING";
+/// How many partitions the due index is spread over (`GSI2PK` = `DUE#00` … `DUE#31`); an
+/// obligation's shard is a hash of its target's id. `docs/reconciliation.md` has the arithmetic.
+pub const DUE_SHARDS: u32 = 32;
+/// The [`GSI2PK`] value of items written by earlier versions for PENDING payments and refunds
+/// (no longer written; never read).
+pub const LEGACY_PENDING_GSI2PK: &str = "PENDING";
 /// The table's TTL attribute: a Number of Unix **seconds**, carried by records that expire
 /// (idempotency records). DynamoDB deletes such items some time after (up to days); it only
 /// cleans up, and readers judge expiry from their own stored timestamps.
@@ -46,6 +49,8 @@ pub const IDEMPOTENCY_SK: &str = "#IDEMPOTENCY";
 pub(crate) const SESSION_PREFIX: &str = "SESSION#";
 const PAYMENT_PREFIX: &str = "PAYMENT#";
 const REFUND_PREFIX: &str = "REFUND#";
+const OBLIGATION_PREFIX: &str = "OBLIGATION#";
+const DUE_PREFIX: &str = "DUE#";
 const TXN_PREFIX: &str = "TXN#";
 const USER_PREFIX: &str = "USER#";
 const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
@@ -65,6 +70,27 @@ pub fn refund_sk(id: &RefundId) -> String {
     format!("{REFUND_PREFIX}{id}")
 }
 
+/// `OBLIGATION#{target_id}`: an obligation, keyed by the payment or refund it is about.
+pub fn obligation_sk(target_id: &str) -> String {
+    format!("{OBLIGATION_PREFIX}{target_id}")
+}
+
+/// The due-index shard of the obligation about `target_id`: FNV-1a of the id, modulo
+/// [`DUE_SHARDS`]. Stable: changing it strands index entries.
+pub fn due_shard(target_id: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in target_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % DUE_SHARDS
+}
+
+/// `DUE#{shard:02}`: [`GSI2PK`] of an open obligation.
+pub fn due_gsi2pk(shard: u32) -> String {
+    format!("{DUE_PREFIX}{shard:02}")
+}
+
 /// `TXN#{merchant_txn_id}`: the pointer from a payment or refund id to its session.
 pub fn txn_pk(merchant_txn_id: &str) -> String {
     format!("{TXN_PREFIX}{merchant_txn_id}")
@@ -81,16 +107,15 @@ pub fn session_gsi1sk(created_at: Timestamp, id: &SessionId) -> String {
     format!("{:015}#{id}", created_at.unix_millis())
 }
 
-/// `{created_at unix ms, 15 digits}#{SK}`, i.e. `{created_at}#PAYMENT#{id}` or
-/// `{created_at}#REFUND#{id}`: [`GSI2SK`] of a PENDING payment or refund whose sort key is `sk`.
-/// Text order is creation order; kind and id break ties.
-pub fn pending_gsi2sk(created_at: Timestamp, sk: &str) -> String {
-    format!("{:015}#{sk}", created_at.unix_millis())
+/// `{next_attempt_at unix ms, 15 digits}#OBLIGATION#{target_id}`: [`GSI2SK`] of an open
+/// obligation whose sort key is `sk`. Text order is due order; the target breaks ties.
+pub fn due_gsi2sk(due_at: Timestamp, sk: &str) -> String {
+    format!("{:015}#{sk}", due_at.unix_millis())
 }
 
-/// The exclusive upper bound of [`GSI2SK`] for "created before `t`": every [`pending_gsi2sk`]
-/// of a time `< t` sorts below it, every one of a time `>= t` above it.
-pub fn pending_gsi2sk_bound(t: Timestamp) -> String {
+/// The exclusive upper bound of [`GSI2SK`] for "due before `t`": every [`due_gsi2sk`] of a
+/// time `< t` sorts below it, every one of a time `>= t` above it.
+pub fn due_gsi2sk_bound(t: Timestamp) -> String {
     format!("{:015}", t.unix_millis())
 }
 
@@ -110,6 +135,7 @@ pub enum Entity {
     Session,
     Payment,
     Refund,
+    Obligation,
     Txn,
     Idempotency,
 }
@@ -120,6 +146,7 @@ impl Entity {
             Entity::Session => "SESSION",
             Entity::Payment => "PAYMENT",
             Entity::Refund => "REFUND",
+            Entity::Obligation => "OBLIGATION",
             Entity::Txn => "TXN",
             Entity::Idempotency => "IDEMPOTENCY",
         }
@@ -146,6 +173,7 @@ impl Record {
             Record::Session(_) => Entity::Session,
             Record::Payment(_) => Entity::Payment,
             Record::Refund(_) => Entity::Refund,
+            Record::Obligation(_) => Entity::Obligation,
         }
     }
 
@@ -156,33 +184,27 @@ impl Record {
             Record::Session(_) => SESSION_SK.to_owned(),
             Record::Payment(p) => payment_sk(p.id()),
             Record::Refund(r) => refund_sk(r.id()),
+            Record::Obligation(o) => obligation_sk(o.target_id()),
         };
         ItemKey { pk, sk }
     }
 
-    /// [`GSI2SK`] of this record while it belongs in the pending index: a payment or refund whose
-    /// status is PENDING. `None` for sessions and for settled payments and refunds.
-    pub fn pending_gsi2sk(&self) -> Option<String> {
-        let pending = match self {
-            Record::Session(_) => false,
-            Record::Payment(p) => p.status() == PaymentStatus::Pending,
-            Record::Refund(r) => r.status() == RefundStatus::Pending,
-        };
-        pending.then(|| pending_gsi2sk(self.created_at(), &self.key().sk))
-    }
-
-    fn created_at(&self) -> Timestamp {
+    /// `(GSI2PK, GSI2SK)` of this record while it belongs in the due index: an open
+    /// obligation. `None` for everything else.
+    pub fn due_index(&self) -> Option<(String, String)> {
         match self {
-            Record::Session(s) => s.created_at(),
-            Record::Payment(p) => p.created_at(),
-            Record::Refund(r) => r.created_at(),
+            Record::Obligation(o) if o.is_open() => Some((
+                due_gsi2pk(due_shard(o.target_id())),
+                due_gsi2sk(o.next_attempt_at(), &obligation_sk(o.target_id())),
+            )),
+            _ => None,
         }
     }
 
     /// The pointer an insert of this record also writes (payments and refunds only).
     pub(crate) fn txn_pointer(&self) -> Option<(ItemKey, TxnPointer)> {
         let (kind, id) = match self {
-            Record::Session(_) => return None,
+            Record::Session(_) | Record::Obligation(_) => return None,
             Record::Payment(p) => (TxnKind::Payment, p.id().as_str()),
             Record::Refund(r) => (TxnKind::Refund, r.id().as_str()),
         };
@@ -240,6 +262,7 @@ pub(crate) struct BundleBuilder {
     session: Option<ParkingSession>,
     payments: Vec<Payment>,
     refunds: Vec<Refund>,
+    obligations: Vec<parkpay_domain::Obligation>,
 }
 
 /// Which entity a sort key in a session partition names.
@@ -250,6 +273,8 @@ pub(crate) fn entity_of_sk(sk: &str) -> Option<Entity> {
         Some(Entity::Payment)
     } else if sk.starts_with(REFUND_PREFIX) {
         Some(Entity::Refund)
+    } else if sk.starts_with(OBLIGATION_PREFIX) {
+        Some(Entity::Obligation)
     } else {
         None
     }
@@ -266,37 +291,33 @@ impl BundleBuilder {
             Record::Session(s) => self.session = Some(s),
             Record::Payment(p) => self.payments.push(p),
             Record::Refund(r) => self.refunds.push(r),
+            Record::Obligation(o) => self.obligations.push(o),
         }
         Ok(())
     }
 
     /// The bundle, each list oldest first (ties by id); `None` without a session item.
     pub(crate) fn finish(self) -> Option<SessionBundle> {
-        let BundleBuilder { session, mut payments, mut refunds } = self;
+        let BundleBuilder { session, mut payments, mut refunds, mut obligations } = self;
         payments.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
         refunds.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
-        session.map(|session| SessionBundle { session, payments, refunds })
+        obligations.sort_by(|a, b| (a.created_at(), a.target_id()).cmp(&(b.created_at(), b.target_id())));
+        session.map(|session| SessionBundle { session, payments, refunds, obligations })
     }
 }
 
-/// The pending-index entry with table keys `pk` / `sk` and index sort key `gsi2sk`, checked for
-/// agreement (`gsi2sk` must be `{created_at:015}#{sk}`).
-pub(crate) fn pending_from_index(pk: &str, sk: &str, gsi2sk: &str) -> Result<PendingTxn, StoreError> {
-    let bad = || corrupt(format!("pending index entry {gsi2sk:?} for item {pk} / {sk}"));
+/// The due-index entry with table keys `pk` / `sk` and index sort key `gsi2sk`, checked for
+/// agreement (`gsi2sk` must be `{due_at:015}#{sk}`, `sk` an obligation's).
+pub(crate) fn due_from_index(pk: &str, sk: &str, gsi2sk: &str) -> Result<DueEntry, StoreError> {
+    let bad = || corrupt(format!("due index entry {gsi2sk:?} for item {pk} / {sk}"));
     let (millis, tail) = gsi2sk.split_at_checked(15).ok_or_else(bad)?;
     if tail.strip_prefix('#') != Some(sk) || !millis.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    let created_at = millis.parse().ok().and_then(|ms| Timestamp::from_unix_millis(ms).ok()).ok_or_else(bad)?;
+    let due_at = millis.parse().ok().and_then(|ms| Timestamp::from_unix_millis(ms).ok()).ok_or_else(bad)?;
     let session_id = pk.strip_prefix(SESSION_PREFIX).and_then(|id| SessionId::parse(id).ok()).ok_or_else(bad)?;
-    let txn = if let Some(id) = sk.strip_prefix(PAYMENT_PREFIX) {
-        TxnRef::Payment { session_id, payment_id: PaymentId::parse(id).map_err(|_| bad())? }
-    } else if let Some(id) = sk.strip_prefix(REFUND_PREFIX) {
-        TxnRef::Refund { session_id, refund_id: RefundId::parse(id).map_err(|_| bad())? }
-    } else {
-        return Err(bad());
-    };
-    Ok(PendingTxn { txn, created_at })
+    let target_id = sk.strip_prefix(OBLIGATION_PREFIX).filter(|id| !impossible_txn_id(id)).ok_or_else(bad)?;
+    Ok(DueEntry { session_id, target_id: target_id.to_owned(), due_at })
 }
 
 /// Checks a session read from the user index of `user`.
@@ -323,49 +344,56 @@ mod tests {
         assert_eq!(session_gsi1sk(t, &s), "001795802400123#ps_00000000000000000000000000");
         assert_eq!(session_gsi1sk(Timestamp::MAX, &s).len(), 15 + 1 + SessionId::LEN);
         assert!(session_gsi1sk(Timestamp::UNIX_EPOCH, &s) < session_gsi1sk(t, &s));
-        assert_eq!(pending_gsi2sk(t, "PAYMENT#PP1"), "001795802400123#PAYMENT#PP1");
-        assert_eq!(pending_gsi2sk_bound(t), "001795802400123");
+        assert_eq!(due_gsi2sk(t, "OBLIGATION#PP1"), "001795802400123#OBLIGATION#PP1");
+        assert_eq!(due_gsi2sk_bound(t), "001795802400123");
+        assert_eq!(obligation_sk("RF1"), "OBLIGATION#RF1");
+        assert_eq!(due_gsi2pk(7), "DUE#07");
         assert_eq!(idempotency_pk("u-1#POST /x#k"), "IDEMPOTENCY#u-1#POST /x#k");
         assert_eq!(idempotency_key("k").sk, "#IDEMPOTENCY");
     }
 
     #[test]
-    fn pending_bound_orders_by_time_only() {
+    fn due_bound_orders_by_time_only() {
         let t = |ms| Timestamp::from_unix_millis(ms).unwrap();
-        let bound = pending_gsi2sk_bound(t(5_000));
-        assert!(pending_gsi2sk(t(4_999), "REFUND#ZZZZ") < bound);
-        assert!(pending_gsi2sk(t(5_000), "PAYMENT#0") > bound);
-        assert!(pending_gsi2sk(Timestamp::MAX, "PAYMENT#0") > pending_gsi2sk_bound(t(5_000)));
-        assert!(pending_gsi2sk(t(0), "PAYMENT#0") >= pending_gsi2sk_bound(t(0)));
+        let bound = due_gsi2sk_bound(t(5_000));
+        assert!(due_gsi2sk(t(4_999), "OBLIGATION#ZZZZ") < bound);
+        assert!(due_gsi2sk(t(5_000), "OBLIGATION#0") > bound);
+        assert!(due_gsi2sk(Timestamp::MAX, "OBLIGATION#0") > due_gsi2sk_bound(t(5_000)));
+        assert!(due_gsi2sk(t(0), "OBLIGATION#0") >= due_gsi2sk_bound(t(0)));
     }
 
     #[test]
-    fn pending_entries_parse_and_are_checked() {
+    fn shards_are_stable_and_spread() {
+        // Stable: changing the hash would strand index entries.
+        assert_eq!(due_shard(""), 0x811c_9dc5 % DUE_SHARDS);
+        assert_eq!(due_shard("PP1"), due_shard("PP1"));
+        let mut counts = [0u32; DUE_SHARDS as usize];
+        for n in 0..32_000 {
+            counts[due_shard(&format!("PP{n:030}")) as usize] += 1;
+        }
+        // 1,000 expected per shard: none far off.
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn due_entries_parse_and_are_checked() {
         let s = SessionId::from_random([0; 16]);
         let pk = session_pk(&s);
         let t = Timestamp::from_unix_millis(42).unwrap();
-        let entry = pending_from_index(&pk, "REFUND#RF1", &pending_gsi2sk(t, "REFUND#RF1")).unwrap();
-        assert_eq!(
-            entry,
-            PendingTxn {
-                txn: TxnRef::Refund { session_id: s.clone(), refund_id: RefundId::parse("RF1").unwrap() },
-                created_at: t
-            }
-        );
-        let entry = pending_from_index(&pk, "PAYMENT#PP1", "000000000000042#PAYMENT#PP1").unwrap();
-        assert_eq!(entry.txn, TxnRef::Payment { session_id: s, payment_id: PaymentId::parse("PP1").unwrap() });
+        let entry = due_from_index(&pk, "OBLIGATION#RF1", &due_gsi2sk(t, "OBLIGATION#RF1")).unwrap();
+        assert_eq!(entry, DueEntry { session_id: s.clone(), target_id: "RF1".into(), due_at: t });
         for (pk, sk, gsi2sk) in [
-            (pk.as_str(), "PAYMENT#PP1", "000000000000042#PAYMENT#PP2"),
-            (pk.as_str(), "PAYMENT#PP1", "00000000000042#PAYMENT#PP1"),
-            (pk.as_str(), "PAYMENT#PP1", "+00000000000042#PAYMENT#PP1"),
-            (pk.as_str(), "PAYMENT#PP1", "999999999999999#PAYMENT#PP1"),
-            (pk.as_str(), "#SESSION", "000000000000042##SESSION"),
-            (pk.as_str(), "PAYMENT#a b", "000000000000042#PAYMENT#a b"),
-            ("TXN#PP1", "PAYMENT#PP1", "000000000000042#PAYMENT#PP1"),
-            (pk.as_str(), "PAYMENT#PP1", ""),
-            (pk.as_str(), "PAYMENT#PP1", "é"),
+            (pk.as_str(), "OBLIGATION#PP1", "000000000000042#OBLIGATION#PP2"),
+            (pk.as_str(), "OBLIGATION#PP1", "00000000000042#OBLIGATION#PP1"),
+            (pk.as_str(), "OBLIGATION#PP1", "+00000000000042#OBLIGATION#PP1"),
+            (pk.as_str(), "OBLIGATION#PP1", "999999999999999#OBLIGATION#PP1"),
+            (pk.as_str(), "PAYMENT#PP1", "000000000000042#PAYMENT#PP1"),
+            (pk.as_str(), "OBLIGATION#a b", "000000000000042#OBLIGATION#a b"),
+            ("TXN#PP1", "OBLIGATION#PP1", "000000000000042#OBLIGATION#PP1"),
+            (pk.as_str(), "OBLIGATION#PP1", ""),
+            (pk.as_str(), "OBLIGATION#PP1", "é"),
         ] {
-            assert!(matches!(pending_from_index(pk, sk, gsi2sk), Err(StoreError::Corrupt(_))), "{gsi2sk:?}");
+            assert!(matches!(due_from_index(pk, sk, gsi2sk), Err(StoreError::Corrupt(_))), "{gsi2sk:?}");
         }
     }
 
@@ -374,6 +402,7 @@ mod tests {
         assert_eq!(entity_of_sk("#SESSION"), Some(Entity::Session));
         assert_eq!(entity_of_sk("PAYMENT#PP1"), Some(Entity::Payment));
         assert_eq!(entity_of_sk("REFUND#RF1"), Some(Entity::Refund));
+        assert_eq!(entity_of_sk("OBLIGATION#RF1"), Some(Entity::Obligation));
         assert_eq!(entity_of_sk("#TXN"), None);
         assert_eq!(entity_of_sk("OTHER#1"), None);
     }

@@ -20,9 +20,10 @@
 //! - [`IdempotencyStore`]: idempotency records with the semantics of AWS Lambda Powertools'
 //!   idempotency utility (one conditional write takes a record; expiry judged from stored
 //!   timestamps, never from DynamoDB TTL);
-//! - [`PendingIndex`]: the PENDING payments and refunds, oldest first, for reconciliation. The
-//!   index itself is maintained by [`Store::commit`], in the same atomic write as the change of
-//!   status, so it cannot drift from the records.
+//! - [`PendingIndex`]: the open obligations (see `parkpay_domain::obligation`), by the time of
+//!   their next attempt, for reconciliation. The index itself is maintained by
+//!   [`Store::commit`], in the same atomic write as the obligation, so it cannot drift from the
+//!   records.
 //!
 //! # Key design
 //! Both backends use the same keys ([`keys`]); the table is described in [`dynamo`]. The
@@ -34,7 +35,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
+use parkpay_domain::{Obligation, ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
 
 pub mod dynamo;
 #[cfg(feature = "embedded")]
@@ -52,6 +53,7 @@ pub enum Record {
     Session(ParkingSession),
     Payment(Payment),
     Refund(Refund),
+    Obligation(Obligation),
 }
 
 impl Record {
@@ -60,6 +62,7 @@ impl Record {
             Record::Session(s) => s.version(),
             Record::Payment(p) => p.version(),
             Record::Refund(r) => r.version(),
+            Record::Obligation(o) => o.version(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Record {
             Record::Session(s) => s.id(),
             Record::Payment(p) => p.session_id(),
             Record::Refund(r) => r.session_id(),
+            Record::Obligation(o) => o.session_id(),
         }
     }
 }
@@ -85,12 +89,20 @@ pub enum Write {
     Update { record: Record, expected_version: u64 },
 }
 
-/// A session with all its payments and refunds (each list oldest first).
+/// A session with all its payments, refunds and obligations (each list oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionBundle {
     pub session: ParkingSession,
     pub payments: Vec<Payment>,
     pub refunds: Vec<Refund>,
+    pub obligations: Vec<Obligation>,
+}
+
+impl SessionBundle {
+    /// The obligation about payment or refund `target_id`, if any.
+    pub fn obligation(&self, target_id: &str) -> Option<&Obligation> {
+        self.obligations.iter().find(|o| o.target_id() == target_id)
+    }
 }
 
 /// What a merchant transaction id names.
@@ -154,8 +166,8 @@ pub trait Store: Send + Sync {
     async fn list_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError>;
 
     /// Apply all `writes` atomically, each conditionally (see [`Write`]). The same atomic write
-    /// keeps the pending index ([`PendingIndex`]) in step: a payment or refund written PENDING
-    /// enters it, one written with any other status leaves it.
+    /// keeps the due index ([`PendingIndex`]) in step: an obligation written open enters it (at
+    /// its `next_attempt_at`), one written otherwise leaves it.
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }
 
@@ -311,25 +323,34 @@ pub trait IdempotencyStore: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pending index
+// Due index
 
-/// A PENDING payment or refund, as the pending index lists it.
+/// An open obligation, as the due index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingTxn {
-    /// Kind, id (the merchant transaction id) and session.
-    pub txn: TxnRef,
-    pub created_at: Timestamp,
+pub struct DueEntry {
+    pub session_id: SessionId,
+    /// The payment or refund the obligation is about (its key in the session).
+    pub target_id: String,
+    /// Its `next_attempt_at` as indexed.
+    pub due_at: Timestamp,
 }
 
-/// The PENDING payments and refunds, for reconciliation. [`Store::commit`] maintains the index:
-/// a payment or refund is in it exactly while its stored status is PENDING.
+/// The open obligations by the time of their next attempt, for reconciliation.
+/// [`Store::commit`] maintains the index: an obligation is in it exactly while it is open, under
+/// its current `next_attempt_at`. The index is spread over [`keys::DUE_SHARDS`] partitions so
+/// that no single partition takes every write.
 #[async_trait]
 pub trait PendingIndex: Send + Sync {
-    /// PENDING payments and refunds created strictly before `created_before`, oldest first (ties
-    /// by kind, then id: payments before refunds), at most `limit`. Sessions are never listed.
-    /// May lag a commit by a moment (DynamoDB global secondary indexes are eventually
-    /// consistent): load the session before acting on an entry.
-    async fn list_pending(&self, created_before: Timestamp, limit: usize) -> Result<Vec<PendingTxn>, StoreError>;
+    /// Open obligations due strictly before `due_before`: from each shard the earliest
+    /// `per_shard` at most, merged earliest first (ties by target id). So a caller that takes
+    /// the first entries gets the globally earliest. May lag a commit by a moment (DynamoDB
+    /// global secondary indexes are eventually consistent): load the session before acting.
+    async fn list_due(&self, due_before: Timestamp, per_shard: usize) -> Result<Vec<DueEntry>, StoreError>;
+}
+
+/// Sorts merged shard results: earliest first, ties by target id.
+pub(crate) fn sort_due(entries: &mut [DueEntry]) {
+    entries.sort_by(|a, b| (a.due_at, &a.target_id).cmp(&(b.due_at, &b.target_id)));
 }
 
 /// Checks every backend applies before writing anything:

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parkpay_domain::{
-    BookingRequest, Hours, LotCatalog, LotId, Paise, ParkingSession, Payment, PaymentId, PaymentInstrument,
-    PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus, SessionId, SessionStatus, SuccessReport, Timestamp,
-    Transition, UserId, VehicleNumber, record_refund_success,
+    BookingRequest, Hours, LotCatalog, LotId, Obligation, ObligationState, Paise, ParkingSession, Payment, PaymentId,
+    PaymentInstrument, Refund, RefundId, RefundRequest, SessionId, SessionStatus, SuccessReport, Timestamp, Transition,
+    UserId, VehicleNumber, record_refund_success,
 };
 use parkpay_store::{
-    Acquire, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
-    MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, PendingTxn, Record, SessionBundle, Store,
-    StoreError, StoredResponse, TxnRef, Write,
+    Acquire, DueEntry, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
+    MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, SessionBundle, Store, StoreError,
+    StoredResponse, TxnRef, Write,
 };
 
 /// What each backend is.
@@ -142,7 +142,10 @@ async fn session_with_payments_and_refunds(store: Arc<dyn Store>) {
     let driver = user("driver-1");
     let mut s = book(1, "driver-1", 1_000);
     store.commit(vec![ins_session(&s)]).await.unwrap();
-    assert_eq!(load(store, s.id()).await, SessionBundle { session: s.clone(), payments: vec![], refunds: vec![] });
+    assert_eq!(
+        load(store, s.id()).await,
+        SessionBundle { session: s.clone(), payments: vec![], refunds: vec![], obligations: vec![] }
+    );
 
     // Ids chosen so that id order is not time order.
     let mut p_old = start("PPB", &s, &[], 2_000);
@@ -188,10 +191,13 @@ async fn session_with_payments_and_refunds(store: Arc<dyn Store>) {
         "oldest first, same time by id"
     );
     refunds.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
-    assert_eq!(bundle, SessionBundle { session: s.clone(), payments: vec![p_old, p.clone()], refunds });
+    assert_eq!(
+        bundle,
+        SessionBundle { session: s.clone(), payments: vec![p_old, p.clone()], refunds, obligations: vec![] }
+    );
     assert_eq!(
         load(store, other.id()).await,
-        SessionBundle { session: other.clone(), payments: vec![other_p], refunds: vec![] }
+        SessionBundle { session: other.clone(), payments: vec![other_p], refunds: vec![], obligations: vec![] }
     );
 
     assert_eq!(
@@ -225,7 +231,10 @@ async fn duplicate_insert_conflicts(store: Arc<dyn Store>) {
     let p_again = start("PP1", &s, &[], 3_000);
     assert_eq!(store.commit(vec![ins_payment(&p_again)]).await, Err(StoreError::Conflict));
 
-    assert_eq!(load(store, s.id()).await, SessionBundle { session: s, payments: vec![p], refunds: vec![] });
+    assert_eq!(
+        load(store, s.id()).await,
+        SessionBundle { session: s, payments: vec![p], refunds: vec![], obligations: vec![] }
+    );
 }
 
 /// An update from a stale read is a conflict and changes nothing; so is an update of nothing.
@@ -281,7 +290,10 @@ async fn malformed_commits_are_invalid(store: Arc<dyn Store>) {
     assert_invalid(store.commit(vec![ins_payment(&p), ins_refund(&r)]).await, "one txn id twice");
 
     // Nothing of the above was written.
-    assert_eq!(load(store, s.id()).await, SessionBundle { session: s, payments: vec![], refunds: vec![] });
+    assert_eq!(
+        load(store, s.id()).await,
+        SessionBundle { session: s, payments: vec![], refunds: vec![], obligations: vec![] }
+    );
     assert_eq!(store.load_session(fresh.id()).await.unwrap(), None);
     assert_eq!(store.load_session(&sid(10)).await.unwrap(), None);
     assert_eq!(store.find_txn("PPX").await.unwrap(), None);
@@ -311,7 +323,7 @@ async fn failed_commit_writes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.load_session(new_session.id()).await.unwrap(), None);
     assert_eq!(
         load(store, read.id()).await,
-        SessionBundle { session: cancelled.clone(), payments: vec![], refunds: vec![] }
+        SessionBundle { session: cancelled.clone(), payments: vec![], refunds: vec![], obligations: vec![] }
     );
     assert_eq!(store.find_txn("PPN").await.unwrap(), None, "no pointer left behind");
     assert_listed(store, &user("driver-1"), 10, &[&cancelled]).await;
@@ -700,125 +712,134 @@ async fn concurrent_acquires_have_one_winner(store: Arc<dyn Backend>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pending index
+// Due index
 
-/// `list_pending` until it returns `expected` (the DynamoDB index is eventually consistent).
-async fn assert_pending(store: &dyn Backend, before_ms: i64, limit: usize, expected: &[(&str, &SessionId, i64)]) {
-    let expected: Vec<PendingTxn> = expected
+fn ins_obligation(o: &Obligation) -> Write {
+    Write::Insert(Record::Obligation(o.clone()))
+}
+
+fn upd_obligation(o: &Obligation, expected_version: u64) -> Write {
+    Write::Update { record: Record::Obligation(o.clone()), expected_version }
+}
+
+/// `list_due` until it returns `expected` as (target, due ms) (the DynamoDB index is
+/// eventually consistent).
+async fn assert_due(store: &dyn Backend, before_ms: i64, per_shard: usize, expected: &[(&str, &SessionId, i64)]) {
+    let expected: Vec<DueEntry> = expected
         .iter()
-        .map(|(id, session, created_ms)| {
-            let session_id = (*session).clone();
-            let txn = if id.starts_with("RF") {
-                TxnRef::Refund { session_id, refund_id: rid(id) }
-            } else {
-                TxnRef::Payment { session_id, payment_id: pid(id) }
-            };
-            PendingTxn { txn, created_at: at(*created_ms) }
+        .map(|(id, session, due_ms)| DueEntry {
+            session_id: (*session).clone(),
+            target_id: (*id).to_owned(),
+            due_at: at(*due_ms),
         })
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let got = store.list_pending(at(before_ms), limit).await.unwrap();
+        let got = store.list_due(at(before_ms), per_shard).await.unwrap();
         if got == expected || tokio::time::Instant::now() > deadline {
-            let ids = |v: &[PendingTxn]| v.iter().map(|p| p.txn.merchant_txn_id().to_owned()).collect::<Vec<_>>();
-            assert_eq!(ids(&got), ids(&expected), "list_pending({before_ms}, {limit})");
-            assert_eq!(got, expected, "list_pending({before_ms}, {limit})");
+            let ids = |v: &[DueEntry]| v.iter().map(|p| p.target_id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(&expected), "list_due({before_ms}, {per_shard})");
+            assert_eq!(got, expected, "list_due({before_ms}, {per_shard})");
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// Payments and refunds are listed exactly while PENDING, oldest first (then payments before
-/// refunds, then by id), strictly before the given time, at most `limit`; sessions never.
-async fn pending_index_follows_status(store: Arc<dyn Backend>) {
+/// Obligations are listed exactly while open, at their next attempt, earliest first (ties by
+/// target), strictly before the given time; committed with the records they are about.
+async fn due_index_follows_obligations(store: Arc<dyn Backend>) {
     let store = &*store;
-    let end = 1_000_000;
+    let end = 10_000_000;
     let mut a = book(1, "driver-1", 1_000);
     let b = book(2, "driver-2", 1_000);
     store.commit(vec![ins_session(&a), ins_session(&b)]).await.unwrap();
-    assert_pending(store, end, 10, &[]).await;
+    assert_due(store, end, 10, &[]).await;
 
-    // A payment appears when inserted PENDING and leaves when it fails.
+    // A payment and its obligation in one commit: due 20 s after the payment started.
     let mut pa1 = start("PPA1", &a, &[], 2_000);
-    store.commit(vec![ins_payment(&pa1)]).await.unwrap();
-    assert_pending(store, end, 10, &[("PPA1", a.id(), 2_000)]).await;
-    assert_eq!(pa1.fail(at(3_000)), Ok(Transition::Applied));
-    store.commit(vec![upd_payment(&pa1, 1)]).await.unwrap();
-    assert_pending(store, end, 10, &[]).await;
+    let mut oa1 = Obligation::check_payment(&pa1, at(2_000));
+    store.commit(vec![ins_payment(&pa1), ins_obligation(&oa1)]).await.unwrap();
+    assert_due(store, end, 10, &[("PPA1", a.id(), 22_000)]).await;
+    assert_eq!(load(store, a.id()).await.obligation("PPA1"), Some(&oa1));
+    // Nothing before it is due.
+    assert_due(store, 22_000, 10, &[]).await;
+    assert_due(store, 22_001, 10, &[("PPA1", a.id(), 22_000)]).await;
 
-    // A payment inserted already settled never appears; nor does one of a failed commit.
-    let settled = paid_payment("PPB0", &b, 2_500);
-    let mut stale_a = a.clone();
-    assert_eq!(stale_a.cancel(at(2_500)), Ok(Transition::Applied));
-    let lost = start("PPB1", &b, &[], 2_600);
-    assert_eq!(store.commit(vec![ins_payment(&lost), upd_session(&stale_a, 0)]).await, Err(StoreError::Conflict));
-    store.commit(vec![ins_payment(&settled)]).await.unwrap();
-    let pb = start("PPB2", &b, &[], 5_000);
+    // A claim moves it to the next slot of the schedule.
+    let v = oa1.version();
+    assert_eq!(oa1.claim(at(22_500)), Transition::Applied);
+    store.commit(vec![upd_obligation(&oa1, v)]).await.unwrap();
+    assert_due(store, end, 10, &[("PPA1", a.id(), 25_000)]).await;
+    // A stale claim (same version read) loses and changes nothing.
+    let mut stale = oa1.clone();
+    assert_eq!(stale.claim(at(25_000)), Transition::Applied);
+    assert_eq!(store.commit(vec![upd_obligation(&stale, v)]).await, Err(StoreError::Conflict));
+    assert_due(store, end, 10, &[("PPA1", a.id(), 25_000)]).await;
+
+    // The payment fails: the obligation turns into a slow re-check, in the same commit.
+    let (pv, ov) = (pa1.version(), oa1.version());
+    assert_eq!(pa1.fail(at(26_000)), Ok(Transition::Applied));
+    assert_eq!(oa1.payment_failed(at(26_000)), Transition::Applied);
+    store.commit(vec![upd_payment(&pa1, pv), upd_obligation(&oa1, ov)]).await.unwrap();
+    assert_due(store, end, 10, &[("PPA1", a.id(), 2_000 + 1_800_000)]).await;
+
+    // Another payment succeeds: its obligation is done and leaves the index.
     let mut pa2 = start("PPA2", &a, std::slice::from_ref(&pa1), 4_000);
-    store.commit(vec![ins_payment(&pb)]).await.unwrap();
-    store.commit(vec![ins_payment(&pa2)]).await.unwrap();
-    assert_pending(store, end, 10, &[("PPA2", a.id(), 4_000), ("PPB2", b.id(), 5_000)]).await;
-
-    // Success (with the session's update in the same commit) takes it out.
+    let mut oa2 = Obligation::check_payment(&pa2, at(4_000));
+    store.commit(vec![ins_payment(&pa2), ins_obligation(&oa2)]).await.unwrap();
+    let pb = start("PPB2", &b, &[], 5_000);
+    let ob = Obligation::check_payment(&pb, at(5_000));
+    store.commit(vec![ins_payment(&pb), ins_obligation(&ob)]).await.unwrap();
+    assert_due(store, end, 10, &[("PPA2", a.id(), 24_000), ("PPB2", b.id(), 25_000), ("PPA1", a.id(), 1_802_000)])
+        .await;
+    let (pv, sv, ov) = (pa2.version(), a.version(), oa2.version());
     assert_eq!(pa2.succeed(report(&pa2), at(6_000)), Ok(Transition::Applied));
     assert_eq!(a.mark_paid(pa2.id(), pa2.amount(), at(6_000)), Ok(Transition::Applied));
-    store.commit(vec![upd_payment(&pa2, 1), upd_session(&a, 1)]).await.unwrap();
-    assert_pending(store, end, 10, &[("PPB2", b.id(), 5_000)]).await;
-
-    // Refunds: three requested, two at the same millisecond as a payment.
-    let driver = user("driver-1");
-    let mut refunds: Vec<Refund> = Vec::new();
-    for (id, amount, now) in [("RFB", 1_000, 7_000), ("RFA", 1_000, 7_000), ("RFC", 1_000, 6_500)] {
-        let r = Refund::request(rid(id), &pa2, &refunds, refund_request(&driver, Some(amount)), at(now)).unwrap();
-        let before = pa2.version();
-        pa2.note_refund_requested(at(now));
-        store.commit(vec![ins_refund(&r), upd_payment(&pa2, before)]).await.unwrap();
-        refunds.push(r);
-    }
-    let c = book(3, "driver-3", 1_000);
-    let pc = start("PPZ", &c, &[], 7_000);
-    store.commit(vec![ins_session(&c), ins_payment(&pc)]).await.unwrap();
-    let c = c.id().clone();
-    let all = [
-        ("PPB2", b.id(), 5_000),
-        ("RFC", a.id(), 6_500),
-        ("PPZ", &c, 7_000),
-        ("RFA", a.id(), 7_000),
-        ("RFB", a.id(), 7_000),
-    ];
-    assert_pending(store, end, 10, &all).await;
-    assert_pending(store, end, 5, &all).await;
-    assert_pending(store, end, 3, &all[..3]).await;
-    assert_pending(store, end, 1, &all[..1]).await;
-    assert_pending(store, end, 0, &[]).await;
-    assert_pending(store, 7_000, 10, &all[..2]).await;
-    assert_pending(store, 7_001, 10, &all).await;
-    assert_pending(store, 7_001, 4, &all[..4]).await;
-    assert_pending(store, 6_500, 10, &all[..1]).await;
-    assert_pending(store, 5_000, 10, &[]).await;
-    assert_pending(store, 0, 10, &[]).await;
-
-    // A refund's success and another's failure take them out; the payment's refund count does not.
-    let (pv, sv) = (pa2.version(), a.version());
-    let mut rfc = refunds[2].clone();
-    assert_eq!(record_refund_success(&mut rfc, &mut pa2, &mut a, at(8_000)), Ok(Transition::Applied));
-    store.commit(vec![upd_refund(&rfc, 1), upd_payment(&pa2, pv), upd_session(&a, sv)]).await.unwrap();
-    let mut rfa = refunds[1].clone();
-    assert_eq!(rfa.fail(at(8_000)), Ok(Transition::Applied));
-    store.commit(vec![upd_refund(&rfa, 1)]).await.unwrap();
-    assert_pending(store, end, 10, &[("PPB2", b.id(), 5_000), ("PPZ", &c, 7_000), ("RFB", a.id(), 7_000)]).await;
-
-    // An update that keeps a payment PENDING keeps it listed, once.
-    let mut pb_noted = pb.clone();
-    pb_noted.note_refund_requested(at(9_000));
-    store.commit(vec![upd_payment(&pb_noted, pb.version())]).await.unwrap();
-    assert_pending(store, end, 10, &[("PPB2", b.id(), 5_000), ("PPZ", &c, 7_000), ("RFB", a.id(), 7_000)]).await;
-
-    // The stored records agree with the index.
+    assert_eq!(oa2.done("paid", at(6_000)), Transition::Applied);
+    store.commit(vec![upd_payment(&pa2, pv), upd_session(&a, sv), upd_obligation(&oa2, ov)]).await.unwrap();
+    assert_due(store, end, 10, &[("PPB2", b.id(), 25_000), ("PPA1", a.id(), 1_802_000)]).await;
     let bundle = load(store, a.id()).await;
-    assert_eq!(bundle.refunds.iter().filter(|r| r.status() == RefundStatus::Pending).count(), 1);
-    assert_eq!(bundle.payments.iter().filter(|p| p.status() == PaymentStatus::Pending).count(), 0);
+    assert_eq!(bundle.obligations.len(), 2, "ended obligations are kept");
+    assert_eq!(bundle.obligation("PPA2").map(|o| o.state()), Some(ObligationState::Done));
+
+    // A refund and its obligation; one that needs a person leaves the index.
+    let driver = user("driver-1");
+    let r = Refund::request(rid("RFA"), &pa2, &[], refund_request(&driver, Some(1_000)), at(7_000)).unwrap();
+    let or = Obligation::see_refund_through(&r, false, at(7_000));
+    let before = pa2.version();
+    pa2.note_refund_requested(at(7_000));
+    store.commit(vec![ins_refund(&r), upd_payment(&pa2, before), ins_obligation(&or)]).await.unwrap();
+    let all = [("PPB2", b.id(), 25_000), ("RFA", a.id(), 27_000), ("PPA1", a.id(), 1_802_000)];
+    assert_due(store, end, 10, &all).await;
+    assert_due(store, end, 0, &[]).await;
+    let mut or2 = or.clone();
+    assert_eq!(or2.needs_person("refused", at(8_000)), Transition::Applied);
+    store.commit(vec![upd_obligation(&or2, or.version())]).await.unwrap();
+    assert_due(store, end, 10, &[("PPB2", b.id(), 25_000), ("PPA1", a.id(), 1_802_000)]).await;
+    assert_eq!(load(store, a.id()).await.obligation("RFA").map(|o| o.state()), Some(ObligationState::NeedsPerson));
+}
+
+/// Many obligations over every shard: `per_shard` bounds each shard, and the merged list is the
+/// globally earliest first, so the earliest due entries are never hidden behind others.
+async fn due_index_spreads_and_merges(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let n: u8 = 96;
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let s = book(i.wrapping_add(10), "driver-9", 1_000);
+        let p = start(&format!("PPM{i:03}"), &s, &[], 100_000 - i64::from(i) * 100);
+        let o = Obligation::check_payment(&p, p.created_at());
+        store.commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&o)]).await.unwrap();
+        expected.push((p.id().as_str().to_owned(), s.id().clone(), o.next_attempt_at().unix_millis()));
+    }
+    expected.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    let want = |k: usize| expected[..k].iter().map(|(id, s, ms)| (id.as_str(), s, *ms)).collect::<Vec<_>>();
+    assert_due(store, 10_000_000, 10, &want(expected.len())).await;
+    let got = store.list_due(at(1_000_000), 1).await.unwrap();
+    assert!(got.len() <= parkpay_store::keys::DUE_SHARDS as usize && got.len() > 16, "{}", got.len());
+    assert_eq!(got[0].target_id, expected[0].0, "the earliest of all comes first");
+    assert!(got.windows(2).all(|w| w[0].due_at <= w[1].due_at));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -923,7 +944,8 @@ contract!(
     idempotency_wrong_token_is_refused,
     idempotency_invalid_arguments,
     concurrent_acquires_have_one_winner,
-    pending_index_follows_status,
+    due_index_follows_obligations,
+    due_index_spreads_and_merges,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -947,7 +969,7 @@ async fn embedded_data_survives_reopen() {
     assert_eq!(store.path(), path);
     assert_eq!(
         store.load_session(s.id()).await.unwrap(),
-        Some(SessionBundle { session: s.clone(), payments: vec![p], refunds: vec![] })
+        Some(SessionBundle { session: s.clone(), payments: vec![p], refunds: vec![], obligations: vec![] })
     );
     assert_eq!(
         store.find_txn("PP1").await.unwrap(),
@@ -1073,19 +1095,27 @@ async fn dynamodb_table_and_items_as_documented() {
     assert_eq!(response.get("status").cloned(), n("201"));
     assert_eq!(response.get("body").cloned(), s_(&created().body));
 
-    // A payment carries the GSI2 keys while PENDING only.
+    // An obligation carries the GSI2 keys (its shard, its next attempt) while open only;
+    // payments and sessions never.
     let s = book(1, "driver-1", 1_000);
-    let mut p = start("PP1", &s, &[], 2_000);
-    store.commit(vec![ins_session(&s), ins_payment(&p)]).await.unwrap();
+    let p = start("PP1", &s, &[], 2_000);
+    let mut o = Obligation::check_payment(&p, at(2_000));
+    store.commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&o)]).await.unwrap();
     let pk = format!("SESSION#{}", s.id());
-    let item = get(pk.clone(), "PAYMENT#PP1").await.unwrap().item.unwrap();
-    assert_eq!(item.get("GSI2PK").cloned(), s_("PENDING"));
-    assert_eq!(item.get("GSI2SK").cloned(), s_("000000000002000#PAYMENT#PP1"));
-    let session_item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
-    assert!(!session_item.contains_key("GSI2PK"));
-    assert_eq!(p.fail(at(3_000)), Ok(Transition::Applied));
-    store.commit(vec![upd_payment(&p, 1)]).await.unwrap();
-    let item = get(pk, "PAYMENT#PP1").await.unwrap().item.unwrap();
+    let item = get(pk.clone(), "OBLIGATION#PP1").await.unwrap().item.unwrap();
+    let shard = parkpay_store::keys::due_shard("PP1");
+    assert_eq!(item.get("GSI2PK").cloned(), s_(&format!("DUE#{shard:02}")));
+    assert_eq!(item.get("GSI2SK").cloned(), s_("000000000022000#OBLIGATION#PP1"));
+    assert_eq!(item.get("entity").cloned(), s_("OBLIGATION"));
+    assert_eq!(item.get("kind").cloned(), s_("CHECK_PAYMENT"));
+    assert_eq!(item.get("next_attempt_at").cloned(), n("22000"));
+    for sk in ["#SESSION", "PAYMENT#PP1"] {
+        let other = get(pk.clone(), sk).await.unwrap().item.unwrap();
+        assert!(!other.contains_key("GSI2PK"), "{sk}");
+    }
+    assert_eq!(o.done("paid", at(3_000)), Transition::Applied);
+    store.commit(vec![upd_obligation(&o, 1)]).await.unwrap();
+    let item = get(pk, "OBLIGATION#PP1").await.unwrap().item.unwrap();
     assert!(!item.contains_key("GSI2PK") && !item.contains_key("GSI2SK"), "{item:?}");
 }
 

@@ -23,6 +23,8 @@ pub fn settings(dir: &std::path::Path) -> HashMap<String, String> {
         ("PARKPAY_SIM_REFUND_SETTLE_MS".into(), "50".into()),
         // Short enough for the fault tests (a 3 s hang is a timeout), long enough for the rest.
         ("PHONEPE_READ_TIMEOUT_MS".into(), "2500".into()),
+        // Tests drive reconciliation themselves, with a compressed clock.
+        ("PARKPAY_RECONCILE_EVERY_MS".into(), "0".into()),
     ])
 }
 
@@ -179,6 +181,40 @@ impl Env {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap())
+    }
+}
+
+/// A clock that starts now and moves only when told.
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl parkpay_api::Clock for ManualClock {
+    fn now(&self) -> parkpay_domain::Timestamp {
+        parkpay_domain::Timestamp::from_unix_millis(self.0.load(std::sync::atomic::Ordering::SeqCst)).unwrap()
+    }
+}
+
+/// A reconciler on the server's state whose clock starts now and jumps when told, while the API
+/// and PhonePe (the simulator) run in real time.
+pub struct Rec {
+    clock: std::sync::Arc<ManualClock>,
+    start: i64,
+    pub reconciler: parkpay_api::reconcile::Reconciler,
+}
+
+impl Rec {
+    pub fn new(env: &Env) -> Self {
+        use parkpay_api::Clock;
+        let start = parkpay_api::SystemClock.now().unix_millis();
+        let clock = std::sync::Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(start)));
+        let mut state = env.server.state.clone();
+        state.clock = clock.clone();
+        Rec { clock, start, reconciler: parkpay_api::reconcile::Reconciler::new(state) }
+    }
+
+    /// Set the reconciler's clock to `secs` after it was made, and tick.
+    pub async fn at(&self, secs: i64) -> parkpay_api::reconcile::TickReport {
+        self.clock.0.store(self.start + secs * 1000, std::sync::atomic::Ordering::SeqCst);
+        self.reconciler.tick().await
     }
 }
 

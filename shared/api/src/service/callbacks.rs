@@ -1,0 +1,86 @@
+//! PhonePe's server-to-server callback: authenticated by its checksum, applied through the
+//! same code as every other report; a callback that contradicts our record is checked with
+//! PhonePe's status API first.
+
+use http::StatusCode;
+use parkpay_domain::{PaymentId, PaymentStatus, SessionId};
+use parkpay_gateway::{StatusReport, TxnState};
+use parkpay_store::TxnRef;
+
+use super::{ReportSource, apply_payment_report, apply_refund_report, gateway_error, truncate, txn_id};
+use crate::http::ApiError;
+use crate::state::AppState;
+use crate::views::CallbackAck;
+
+/// PhonePe's server-to-server callback. Authenticated by its checksum only.
+pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) -> Result<CallbackAck, ApiError> {
+    let notice = state.gateway.verify_notice(headers, body).await.map_err(|e| {
+        if let parkpay_gateway::CallbackError::KeysUnavailable(cause) = &e {
+            tracing::error!(%cause, "callback keys unavailable");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KEYS_UNAVAILABLE", "try again later")
+        } else if e.is_unauthenticated() {
+            tracing::warn!(security = true, error = %e, "callback with a bad or missing checksum rejected");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_SIGNATURE",
+                "the callback's X-VERIFY checksum is missing or wrong",
+            )
+        } else {
+            // The parser's text can quote the sender's bytes: cut before logging or answering.
+            let brief = truncate(&e.to_string(), 200);
+            tracing::warn!(error = %brief, "malformed callback");
+            ApiError::bad_request("MALFORMED_CALLBACK", brief)
+        }
+    })?;
+    let report = notice.report;
+    if let Some(m) = report.merchant_id.as_deref()
+        && m != state.merchant_id
+    {
+        tracing::warn!(security = true, merchant = %truncate(m, 40), txn = %report.merchant_txn_id,
+                "callback for another merchant; not applied");
+        return Ok(CallbackAck { success: true, applied: false });
+    }
+    let applied = match state.store.find_txn(report.merchant_txn_id.as_str()).await? {
+        Some(TxnRef::Payment { session_id, payment_id }) => {
+            let report = cross_check(state, &session_id, &payment_id, report).await?;
+            apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Callback).await?.1
+        }
+        Some(TxnRef::Refund { session_id, refund_id }) => {
+            apply_refund_report(state, &session_id, &refund_id, report.state, &report.code, ReportSource::Callback)
+                .await?
+                .1
+        }
+        None => {
+            // Authentic but not ours to know (another environment sharing the merchant id, or a
+            // record lost): acknowledge so PhonePe stops retrying, and leave a trace.
+            tracing::warn!(txn = %report.merchant_txn_id, code = %report.code, "callback for an unknown transaction");
+            false
+        }
+    };
+    Ok(CallbackAck { success: true, applied })
+}
+
+/// A callback that contradicts our record — success for a payment we hold FAILED, failure for
+/// one we hold SUCCESS, or another amount than ours — is checked against PhonePe's status API
+/// (the source of truth) and what the status API says is applied instead. If PhonePe cannot be
+/// asked, the callback is answered 503 so that PhonePe sends it again later.
+async fn cross_check(
+    state: &AppState,
+    session_id: &SessionId,
+    payment_id: &PaymentId,
+    report: StatusReport,
+) -> Result<StatusReport, ApiError> {
+    let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(report) };
+    let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else { return Ok(report) };
+    let disagrees = match (report.state, payment.status()) {
+        (TxnState::Success, PaymentStatus::Failed) | (TxnState::Failed, PaymentStatus::Success) => true,
+        (TxnState::Success, _) => report.amount != Some(payment.amount()),
+        _ => false,
+    };
+    if !disagrees {
+        return Ok(report);
+    }
+    tracing::warn!(security = true, payment = %payment_id, code = %report.code, recorded = payment.status().as_str(),
+        "callback disagrees with our record; asking PhonePe's status API");
+    state.gateway.status(&txn_id(payment_id.as_str())?).await.map_err(gateway_error)
+}
