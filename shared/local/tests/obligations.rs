@@ -324,19 +324,24 @@ async fn verify_is_rate_limited_per_payment(env: Env) {
     let p = env.create_payment(&t, &sid).await;
     let id = txn(&p);
     let body = json!({"merchant_txn_id": id}).to_string();
+    // At most one status call per started 10 s (a slow machine may take longer than 10 s).
+    let started = std::time::Instant::now();
+    let allowed = || 1 + started.elapsed().as_secs() / 10;
     let mut answers = Vec::new();
     for _ in 0..20 {
         let (code, v) = env.call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&body)).await;
         answers.push((code, v["status"].clone()));
     }
     assert!(answers.iter().all(|(c, s)| *c == StatusCode::OK && s == "PENDING"), "{answers:?}");
-    assert_eq!(env.server.simulator.calls(Operation::Status, &id), 1, "one status call for 20 verifies");
-    // 50 at once: still one.
+    let calls = env.server.simulator.calls(Operation::Status, &id);
+    assert!(calls >= 1 && calls <= allowed(), "{calls} status calls for 20 verifies");
+    // 50 at once: no more.
     let many = (0..50).map(|_| env.call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&body)));
     for (code, _) in futures::future::join_all(many).await {
         assert_eq!(code, StatusCode::OK);
     }
-    assert_eq!(env.server.simulator.calls(Operation::Status, &id), 1);
+    let calls = env.server.simulator.calls(Operation::Status, &id);
+    assert!(calls <= allowed(), "{calls} status calls for 70 verifies in {:?}", started.elapsed());
     assert_money(&env, &[sid]).await;
 }
 
