@@ -1,5 +1,5 @@
 //! Configuration from environment variables, with the original system's names
-//! (`../shared/api-contract.md`, "Configuration names"). A missing or invalid setting stops
+//! (`docs/http-api.md`, "Configuration names"). A missing or invalid setting stops
 //! start-up with one line naming it. Secrets are wrapped at once and never printed.
 
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl CoreSettings {
     }
 }
 
-/// The public sandbox merchant of `phonepe-api.md` §1: the simulator's default.
+/// The public sandbox merchant of `docs/phonepe.md` §4: the simulator's default.
 pub const SIM_MERCHANT_ID: &str = "PGTESTPAYUAT";
 pub const SIM_SALT_KEY: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
 

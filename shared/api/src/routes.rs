@@ -12,7 +12,7 @@ use crate::identity::caller;
 use crate::service;
 use crate::state::AppState;
 
-/// One endpoint of the contract (`../shared/api-contract.md`).
+/// One endpoint of the contract (`docs/http-api.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     ListLots,

@@ -1,7 +1,7 @@
 //! PhonePe checksums.
 //!
 //! * PG v1 `X-VERIFY`: lowercase hex SHA-256 of a message followed by `###` and the salt index
-//!   (`../shared/phonepe-api.md` §1):
+//!   (`docs/phonepe.md` §2):
 //!   - pay and refund: `sha256(base64Body + apiPath + saltKey)`,
 //!   - status: `sha256(apiPath + saltKey)`,
 //!   - inbound server-to-server callback: `sha256(base64Response + saltKey)`.

@@ -1,4 +1,4 @@
-//! The conformance vectors of `../shared/phonepe-api.md` §5, byte for byte.
+//! PhonePe's published conformance vectors (`docs/phonepe.md` §5), byte for byte.
 
 use base64::Engine;
 use parkpay_checksum::{Message, SaltIndex, SaltKey, SaltKeys, VerifyError, WebhookCredentials, XVerify};

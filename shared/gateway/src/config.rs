@@ -5,9 +5,9 @@ use std::time::Duration;
 use parkpay_checksum::SaltKeys;
 use url::Url;
 
-/// PhonePe PG v1 sandbox host (`phonepe-api.md` §1).
+/// PhonePe PG v1 sandbox host (`docs/phonepe.md` §1).
 pub const SANDBOX_V1_BASE: &str = "https://api-preprod.phonepe.com/apis/pg-sandbox";
-/// PhonePe PG v1 production host (`phonepe-api.md` §1).
+/// PhonePe PG v1 production host (`docs/phonepe.md` §1).
 pub const PRODUCTION_V1_BASE: &str = "https://api.phonepe.com/apis/hermes";
 
 /// Which PhonePe we talk to.

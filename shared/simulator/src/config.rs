@@ -7,7 +7,7 @@ use std::time::Duration;
 use parkpay_checksum::{SaltIndex, SaltKey, SaltKeys};
 use url::Url;
 
-/// PhonePe's public sandbox merchant (`phonepe-api.md` §1).
+/// PhonePe's public sandbox merchant (`docs/phonepe.md` §4).
 pub const SANDBOX_MERCHANT_ID: &str = "PGTESTPAYUAT";
 /// The public sandbox salt key that goes with [`SANDBOX_MERCHANT_ID`]. Public, not a secret.
 pub const SANDBOX_SALT_KEY: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
@@ -246,7 +246,7 @@ mod tests {
         let (id, keys) = &s.config.merchants[0];
         assert_eq!(id, "PGTESTPAYUAT");
         assert_eq!(keys.active_index(), SaltIndex::new(1));
-        // the docs' status vector (phonepe-api.md §5) verifies with the default salt
+        // the docs' status vector (docs/phonepe.md §5) verifies with the default salt
         let path = "/pg/v1/status/PGTESTPAYUAT/MT7850590068188104";
         assert!(
             keys.verify("95c6d60f014b7190aa417083aca2489bb5b0a729d0421c17dea19f5913e6d741###1", Message::Path { path })

@@ -1,6 +1,6 @@
 //! # parkpay-simulator: an in-memory PhonePe PG v1
 //!
-//! Speaks PhonePe PG v1 as `shared/phonepe-api.md` describes it (salt key + `X-VERIFY`), hosts a
+//! Speaks PhonePe PG v1 as `docs/phonepe.md` describes it (salt key + `X-VERIFY`), hosts a
 //! pay page, sends signed server-to-server callbacks, and injects faults on demand. Modelled on
 //! hyperswitch's dummy connector. Everything lives in memory; nothing leaves the machine except
 //! the callbacks, which go to the `callbackUrl` each request names.

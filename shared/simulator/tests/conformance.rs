@@ -1,4 +1,4 @@
-//! The simulator accepts PhonePe's own documented requests (`phonepe-api.md` §5) byte for byte,
+//! The simulator accepts PhonePe's own documented requests (`docs/phonepe.md` §5) byte for byte,
 //! and the binary starts, or stops with one line naming a bad setting.
 
 use std::io::{BufRead, BufReader};

@@ -1,4 +1,4 @@
-//! PhonePe PG v1 wire formats (`phonepe-api.md` §1), kept apart from our domain types.
+//! PhonePe PG v1 wire formats (`docs/phonepe.md` §3), kept apart from our domain types.
 //!
 //! Everything received is lenient about what it does not need (unknown fields are ignored,
 //! optional fields default) and strict about what it does (amounts are JSON integers).
@@ -162,7 +162,7 @@ pub struct PaidInstrument {
     pub utr: Option<String>,
 }
 
-/// The codes `phonepe-api.md` §1 documents.
+/// The codes PhonePe documents (`docs/phonepe.md` §4).
 pub mod codes {
     pub const PAYMENT_INITIATED: &str = "PAYMENT_INITIATED";
     pub const PAYMENT_SUCCESS: &str = "PAYMENT_SUCCESS";
