@@ -30,10 +30,7 @@ use parkpay_domain::{ObligationKind, PaymentStatus, RefundStatus, Timestamp};
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{DueEntry, Record, SessionBundle, StoreError, Write};
 
-pub use parkpay_domain::obligation::{
-    FIRST_CHECK_SECS, LATE_REFUND_EVERY_SECS, PAYMENT_TIMEOUT_SECS as TIMEOUT_SECS, REFUND_RESEND_GRACE_SECS,
-    phonepe_schedule as schedule,
-};
+pub use parkpay_domain::obligation::{PAYMENT_TIMEOUT_SECS as TIMEOUT_SECS, REFUND_RESEND_GRACE_SECS};
 
 use crate::service::{
     ReportSource, apply_payment_report, apply_refund_report, error_code, expire_payment, finish_check, send_refund,

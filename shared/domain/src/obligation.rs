@@ -39,9 +39,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{PaymentId, RefundId, SessionId};
 use crate::money::Paise;
-use crate::payment::{Payment, PaymentStatus};
-use crate::refund::{Refund, RefundStatus};
-use crate::session::ParkingSession;
+use crate::payment::Payment;
+use crate::refund::Refund;
 use crate::time::Timestamp;
 use crate::{Transition, touch};
 
@@ -278,16 +277,6 @@ impl Obligation {
         );
         o.last_sent_at = Some(refund.created_at());
         o
-    }
-
-    /// A FAILED payment found without an obligation (an existing table, before obligations):
-    /// re-check it until 48 hours after it started. `None` once that window has passed.
-    pub fn recheck_failed_payment(payment: &Payment, now: Timestamp) -> Option<Obligation> {
-        let mut o = Obligation::check_payment(payment, now);
-        o.kind = ObligationKind::RecheckFailedPayment;
-        o.due_by = o.deadline();
-        o.next_attempt_at = o.next_by_schedule(now)?;
-        Some(o)
     }
 
     pub fn session_id(&self) -> &SessionId {
@@ -544,64 +533,8 @@ impl Obligation {
     }
 }
 
-/// What an existing session owes that has no obligation yet (a table written before obligations
-/// existed, or a write that predates them): a PENDING payment to check, a FAILED payment younger
-/// than 48 hours to re-check, a PENDING refund to see through, a stray SUCCESS not refunded
-/// (returned as the payment to refund automatically). Pure; the sweep command and
-/// reconciliation both apply it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Missing {
-    pub obligations: Vec<Obligation>,
-    /// Stray successes with something left to refund and no refund PENDING: start an automatic
-    /// refund of what is left.
-    pub stray_payments: Vec<PaymentId>,
-}
-
-pub fn missing_obligations(
-    session: &ParkingSession,
-    payments: &[Payment],
-    refunds: &[Refund],
-    obligations: &[Obligation],
-    now: Timestamp,
-) -> Missing {
-    let has = |id: &str| obligations.iter().any(|o| o.target_id() == id);
-    let mut out = Missing::default();
-    for p in payments {
-        match p.status() {
-            PaymentStatus::Pending if !has(p.id().as_str()) => out.obligations.push(Obligation::check_payment(p, now)),
-            PaymentStatus::Failed if !has(p.id().as_str()) => {
-                out.obligations.extend(Obligation::recheck_failed_payment(p, now));
-            }
-            PaymentStatus::Success if is_stray(session, p) => {
-                let mine = || refunds.iter().filter(|r| r.payment_id() == p.id());
-                let pending_refund = mine().any(|r| r.status() == RefundStatus::Pending);
-                let automatic_before = mine().any(is_system);
-                if !pending_refund && !automatic_before && crate::refund::refundable(p, refunds) > Paise::ZERO {
-                    out.stray_payments.push(p.id().clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    for r in refunds {
-        if r.status() == RefundStatus::Pending && !has(r.id().as_str()) {
-            out.obligations.push(Obligation::see_refund_through(r, r.by_operator() && is_system(r), now));
-        }
-    }
-    out
-}
-
-/// A SUCCESS payment that is not the one that paid its session: money the session cannot take.
-pub fn is_stray(session: &ParkingSession, payment: &Payment) -> bool {
-    payment.status() == PaymentStatus::Success && session.paid_by() != Some(payment.id())
-}
-
 /// The identity parkpay uses for refunds it starts itself.
 pub const SYSTEM_USER: &str = "parkpay-system";
-
-fn is_system(refund: &Refund) -> bool {
-    refund.requested_by().as_str() == SYSTEM_USER
-}
 
 #[cfg(test)]
 mod tests {
@@ -668,7 +601,6 @@ mod tests {
         let mut old = Obligation::check_payment(&p, base);
         assert_eq!(old.payment_failed(plus_secs(base, RECHECK_WINDOW_SECS + 1)), Transition::Applied);
         assert_eq!(old.state(), ObligationState::Done);
-        assert!(Obligation::recheck_failed_payment(&p, plus_secs(base, RECHECK_WINDOW_SECS + 1)).is_none());
     }
 
     #[test]

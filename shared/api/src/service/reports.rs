@@ -149,21 +149,33 @@ pub async fn apply_payment_report(
         if session.version() != s_ver {
             writes.push(Write::Update { record: Record::Session(session.clone()), expected_version: s_ver });
         }
-        writes.extend(obligation_write(&bundle, target, obligation));
+        writes.extend(obligation_write(&bundle, target, obligation.clone()));
         writes.extend(extra);
         match state.store.commit(writes).await {
             Ok(()) => {
                 tracing::info!(payment = %payment_id, status = payment.status().as_str(),
                     session_status = session.status().as_str(), source = source.as_str(), "payment outcome applied");
-                if let Some(refund) = automatic {
-                    // Best effort now; the obligation recorded with it sees it through.
-                    match send_refund(state, session.user_id(), &refund).await {
-                        Ok(_) => tracing::warn!(payment = %payment_id, refund = %refund.id(),
-                            "automatic refund of a payment its session cannot take"),
-                        Err(e) => tracing::warn!(payment = %payment_id, refund = %refund.id(), error = %e.message,
-                            "automatic refund not sent yet; reconciliation will send it"),
+                let Some(refund) = automatic else {
+                    // What was just committed, without reading it back.
+                    let mut after = bundle;
+                    after.session = session;
+                    if let Some(p) = after.payments.iter_mut().find(|p| p.id() == payment_id) {
+                        *p = payment;
                     }
+                    match after.obligations.iter_mut().find(|o| o.target_id() == target) {
+                        Some(o) => *o = obligation,
+                        None => after.obligations.push(obligation),
+                    }
+                    return Ok((after, true));
+                };
+                // Best effort now; the obligation recorded with it sees it through.
+                match send_refund(state, session.user_id(), &refund).await {
+                    Ok(_) => tracing::warn!(payment = %payment_id, refund = %refund.id(),
+                        "automatic refund of a payment its session cannot take"),
+                    Err(e) => tracing::warn!(payment = %payment_id, refund = %refund.id(), error = %e.message,
+                        "automatic refund not sent yet; reconciliation will send it"),
                 }
+                // The refund has moved on since the commit: read the session back.
                 let after = state
                     .store
                     .load_session(session_id)
