@@ -104,6 +104,7 @@ pub fn state_with(
         store: stores.store,
         idempotency: stores.idempotency,
         pending: stores.pending,
+        attention: stores.attention,
         gateway,
         lots: Arc::new(core.lots),
         clock: Arc::new(SystemClock),

@@ -13,6 +13,7 @@ pub mod routes;
 pub mod secrets;
 pub mod service;
 pub mod state;
+pub mod sweep;
 pub mod views;
 
 pub use config::{ConfigError, CoreSettings, Settings};

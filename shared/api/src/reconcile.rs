@@ -18,6 +18,9 @@
 //!   PhonePe has never seen it and the last send is older than the grace period, send it again
 //!   with the same id.
 //!
+//! Every session loaded for an attempt is also checked against the sweep's rule
+//! ([`crate::sweep`]): its records owed with no obligation become obligations first.
+//!
 //! An error (PhonePe or the store unreachable, rate limited) backs the obligation off
 //! exponentially; nothing is ever given up because PhonePe could not be asked.
 //!
@@ -192,7 +195,18 @@ impl Reconciler {
     async fn one(&self, entry: &DueEntry, now: Timestamp) -> Result<Outcome, String> {
         let store = &self.state.store;
         let bundle = store.load_session(&entry.session_id).await.map_err(|e| e.to_string())?;
-        let Some(bundle) = bundle else { return Ok(Outcome::Skipped) };
+        let Some(mut bundle) = bundle else { return Ok(Outcome::Skipped) };
+        // The sweep's rule on every session loaded: money of this session owed with no
+        // obligation (records from before obligations) becomes obligations now.
+        match crate::sweep::sweep_bundle(&**store, &*self.state.clock, &bundle).await {
+            Ok(found) if !found.is_empty() => match store.load_session(&entry.session_id).await {
+                Ok(Some(b)) => bundle = b,
+                Ok(None) => return Ok(Outcome::Skipped),
+                Err(e) => return Err(e.to_string()),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(session = %entry.session_id, error = %e.message, "sweep of a session failed"),
+        }
         let Some(current) = bundle.obligation(&entry.target_id) else { return Ok(Outcome::Skipped) };
         let mut claimed = current.clone();
         if !claimed.claim(now).is_applied() {

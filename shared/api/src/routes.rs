@@ -22,6 +22,7 @@ pub enum Endpoint {
     VerifyPayment,
     Refund,
     PhonePeCallback,
+    ListObligations,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +105,15 @@ pub const ROUTES: &[Route] = &[
         binary: "phonepe-callback",
         requires_token: false,
         uses_phonepe: true,
+    },
+    Route {
+        endpoint: Endpoint::ListObligations,
+        method: "GET",
+        path: "/api/obligations/",
+        function: "ListObligationsFunction",
+        binary: "list-obligations",
+        requires_token: true,
+        uses_phonepe: false,
     },
 ];
 
@@ -230,6 +240,13 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
                 ));
             }
             Ok(json_response(StatusCode::OK, &service::callback(state, req.headers(), bytes).await?))
+        }
+        Endpoint::ListObligations => {
+            let who = caller(&req)?;
+            let params = req.query_string_parameters_ref();
+            let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
+            let query = service::ObligationsQuery { state: get("state"), limit: get("limit"), cursor: get("cursor") };
+            Ok(json_response(StatusCode::OK, &service::list_obligations(state, &who, &query).await?))
         }
     }
 }

@@ -102,6 +102,11 @@ impl PaymentGateway for LazyPhonePe {
     }
 
     async fn verify_notice(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notice, CallbackError> {
+        // An unsigned notification is refused before the keys are loaded: it must not make us
+        // call the secret store (nor turn a 401 into a 503 while the store is down).
+        if headers.get(parkpay_gateway::phonepe_v1::X_VERIFY).is_none_or(|v| v.as_bytes().trim_ascii().is_empty()) {
+            return Err(CallbackError::MissingSignature);
+        }
         match self.client().await {
             Ok(c) => c.verify_notice(headers, body).await,
             Err(reason) => {

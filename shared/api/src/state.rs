@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use parkpay_domain::{LotCatalog, Paise, Timestamp};
 use parkpay_gateway::PaymentGateway;
-use parkpay_store::{IdempotencyStore, PendingIndex, Store};
+use parkpay_store::{AttentionIndex, IdempotencyStore, PendingIndex, SessionScan, Store};
 use url::Url;
 
 /// The time source. Production reads the system clock; tests can compress or freeze time.
@@ -40,18 +40,21 @@ pub fn random_id_bytes() -> [u8; 16] {
     bytes
 }
 
-/// The three narrow store traits, usually served by one database.
+/// The narrow store traits, usually served by one database.
 #[derive(Clone)]
 pub struct Stores {
     pub store: Arc<dyn Store>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub pending: Arc<dyn PendingIndex>,
+    pub attention: Arc<dyn AttentionIndex>,
+    /// Reading every session (the one-time sweep; never on a request path).
+    pub scan: Arc<dyn SessionScan>,
 }
 
 impl Stores {
-    pub fn new<D: Store + IdempotencyStore + PendingIndex + 'static>(db: D) -> Self {
+    pub fn new<D: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan + 'static>(db: D) -> Self {
         let db = Arc::new(db);
-        Stores { store: db.clone(), idempotency: db.clone(), pending: db }
+        Stores { store: db.clone(), idempotency: db.clone(), pending: db.clone(), attention: db.clone(), scan: db }
     }
 }
 
@@ -64,6 +67,8 @@ pub struct AppState {
     /// Open obligations by their next attempt, for reconciliation (the same database as
     /// `store`).
     pub pending: Arc<dyn PendingIndex>,
+    /// Obligations overdue or needing a person, for operators (the same database as `store`).
+    pub attention: Arc<dyn AttentionIndex>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub lots: Arc<LotCatalog>,
     pub clock: Arc<dyn Clock>,

@@ -90,6 +90,7 @@ impl World {
                 store: stores.store,
                 idempotency: stores.idempotency,
                 pending: stores.pending,
+                attention: stores.attention,
                 gateway: Arc::new(PhonePeV1::new(cfg).unwrap()),
                 lots: Arc::new(LotCatalog::default_local()),
                 clock: Arc::new(SystemClock),
@@ -679,7 +680,7 @@ fn valid_bodies(endpoint: Endpoint, seeds: &Seeds) -> Vec<Value> {
         Endpoint::CreatePayment => payment,
         Endpoint::VerifyPayment => verify,
         Endpoint::Refund => refund,
-        Endpoint::ListLots | Endpoint::GetSession | Endpoint::PhonePeCallback => {
+        Endpoint::ListLots | Endpoint::GetSession | Endpoint::PhonePeCallback | Endpoint::ListObligations => {
             [session, payment, verify, refund].concat()
         }
     }

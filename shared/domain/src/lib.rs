@@ -25,6 +25,7 @@ pub mod payment;
 pub mod refund;
 pub mod session;
 pub mod time;
+pub mod untracked;
 pub mod vehicle;
 
 pub use self::time::Timestamp;
@@ -39,6 +40,7 @@ pub use refund::{
     refundable,
 };
 pub use session::{BookingRequest, ParkingSession, SessionStatus};
+pub use untracked::{Untracked, untracked};
 pub use vehicle::VehicleNumber;
 
 /// What a successful transition did. See the crate docs.

@@ -358,7 +358,13 @@ impl Obligation {
 
     /// Open and late: past its deadline, or its attempt is [`LATE_ATTEMPT_OVERDUE_SECS`] late.
     pub fn is_overdue(&self, now: Timestamp) -> bool {
-        self.is_open() && (now >= self.due_by || now >= plus_secs(self.next_attempt_at, LATE_ATTEMPT_OVERDUE_SECS))
+        self.is_open() && now >= self.overdue_from()
+    }
+
+    /// From when it is overdue as it stands (unless it moves on first): the earlier of its
+    /// deadline and its next attempt plus [`LATE_ATTEMPT_OVERDUE_SECS`].
+    pub fn overdue_from(&self) -> Timestamp {
+        self.due_by.min(plus_secs(self.next_attempt_at, LATE_ATTEMPT_OVERDUE_SECS))
     }
 
     /// The payment's age (ms since acceptance) at `now`.

@@ -184,6 +184,22 @@ pub const EXPECTATIONS: &[Expectation] = &[
     expect("phonepe-callback.json", 200, &[("/success", Json("true")), ("/applied", Json("true"))]),
     expect("phonepe-callback.forged.json", 401, &[("/error/code", Json(r#""INVALID_SIGNATURE""#))]),
     expect("phonepe-callback.missing-checksum.json", 401, &[("/error/code", Json(r#""INVALID_SIGNATURE""#))]),
+    expect(
+        "list-obligations.json",
+        200,
+        &[
+            ("/obligations/0/kind", Json(r#""AUTOMATIC_REFUND""#)),
+            ("/obligations/0/state", Json(r#""NEEDS_PERSON""#)),
+            ("/obligations/0/session_id", Json(r#""ps_01jdfx8r2m0000000000000009""#)),
+            ("/obligations/0/payment_id", Json(r#""PP01JDFX8R2M0000000000000009""#)),
+            ("/obligations/0/refund_id", Json(r#""RF01JDFX8R2M0000000000000009""#)),
+            ("/obligations/0/amount", Json(r#""100.00""#)),
+            ("/obligations/0/next_attempt_at", Json("null")),
+            ("/next_cursor", Json("null")),
+        ],
+    ),
+    expect("list-obligations.driver.json", 403, &[("/error/code", Json(r#""OPERATOR_ONLY""#))]),
+    expect("list-obligations.bad-state.json", 422, &[("/error/code", Json(r#""INVALID_QUERY""#))]),
 ];
 
 pub fn expectation(file: &str) -> Option<&'static Expectation> {

@@ -12,6 +12,7 @@
 //! | `…0006` | driver | `PP…0006` PENDING | `phonepe-callback.json` (a validly signed SUCCESS for it) |
 //! | `…0007` | driver | `PP…0007` PENDING | `phonepe-callback.forged.json`, `…missing-checksum.json` (must stay PENDING) |
 //! | `…0008` | driver | `PP…0008` PENDING here since a minute ago, COMPLETED at the simulator (callback lost) | `reconcile-payments.json` |
+//! | `…0009` | driver | booked; `PP…0009` SUCCESS it did not take, its automatic refund `RF…0009` FAILED: an AUTOMATIC_REFUND obligation that needs a person | `list-obligations*.json` |
 //!
 //! Each session is used by one function's events only, and each event leaves the others'
 //! expectations intact, so the HTTP events can run in any order, once each, on one seeded store.
@@ -19,8 +20,8 @@
 //! only payment old enough for reconciliation's first check is `…0008`.
 
 use parkpay_domain::{
-    BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument,
-    SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
+    BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument, Refund,
+    RefundId, RefundRequest, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
 };
 use parkpay_gateway::{Instrument, MerchantTxnId, PayRequest, PaymentGateway};
 use parkpay_simulator::{Faults, Outcome, Simulator};
@@ -41,7 +42,8 @@ pub const TO_REFUND: u64 = 5;
 pub const CALLBACK: u64 = 6;
 pub const FORGED: u64 = 7;
 pub const RECONCILE: u64 = 8;
-pub const ALL: [u64; 8] = [BOOKED, PAYABLE, PAID, TO_VERIFY, TO_REFUND, CALLBACK, FORGED, RECONCILE];
+pub const NEEDS_PERSON: u64 = 9;
+pub const ALL: [u64; 9] = [BOOKED, PAYABLE, PAID, TO_VERIFY, TO_REFUND, CALLBACK, FORGED, RECONCILE, NEEDS_PERSON];
 
 /// How long before seeding fixture [`RECONCILE`] was booked and its payment started: past
 /// reconciliation's first check (20–25 s), well inside PhonePe's 20-minute timeout.
@@ -58,6 +60,11 @@ pub fn session_id(n: u64) -> SessionId {
 /// The fixed id of the payment of fixture session `n` (sessions 3 to 8 have one).
 pub fn payment_id(n: u64) -> PaymentId {
     PaymentId::parse(&format!("PP01JDFX8R2M{n:016}")).expect("fixture payment ids are valid")
+}
+
+/// The fixed id of the (automatic) refund of fixture session `n` (session 9 has one).
+pub fn refund_id(n: u64) -> RefundId {
+    RefundId::parse(&format!("RF01JDFX8R2M{n:016}")).expect("fixture refund ids are valid")
 }
 
 fn user(id: &str) -> UserId {
@@ -88,6 +95,27 @@ fn paid(session: &mut ParkingSession, payment: &mut Payment, n: u64, now: Timest
     if applied { Ok(()) } else { Err(format!("fixture {n}: payment not applied")) }
 }
 
+/// Fixture [`NEEDS_PERSON`]: `payment` succeeded for a session that did not take it, and PhonePe
+/// refused its automatic refund: the refund FAILED and its obligation needs a person.
+fn stray_refund_refused(payment: &mut Payment, n: u64, now: Timestamp) -> Result<Vec<Write>, String> {
+    let report = SuccessReport { amount: payment.amount(), provider_txn_id: Some(format!("T2511271015301234{n:06}")), utr: None };
+    let applied = payment.succeed(report, now).map_err(|e| format!("fixture {n}: {e}"))?.is_applied();
+    let request = RefundRequest {
+        amount: None,
+        reason: Some("automatic: fixture".into()),
+        requested_by: user(SYSTEM_USER),
+        by_operator: true,
+    };
+    let mut refund = Refund::request(refund_id(n), payment, &[], request, now).map_err(|e| format!("fixture {n}: {e}"))?;
+    payment.note_refund_requested(now);
+    let mut obligation = Obligation::see_refund_through(&refund, true, now);
+    let failed = refund.fail(now).map_err(|e| format!("fixture {n}: {e}"))?.is_applied();
+    if !(applied && failed && obligation.needs_person("PhonePe refused the automatic refund (fixture)", now).is_applied()) {
+        return Err(format!("fixture {n}: not applied"));
+    }
+    Ok(vec![Write::Insert(Record::Refund(refund)), Write::Insert(Record::Obligation(obligation))])
+}
+
 /// Seed the store with every fixture (see the module docs), and make the simulator know the
 /// payments the events verify or refund: paid through `gateway` (pointed at `simulator`), then
 /// completed with their callbacks dropped, so only the status API tells.
@@ -111,6 +139,8 @@ pub async fn seed(
                 .map_err(|e| format!("fixture {n}: {e}"))?;
             if n == PAID || n == TO_REFUND {
                 paid(&mut session, &mut payment, n, now)?;
+            } else if n == NEEDS_PERSON {
+                writes.extend(stray_refund_refused(&mut payment, n, now)?);
             } else {
                 // As create-payment records it: with the obligation to check it.
                 writes.push(Write::Insert(Record::Obligation(Obligation::check_payment(&payment, at))));

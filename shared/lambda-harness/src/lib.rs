@@ -15,15 +15,19 @@
 //!   each function gets (as `template.yaml` sets it, with offline stand-ins).
 //! - [`dynamo_proxy`]: forwards to DynamoDB Local and records the IAM action of every call, so
 //!   the tests can check each function's template policy allows what it really does.
+//! - [`ssm_standin`]: a stand-in for SSM Parameter Store (`GetParameter`, AWS JSON 1.1), for a
+//!   function whose salt key is read from SSM as on AWS; it records each call and can fail.
 //! - [`workspace`]: where the workspace, its `[[bin]]`s and the built binaries are.
 //!
-//! The test binary `tests/serverless.rs` and the `coldstart` benchmark are built on these.
+//! The test binaries `tests/serverless.rs` and `tests/ssm.rs`, and the `coldstart` benchmark,
+//! are built on these.
 
 pub mod dynamo_proxy;
 pub mod events;
 pub mod fixtures;
 pub mod process;
 pub mod runtime_api;
+pub mod ssm_standin;
 pub mod template;
 pub mod workspace;
 pub mod world;

@@ -9,6 +9,11 @@
 //! | `PHONEPE_CALLBACK_URL` (`https://{api}.execute-api…/api/payment/callback/phonepe/`) | a closed local port (callbacks are driven by `events/phonepe-callback*.json`) |
 //! | `PARKPAY_TABLE`, `PARKPAY_LOTS_JSON`, `PARKPAY_REDIRECT_URL` | a fresh table, `""` (built-in lots), an https URL |
 //! | — | `PHONEPE_SIMULATION_MODE=true`, `PHONEPE_SIMULATOR_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, dummy credentials and region |
+//!
+//! [`function_env_with`] and [`Salt::Ssm`] keep `PHONEPE_SALT_KEY_SSM_PARAMETER` as the template
+//! sets it (the parameter's name, [`salt_parameter_name`]) and point the AWS SDK's SSM endpoint
+//! at a stand-in ([`crate::ssm_standin`]) with `AWS_ENDPOINT_URL_SSM`, so the function reads its
+//! salt key from "SSM" as on AWS.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -95,11 +100,56 @@ pub fn offline_value(name: &str, offline: &Offline) -> Result<(String, String), 
     }
 }
 
+/// Where a function's PhonePe salt key comes from offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Salt {
+    /// `PHONEPE_SALT_KEY` = the simulator's sandbox salt, instead of the SSM parameter's name
+    /// (see [`offline_value`]): no SSM call at all.
+    Inline,
+    /// `PHONEPE_SALT_KEY_SSM_PARAMETER` = `parameter`, as on AWS, and `AWS_ENDPOINT_URL_SSM` =
+    /// `endpoint`. `aws_config::defaults(…).load()` (`parkpay_api::lambda::sdk_config`) gives
+    /// the SDK config an environment-backed service configuration, from which the SSM client
+    /// takes `AWS_ENDPOINT_URL_SSM`, as the DynamoDB client takes `AWS_ENDPOINT_URL_DYNAMODB`.
+    Ssm { parameter: String, endpoint: String },
+}
+
+/// The SSM parameter name template.yaml gives `function` as `PHONEPE_SALT_KEY_SSM_PARAMETER`:
+/// the `Default` of the template parameter it `!Ref`s, or its literal text.
+pub fn salt_parameter_name(template: &template::Template, function: &template::Function) -> Result<String, String> {
+    let value = function
+        .env
+        .get("PHONEPE_SALT_KEY_SSM_PARAMETER")
+        .ok_or_else(|| format!("{}: template.yaml gives it no PHONEPE_SALT_KEY_SSM_PARAMETER", function.logical_id))?;
+    match template::ref_target(value) {
+        Some(parameter) => template
+            .parameter_default(&parameter)
+            .ok_or_else(|| format!("template.yaml: parameter {parameter} has no Default")),
+        None => value.as_str().map(str::to_owned).ok_or_else(|| {
+            format!("{}: PHONEPE_SALT_KEY_SSM_PARAMETER is neither text nor a !Ref: {value:?}", function.logical_id)
+        }),
+    }
+}
+
 /// The whole environment of `function` offline (besides the `AWS_LAMBDA_*` runtime variables).
 pub fn function_env(function: &template::Function, offline: &Offline) -> Result<Vec<(String, String)>, String> {
+    function_env_with(function, offline, &Salt::Inline)
+}
+
+/// [`function_env`], with the salt key from `salt`.
+pub fn function_env_with(
+    function: &template::Function,
+    offline: &Offline,
+    salt: &Salt,
+) -> Result<Vec<(String, String)>, String> {
     let mut env = Vec::new();
     for name in function.env.keys() {
-        env.push(offline_value(name, offline)?);
+        match (name.as_str(), salt) {
+            ("PHONEPE_SALT_KEY_SSM_PARAMETER", Salt::Ssm { parameter, endpoint }) => {
+                env.push((name.clone(), parameter.clone()));
+                env.push(("AWS_ENDPOINT_URL_SSM".into(), endpoint.clone()));
+            }
+            _ => env.push(offline_value(name, offline)?),
+        }
     }
     env.push(("PHONEPE_SIMULATION_MODE".into(), "true".into()));
     env.push(("PHONEPE_SIMULATOR_URL".into(), offline.simulator_url.clone()));

@@ -246,6 +246,7 @@ pub async fn start_with_store(
         store: stores.store,
         idempotency: stores.idempotency,
         pending: stores.pending,
+        attention: stores.attention,
         gateway: Arc::new(gateway),
         lots: Arc::new(settings.lots.clone()),
         clock: clock.clone(),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Env, Rec};
+use common::{Env, Rec, assert_money, operator, paid_session, wait_session};
 use parkpay_api::reconcile::TIMEOUT_SECS;
 use parkpay_simulator::{Faults, ForcedAnswer, Operation, Outcome, SimState, TxnKind};
 use reqwest::StatusCode;
@@ -17,87 +17,12 @@ fn txn(p: &Value) -> String {
     p["merchant_txn_id"].as_str().unwrap().to_owned()
 }
 
-fn operator(env: &Env) -> String {
-    env.server.token("operator-1", true)
-}
-
-async fn paid_session(env: &Env, token: &str) -> (String, Value) {
-    let sid = env.book(token).await;
-    let p = env.create_payment(token, &sid).await;
-    env.pay(&p, "success").await;
-    env.wait_for_status(token, &sid, "PAID").await;
-    (sid, p)
-}
-
 async fn post_refund(env: &Env, token: &str, txn: &str, amount: Option<&str>) -> (StatusCode, Value) {
     let body = match amount {
         Some(a) => json!({"merchant_txn_id": txn, "amount": a}),
         None => json!({"merchant_txn_id": txn}),
     };
     env.call("POST", "/api/payment/phonepe/refund/", Some(token), Some(&body.to_string())).await
-}
-
-/// Wait until `check` holds for the session (callbacks arrive in the background).
-async fn wait_session(env: &Env, sid: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let op = operator(env);
-    for _ in 0..400 {
-        let s = env.session(&op, sid).await;
-        if check(&s) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("session {sid} never reached: {what}: {}", env.session(&op, sid).await);
-}
-
-fn paise(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or("0.00");
-    let (r, p) = s.split_once('.').unwrap();
-    r.parse::<i64>().unwrap() * 100 + p.parse::<i64>().unwrap()
-}
-
-/// For every session: our paid − refunded (from the payments and refunds we hold SUCCESS)
-/// equals the simulator's completed payments − completed refunds of those payments; and our
-/// session's own `paid − refunded` never exceeds it.
-async fn assert_money(env: &Env, sessions: &[String]) {
-    let op = operator(env);
-    let sim = env.server.simulator.transactions();
-    for sid in sessions {
-        let s = env.session(&op, sid).await;
-        let ours_paid: i64 = s["payments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["status"] == "SUCCESS")
-            .map(|p| paise(&p["amount"]))
-            .sum();
-        let ours_refunded: i64 = s["refunds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["status"] == "SUCCESS")
-            .map(|r| paise(&r["amount"]))
-            .sum();
-        let ids: Vec<String> = s["payments"].as_array().unwrap().iter().map(txn).collect();
-        let sim_paid: i64 = sim
-            .iter()
-            .filter(|t| t.kind == TxnKind::Payment && ids.contains(&t.merchant_transaction_id))
-            .filter(|t| t.state == SimState::Completed)
-            .map(|t| t.amount as i64)
-            .sum();
-        let sim_refunded: i64 = sim
-            .iter()
-            .filter(|t| t.kind == TxnKind::Refund && t.state == SimState::Completed)
-            .filter(|t| t.original_transaction_id.as_ref().is_some_and(|o| ids.contains(o)))
-            .map(|t| t.amount as i64)
-            .sum();
-        assert_eq!(
-            (ours_paid, ours_refunded),
-            (sim_paid, sim_refunded),
-            "session {sid}: ours (paid, refunded) vs PhonePe's: {s}"
-        );
-        assert!(paise(&s["paid"]) - paise(&s["refunded"]) <= ours_paid - ours_refunded, "{s}");
-    }
 }
 
 /// Why 1: a refund that met a 5xx before PhonePe recorded it is answered 202 PENDING and then

@@ -8,7 +8,7 @@
 //! | session | `SESSION#{session_id}` | `#SESSION` | `USER#{user_id}` | `{created_at}#{session_id}` | — | — |
 //! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — | — | — |
 //! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — | — | — |
-//! | obligation | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | — | — | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
+//! | obligation | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`¹ or `NEEDS_PERSON#{shard}`² | `{overdue_from}#OBLIGATION#{target_id}`¹ or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
 //! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — |
 //! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — |
 //!
@@ -16,6 +16,8 @@
 //!   ([`keys::due_shard`]). Items written by earlier versions may still carry `GSI2PK` =
 //!   `PENDING` on payments and refunds; nothing reads that partition any more, and the next
 //!   write of such an item (a whole-item Put) drops it.
+//! ² only while the obligation needs a person. `overdue_from` is when the open obligation is
+//!   overdue as it stands ([`Obligation::overdue_from`](parkpay_domain::Obligation::overdue_from)).
 //!
 //! - `created_at` in `GSI1SK` and `GSI2SK` is the creation time in Unix milliseconds,
 //!   zero-padded to 15 digits (enough for year 9999), so text order is time order.
@@ -30,8 +32,12 @@
 //!   and `id`. It is put in the same TransactWriteItems as the insert of its payment or refund,
 //!   conditionally on `attribute_not_exists(PK)`: a merchant transaction id is unique across
 //!   payments and refunds, and is resolved without a scan.
-//! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds only sessions (only
-//!   they carry `GSI1PK`): a user's sessions newest first. It is eventually consistent.
+//! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds sessions under
+//!   `USER#{user}` (a user's sessions newest first) and the attention lists: open obligations
+//!   under `OVERDUE#{shard}` by the time they become overdue, and those needing a person under
+//!   `NEEDS_PERSON#{shard}` by when they came to (32 shards each, like `GSI2`). A list is read
+//!   newest first from each shard (`GSI1SK <` "now" or the cursor) and merged. It is eventually
+//!   consistent; each entry carries the whole obligation as written.
 //! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: an
 //!   obligation item carries `GSI2PK` = `DUE#{shard}` and `GSI2SK` exactly while it is open.
 //!   Every write of an obligation is a whole-item Put built from the record, in the commit that
@@ -55,6 +61,8 @@
 //! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
 //! | [`Store::list_sessions`] | Query `GSI1`, `GSI1PK = USER#{user}`, ScanIndexForward=false, Limit |
 //! | [`Store::commit`] | one TransactWriteItems, whatever the number of writes |
+//! | [`AttentionIndex::list_attention`] | 32 Queries on `GSI1` in parallel, `GSI1PK = OVERDUE#{n}` (or `NEEDS_PERSON#{n}`) `AND GSI1SK < {bound}`, ScanIndexForward=false, Limit |
+//! | [`SessionScan::scan_sessions`] | Scan, `SK = #SESSION` filter, ProjectionExpression `PK`, Limit, ExclusiveStartKey |
 //! | [`PendingIndex::list_due`] | 32 Queries on `GSI2` in parallel, `GSI2PK = DUE#{n} AND GSI2SK < {before:015}`, Limit |
 //! | [`IdempotencyStore::acquire`] | PutItem, condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
 //! | [`IdempotencyStore::complete`] | UpdateItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
@@ -112,8 +120,9 @@ use crate::keys::{
     idempotency_key, idempotency_pk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
 use crate::{
-    Acquire, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex, Record, SessionBundle, Store, StoreError,
-    StoredResponse, TxnRef, Write, validate_commit,
+    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex,
+    Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
+    validate_commit,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -358,6 +367,10 @@ fn record_item(record: &Record) -> Result<Item, StoreError> {
     if let Record::Session(s) = record {
         extra.push((GSI1PK, user_gsi1pk(s.user_id())));
         extra.push((GSI1SK, session_gsi1sk(s.created_at(), s.id())));
+    }
+    if let Some((gsi1pk, gsi1sk)) = record.attention_index() {
+        extra.push((GSI1PK, gsi1pk));
+        extra.push((GSI1SK, gsi1sk));
     }
     if let Some((gsi2pk, gsi2sk)) = record.due_index() {
         extra.push((GSI2PK, gsi2pk));
@@ -792,8 +805,17 @@ impl IdempotencyStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// One shard's entries due before `bound`, earliest first, at most `limit`.
-    async fn list_due_shard(&self, shard: u32, bound: &str, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+    /// Items of index `index` under partition key `pk` whose sort key is below `bound`, in
+    /// sort-key order (`forward`) or reversed, at most `limit`, across pages.
+    async fn query_below(
+        &self,
+        index: &str,
+        (pk_attr, sk_attr): (&str, &str),
+        pk: String,
+        bound: &str,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::new();
         let mut start_key = None;
         while found.len() < limit {
@@ -802,24 +824,19 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(GSI2)
+                .index_name(index)
                 .key_condition_expression("#pk = :pk AND #sk < :before")
-                .expression_attribute_names("#pk", GSI2PK)
-                .expression_attribute_names("#sk", GSI2SK)
-                .expression_attribute_values(":pk", string(due_gsi2pk(shard)))
+                .expression_attribute_names("#pk", pk_attr)
+                .expression_attribute_names("#sk", sk_attr)
+                .expression_attribute_values(":pk", string(pk.as_str()))
                 .expression_attribute_values(":before", string(bound))
-                .scan_index_forward(true)
+                .scan_index_forward(forward)
                 .limit(page)
                 .set_exclusive_start_key(start_key.take())
                 .send()
                 .await
-                .map_err(|e| StoreError::Unavailable(sdk_message("Query GSI2", &self.table, &e)))?;
-            for item in out.items.unwrap_or_default() {
-                let attr = |name| {
-                    string_attr(&item, name).ok_or_else(|| corrupt(format!("{}: no {name} in GSI2", describe(&item))))
-                };
-                found.push(due_from_index(attr(PK)?, attr(SK)?, attr(GSI2SK)?)?);
-            }
+                .map_err(|e| StoreError::Unavailable(sdk_message(&format!("Query {index}"), &self.table, &e)))?;
+            found.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
                 _ => break,
@@ -827,6 +844,20 @@ impl DynamoStore {
         }
         found.truncate(limit);
         Ok(found)
+    }
+
+    /// One shard's entries due before `bound`, earliest first, at most `limit`.
+    async fn list_due_shard(&self, shard: u32, bound: &str, limit: usize) -> Result<Vec<DueEntry>, StoreError> {
+        let items = self.query_below(GSI2, (GSI2PK, GSI2SK), due_gsi2pk(shard), bound, true, limit).await?;
+        items
+            .iter()
+            .map(|item| {
+                let attr = |name| {
+                    string_attr(item, name).ok_or_else(|| corrupt(format!("{}: no {name} in GSI2", describe(item))))
+                };
+                due_from_index(attr(PK)?, attr(SK)?, attr(GSI2SK)?)
+            })
+            .collect()
     }
 }
 
@@ -844,6 +875,89 @@ impl PendingIndex for DynamoStore {
         }
         crate::sort_due(&mut all);
         Ok(all)
+    }
+}
+
+impl DynamoStore {
+    /// One shard of an attention list below `bound`, newest first, at most `limit`.
+    async fn list_attention_shard(
+        &self,
+        list: AttentionList,
+        shard: u32,
+        bound: &str,
+        limit: usize,
+    ) -> Result<Vec<AttentionEntry>, StoreError> {
+        let pk = keys::attention_gsi1pk(list, shard);
+        let items = self.query_below(GSI1, (GSI1PK, GSI1SK), pk, bound, false, limit).await?;
+        let mut found = Vec::with_capacity(items.len());
+        for item in items {
+            let listed = string_attr(&item, GSI1SK).map(str::to_owned);
+            let record = Record::Obligation(entity_from_item(item, Entity::Obligation)?);
+            let Some((_, position)) = record.attention_index() else { continue };
+            if listed.as_deref() != Some(position.as_str()) {
+                return Err(corrupt(format!("attention entry {listed:?} holds an obligation at {position}")));
+            }
+            if let Record::Obligation(obligation) = record {
+                found.push(AttentionEntry { position, obligation });
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl AttentionIndex for DynamoStore {
+    async fn list_attention(
+        &self,
+        list: AttentionList,
+        now: Timestamp,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AttentionEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let bound = crate::attention_bound(list, now, before);
+        let shards = (0..keys::DUE_SHARDS).map(|shard| self.list_attention_shard(list, shard, &bound, limit));
+        let mut all = Vec::new();
+        for result in futures::future::join_all(shards).await {
+            all.extend(result?);
+        }
+        Ok(crate::merge_attention(list, now, all, limit))
+    }
+}
+
+#[async_trait]
+impl SessionScan for DynamoStore {
+    async fn scan_sessions(&self, after: Option<&ScanCursor>, page_items: usize) -> Result<ScanPage, StoreError> {
+        let start = after.map(|c| HashMap::from([(PK.to_owned(), string(&c.pk)), (SK.to_owned(), string(&c.sk))]));
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("#sk = :session")
+            .projection_expression("#pk, #sk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":session", string(keys::SESSION_SK))
+            .limit(i32::try_from(page_items.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(sdk_message("Scan", &self.table, &e)))?;
+        let mut sessions = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let pk = string_attr(&item, PK).unwrap_or_default();
+            let id = pk
+                .strip_prefix(keys::SESSION_PREFIX)
+                .and_then(|id| SessionId::parse(id).ok())
+                .ok_or_else(|| corrupt(format!("{}: not a session key", describe(&item))))?;
+            sessions.push(id);
+        }
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty()).and_then(|k| {
+            Some(ScanCursor { pk: string_attr(&k, PK)?.to_owned(), sk: string_attr(&k, SK)?.to_owned() })
+        });
+        Ok(ScanPage { sessions, next })
     }
 }
 

@@ -11,6 +11,10 @@
 //!   the item's `(PK, SK)`: index `GSI2`, holding an obligation exactly while it is open,
 //!   maintained in the same transaction as the record. (Databases written by earlier versions
 //!   also hold a table `pending` of PENDING payments and refunds, no longer read.)
+//! - Table `attention`: key `(GSI1PK, GSI1SK)` of an obligation on an attention list
+//!   (`("OVERDUE#{shard}" | "NEEDS_PERSON#{shard}", "{time:015}#{SK}")`, see
+//!   [`Record::attention_index`]), value the item's `(PK, SK)`: that part of index `GSI1`,
+//!   maintained in the same transaction as the record.
 //! - Idempotency records live in `items` under `("IDEMPOTENCY#{key}", "#IDEMPOTENCY")`, as the
 //!   same attributes as on DynamoDB (JSON). Each operation on one is one write transaction: read,
 //!   decide, write. Nothing removes dead records (no TTL here); the next acquire overwrites one.
@@ -40,17 +44,19 @@ use serde_json::{Map, Value};
 
 use crate::idempotency::{self as idem, Completion, IdempotencyItem};
 use crate::keys::{
-    BundleBuilder, DUE_SHARDS, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, corrupt, due_from_index,
+    BundleBuilder, DUE_SHARDS, attention_gsi1pk, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, corrupt, due_from_index,
     due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
 use crate::{
-    Acquire, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex, Record, SessionBundle, Store, StoreError,
-    StoredResponse, TxnRef, Write, validate_commit,
+    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex,
+    Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
+    validate_commit,
 };
 
 const ITEMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("items");
 const BY_USER: TableDefinition<(&str, &str), &str> = TableDefinition::new("by_user");
 const DUE: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("due");
+const ATTENTION: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("attention");
 
 /// Above every sort key we write (they are ASCII).
 const MAX_SK: &str = "\u{10FFFF}";
@@ -108,6 +114,7 @@ impl EmbeddedStore {
             txn.open_table(ITEMS)?;
             txn.open_table(BY_USER)?;
             txn.open_table(DUE)?;
+            txn.open_table(ATTENTION)?;
             txn.commit()?;
             Ok(Ok(()))
         };
@@ -198,19 +205,26 @@ fn index_key(session: &ParkingSession) -> (String, String) {
 
 type Due<'t> = Table<'t, (&'static str, &'static str), (&'static str, &'static str)>;
 
-/// Puts `record` in the due index if it is an open obligation.
-fn index_due(due: &mut Due<'_>, record: &Record) -> Result<(), StoreError> {
+/// Puts `record` in the due index if it is an open obligation, and on its attention list if
+/// it is on one.
+fn index_due(due: &mut Due<'_>, attention: &mut Due<'_>, record: &Record) -> Result<(), StoreError> {
+    let key = record.key();
     if let Some((gsi2pk, gsi2sk)) = record.due_index() {
-        let key = record.key();
         due.insert((gsi2pk.as_str(), gsi2sk.as_str()), (key.pk.as_str(), key.sk.as_str())).map_err(db_error)?;
+    }
+    if let Some((gsi1pk, gsi1sk)) = record.attention_index() {
+        attention.insert((gsi1pk.as_str(), gsi1sk.as_str()), (key.pk.as_str(), key.sk.as_str())).map_err(db_error)?;
     }
     Ok(())
 }
 
-/// Takes `record` out of the due index (if it is there).
-fn unindex_due(due: &mut Due<'_>, record: &Record) -> Result<(), StoreError> {
+/// Takes `record` out of the due index and its attention list (where it is there).
+fn unindex_due(due: &mut Due<'_>, attention: &mut Due<'_>, record: &Record) -> Result<(), StoreError> {
     if let Some((gsi2pk, gsi2sk)) = record.due_index() {
         due.remove((gsi2pk.as_str(), gsi2sk.as_str())).map_err(db_error)?;
+    }
+    if let Some((gsi1pk, gsi1sk)) = record.attention_index() {
+        attention.remove((gsi1pk.as_str(), gsi1sk.as_str())).map_err(db_error)?;
     }
     Ok(())
 }
@@ -225,6 +239,7 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
     let mut items: Items<'_> = txn.open_table(ITEMS).map_err(db_error)?;
     let mut by_user = txn.open_table(BY_USER).map_err(db_error)?;
     let mut due = txn.open_table(DUE).map_err(db_error)?;
+    let mut attention = txn.open_table(ATTENTION).map_err(db_error)?;
     for write in writes {
         match write {
             Write::Insert(record) => {
@@ -247,7 +262,7 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
                     let (ipk, isk) = index_key(s);
                     by_user.insert((ipk.as_str(), isk.as_str()), key.pk.as_str()).map_err(db_error)?;
                 }
-                index_due(&mut due, record)?;
+                index_due(&mut due, &mut attention, record)?;
             }
             Write::Update { record, expected_version } => {
                 let key = record.key();
@@ -266,8 +281,8 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
                     let (npk, nsk) = index_key(new);
                     by_user.insert((npk.as_str(), nsk.as_str()), key.pk.as_str()).map_err(db_error)?;
                 }
-                unindex_due(&mut due, &old)?;
-                index_due(&mut due, record)?;
+                unindex_due(&mut due, &mut attention, &old)?;
+                index_due(&mut due, &mut attention, record)?;
             }
         }
     }
@@ -424,6 +439,90 @@ fn list_due_blocking(db: &Database, due_before: Timestamp, per_shard: usize) -> 
     }
     crate::sort_due(&mut found);
     Ok(found)
+}
+
+fn list_attention_blocking(
+    db: &Database,
+    list: AttentionList,
+    now: Timestamp,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<Vec<AttentionEntry>, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let attention = txn.open_table(ATTENTION).map_err(db_error)?;
+    let bound = crate::attention_bound(list, now, before);
+    let mut found = Vec::new();
+    for shard in 0..DUE_SHARDS {
+        let pk = attention_gsi1pk(list, shard);
+        for entry in attention.range((pk.as_str(), "")..(pk.as_str(), bound.as_str())).map_err(db_error)?.rev().take(limit) {
+            let (k, v) = entry.map_err(db_error)?;
+            let (position, (pk, sk)) = (k.value().1.to_owned(), v.value());
+            let key = ItemKey { pk: pk.to_owned(), sk: sk.to_owned() };
+            let text = get_item(&items, &key)?
+                .ok_or_else(|| corrupt(format!("attention entry {position} names missing item {key}")))?;
+            let Record::Obligation(obligation) = record_from_json(&text, Entity::Obligation, &key)? else {
+                return Err(corrupt(format!("attention entry {position} names {key}, not an obligation")));
+            };
+            found.push(AttentionEntry { position, obligation });
+        }
+    }
+    Ok(crate::merge_attention(list, now, found, limit))
+}
+
+fn scan_blocking(db: &Database, after: Option<&ScanCursor>, page_items: usize) -> Result<ScanPage, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let range = match after {
+        Some(c) => items.range::<(&str, &str)>((std::ops::Bound::Excluded((c.pk.as_str(), c.sk.as_str())), std::ops::Bound::Unbounded)),
+        None => items.range::<(&str, &str)>(..),
+    }
+    .map_err(db_error)?;
+    let mut sessions = Vec::new();
+    let mut last = None;
+    let mut read = 0;
+    for entry in range {
+        if read == page_items.max(1) {
+            return Ok(ScanPage { sessions, next: last });
+        }
+        let (k, _) = entry.map_err(db_error)?;
+        let (pk, sk) = k.value();
+        read += 1;
+        if sk == SESSION_SK {
+            let id = pk
+                .strip_prefix(crate::keys::SESSION_PREFIX)
+                .and_then(|id| SessionId::parse(id).ok())
+                .ok_or_else(|| corrupt(format!("item {pk} / {sk}: not a session key")))?;
+            sessions.push(id);
+        }
+        last = Some(ScanCursor { pk: pk.to_owned(), sk: sk.to_owned() });
+    }
+    Ok(ScanPage { sessions, next: None })
+}
+
+#[async_trait]
+impl AttentionIndex for EmbeddedStore {
+    async fn list_attention(
+        &self,
+        list: AttentionList,
+        now: Timestamp,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AttentionEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let before = before.map(str::to_owned);
+        self.run(move |db| list_attention_blocking(db, list, now, before.as_deref(), limit)).await
+    }
+}
+
+#[async_trait]
+impl SessionScan for EmbeddedStore {
+    async fn scan_sessions(&self, after: Option<&ScanCursor>, page_items: usize) -> Result<ScanPage, StoreError> {
+        let after = after.cloned();
+        self.run(move |db| scan_blocking(db, after.as_ref(), page_items)).await
+    }
 }
 
 #[async_trait]

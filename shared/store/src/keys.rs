@@ -2,10 +2,12 @@
 //!
 //! Every key is built here and nowhere else, so DynamoDB and the embedded store cannot drift.
 
-use parkpay_domain::{ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
+use parkpay_domain::{
+    ObligationState, ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::{DueEntry, Record, SessionBundle, StoreError, TxnRef};
+use crate::{AttentionList, DueEntry, Record, SessionBundle, StoreError, TxnRef};
 
 /// Partition key attribute of the table.
 pub const PK: &str = "PK";
@@ -51,6 +53,8 @@ const PAYMENT_PREFIX: &str = "PAYMENT#";
 const REFUND_PREFIX: &str = "REFUND#";
 const OBLIGATION_PREFIX: &str = "OBLIGATION#";
 const DUE_PREFIX: &str = "DUE#";
+const OVERDUE_PREFIX: &str = "OVERDUE#";
+const NEEDS_PERSON_PREFIX: &str = "NEEDS_PERSON#";
 const TXN_PREFIX: &str = "TXN#";
 const USER_PREFIX: &str = "USER#";
 const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
@@ -89,6 +93,16 @@ pub fn due_shard(target_id: &str) -> u32 {
 /// `DUE#{shard:02}`: [`GSI2PK`] of an open obligation.
 pub fn due_gsi2pk(shard: u32) -> String {
     format!("{DUE_PREFIX}{shard:02}")
+}
+
+/// [`GSI1PK`] of an obligation on one of the attention lists: `OVERDUE#{shard:02}` (open) or
+/// `NEEDS_PERSON#{shard:02}`, the shard being [`due_shard`] of its target.
+pub fn attention_gsi1pk(list: AttentionList, shard: u32) -> String {
+    let prefix = match list {
+        AttentionList::Overdue => OVERDUE_PREFIX,
+        AttentionList::NeedsPerson => NEEDS_PERSON_PREFIX,
+    };
+    format!("{prefix}{shard:02}")
 }
 
 /// `TXN#{merchant_txn_id}`: the pointer from a payment or refund id to its session.
@@ -199,6 +213,22 @@ impl Record {
             )),
             _ => None,
         }
+    }
+
+    /// `(GSI1PK, GSI1SK)` of this record while it is on an attention list: an open obligation
+    /// under `OVERDUE#{shard}` at the time it is (or will be) overdue
+    /// ([`Obligation::overdue_from`](parkpay_domain::Obligation::overdue_from)), one needing a
+    /// person under `NEEDS_PERSON#{shard}` at the time it came to need one; the sort key is
+    /// `{time:015}#OBLIGATION#{target_id}`, its position in the list. `None` for everything
+    /// else (sessions have their own `GSI1` keys).
+    pub fn attention_index(&self) -> Option<(String, String)> {
+        let Record::Obligation(o) = self else { return None };
+        let (list, at) = match o.state() {
+            ObligationState::Open => (AttentionList::Overdue, o.overdue_from()),
+            ObligationState::NeedsPerson => (AttentionList::NeedsPerson, o.updated_at()),
+            ObligationState::Done => return None,
+        };
+        Some((attention_gsi1pk(list, due_shard(o.target_id())), due_gsi2sk(at, &obligation_sk(o.target_id()))))
     }
 
     /// The pointer an insert of this record also writes (payments and refunds only).
@@ -318,6 +348,14 @@ pub(crate) fn due_from_index(pk: &str, sk: &str, gsi2sk: &str) -> Result<DueEntr
     let session_id = pk.strip_prefix(SESSION_PREFIX).and_then(|id| SessionId::parse(id).ok()).ok_or_else(bad)?;
     let target_id = sk.strip_prefix(OBLIGATION_PREFIX).filter(|id| !impossible_txn_id(id)).ok_or_else(bad)?;
     Ok(DueEntry { session_id, target_id: target_id.to_owned(), due_at })
+}
+
+/// Whether `position` is a well-formed attention-list position (`{ms:015}#OBLIGATION#{id}`),
+/// as a client hands one back in a cursor.
+pub fn is_attention_position(position: &str) -> bool {
+    let Some((millis, tail)) = position.split_at_checked(15) else { return false };
+    millis.bytes().all(|b| b.is_ascii_digit())
+        && tail.strip_prefix('#').and_then(|sk| sk.strip_prefix(OBLIGATION_PREFIX)).is_some_and(|id| !impossible_txn_id(id))
 }
 
 /// Checks a session read from the user index of `user`.

@@ -348,6 +348,105 @@ pub trait PendingIndex: Send + Sync {
     async fn list_due(&self, due_before: Timestamp, per_shard: usize) -> Result<Vec<DueEntry>, StoreError>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attention lists
+
+/// The two lists of obligations a person should see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttentionList {
+    /// Open obligations past their deadline or whose attempt is late
+    /// ([`Obligation::is_overdue`](parkpay_domain::Obligation::is_overdue)).
+    Overdue,
+    /// Obligations that need a person (`NEEDS_PERSON`).
+    NeedsPerson,
+}
+
+/// One obligation on an attention list, with its position there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionEntry {
+    /// `{ms:015}#OBLIGATION#{target_id}` (the time it became overdue, or came to need a
+    /// person): unique, and descending order is the list's order. Hand the last one of a page
+    /// back as `before` for the next page.
+    pub position: String,
+    pub obligation: Obligation,
+}
+
+/// The attention lists, newest first. Maintained by [`Store::commit`] in the same atomic write
+/// as the obligation (an index spread over [`keys::DUE_SHARDS`] partitions, like the due index).
+#[async_trait]
+pub trait AttentionIndex: Send + Sync {
+    /// At most `limit` entries of `list`, newest first (descending position), only positions
+    /// strictly below `before` when given. For [`AttentionList::Overdue`], only obligations
+    /// overdue at `now`. May lag a commit by a moment (DynamoDB's indexes are eventually
+    /// consistent); each entry is the obligation as it was written.
+    async fn list_attention(
+        &self,
+        list: AttentionList,
+        now: Timestamp,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AttentionEntry>, StoreError>;
+}
+
+/// The exclusive upper bound of positions for a listing: `before`, and for the overdue list
+/// also "overdue at `now`" (position time ≤ now).
+pub(crate) fn attention_bound(list: AttentionList, now: Timestamp, before: Option<&str>) -> String {
+    let mut bound = match list {
+        AttentionList::Overdue => keys::due_gsi2sk_bound(Timestamp::from_unix_millis(now.unix_millis() + 1).unwrap_or(now)),
+        AttentionList::NeedsPerson => "\u{10FFFF}".to_owned(),
+    };
+    if let Some(b) = before
+        && b < bound.as_str()
+    {
+        bound = b.to_owned();
+    }
+    bound
+}
+
+/// Merges shard results: newest first, at most `limit`, only entries still on `list` at `now`
+/// (an index entry is the obligation as written; this drops nothing that is current).
+pub(crate) fn merge_attention(
+    list: AttentionList,
+    now: Timestamp,
+    mut entries: Vec<AttentionEntry>,
+    limit: usize,
+) -> Vec<AttentionEntry> {
+    entries.retain(|e| match list {
+        AttentionList::Overdue => e.obligation.is_overdue(now),
+        AttentionList::NeedsPerson => e.obligation.state() == parkpay_domain::ObligationState::NeedsPerson,
+    });
+    entries.sort_by(|a, b| b.position.cmp(&a.position));
+    entries.truncate(limit);
+    entries
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scanning every session (the one-time sweep)
+
+/// Where a scan stopped; opaque to callers (the store's own last key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanCursor {
+    pub pk: String,
+    pub sk: String,
+}
+
+/// One page of a scan: the sessions found in it (maybe none) and where to go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    pub sessions: Vec<SessionId>,
+    /// `None` when the whole table has been read.
+    pub next: Option<ScanCursor>,
+}
+
+/// Every session in the store, page by page, for the one-time sweep of money owed that no
+/// obligation tracks. A full read of the table: an operator's command, never a request path.
+#[async_trait]
+pub trait SessionScan: Send + Sync {
+    /// The sessions among the next `page_items` items after `after` (from the start when
+    /// `None`).
+    async fn scan_sessions(&self, after: Option<&ScanCursor>, page_items: usize) -> Result<ScanPage, StoreError>;
+}
+
 /// Sorts merged shard results: earliest first, ties by target id.
 pub(crate) fn sort_due(entries: &mut [DueEntry]) {
     entries.sort_by(|a, b| (a.due_at, &a.target_id).cmp(&(b.due_at, &b.target_id)));

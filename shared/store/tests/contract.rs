@@ -17,14 +17,14 @@ use parkpay_domain::{
     UserId, VehicleNumber, record_refund_success,
 };
 use parkpay_store::{
-    Acquire, DueEntry, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
+    Acquire, AttentionIndex, AttentionList, DueEntry, ScanCursor, SessionScan, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
     MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, SessionBundle, Store, StoreError,
     StoredResponse, TxnRef, Write,
 };
 
 /// What each backend is.
-trait Backend: Store + IdempotencyStore + PendingIndex {}
-impl<T: Store + IdempotencyStore + PendingIndex> Backend for T {}
+trait Backend: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan {}
+impl<T: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan> Backend for T {}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -842,6 +842,98 @@ async fn due_index_spreads_and_merges(store: Arc<dyn Backend>) {
     assert!(got.windows(2).all(|w| w[0].due_at <= w[1].due_at));
 }
 
+/// The targets on an attention list at `now_ms`, newest first, read in pages of `page`.
+async fn attention(store: &dyn Backend, list: AttentionList, now_ms: i64, page: usize) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let got = store.list_attention(list, at(now_ms), before.as_deref(), page).await.unwrap();
+        assert!(got.len() <= page);
+        assert!(got.windows(2).all(|w| w[0].position > w[1].position), "newest first");
+        all.extend(got.iter().map(|e| e.obligation.target_id().to_owned()));
+        match got.last() {
+            Some(last) if got.len() == page => before = Some(last.position.clone()),
+            _ => return all,
+        }
+    }
+}
+
+/// Open obligations are on the overdue list from the moment they are overdue (not before),
+/// those needing a person on theirs, ended ones on neither; pages with a cursor miss nothing
+/// and repeat nothing.
+async fn attention_lists_follow_obligations(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let a = book(1, "driver-1", 1_000);
+    store.commit(vec![ins_session(&a)]).await.unwrap();
+    let mut obligations = Vec::new();
+    for i in 0..5i64 {
+        let p = start(&format!("PPO{i}"), &a, &[], 2_000 + i * 60_000);
+        let o = Obligation::check_payment(&p, p.created_at());
+        store.commit(vec![ins_payment(&p), ins_obligation(&o)]).await.unwrap();
+        obligations.push(o);
+    }
+    let first = obligations[0].overdue_from().unix_millis();
+    let last = obligations[4].overdue_from().unix_millis();
+    assert!(first < last);
+    assert_eq!(attention(store, AttentionList::Overdue, first - 1, 10).await, Vec::<String>::new());
+    assert_eq!(attention(store, AttentionList::Overdue, first, 10).await, vec!["PPO0"]);
+    let all_newest_first: Vec<String> = (0..5).rev().map(|i| format!("PPO{i}")).collect();
+    for page in [1, 2, 3, 5, 10] {
+        assert_eq!(attention(store, AttentionList::Overdue, last, page).await, all_newest_first, "page {page}");
+    }
+    assert_eq!(attention(store, AttentionList::NeedsPerson, last, 10).await, Vec::<String>::new());
+
+    // An attempt moves it off the list until it is late again; one needing a person moves
+    // lists; an ended one is on neither.
+    let mut o0 = obligations[0].clone();
+    assert_eq!(o0.claim(at(first)), Transition::Applied);
+    store.commit(vec![upd_obligation(&o0, obligations[0].version())]).await.unwrap();
+    assert!(!attention(store, AttentionList::Overdue, first, 10).await.contains(&"PPO0".to_owned()));
+    let mut o1 = obligations[1].clone();
+    assert_eq!(o1.needs_person("refused", at(first + 1)), Transition::Applied);
+    let mut o2 = obligations[2].clone();
+    assert_eq!(o2.done("paid", at(first + 2)), Transition::Applied);
+    store
+        .commit(vec![upd_obligation(&o1, obligations[1].version()), upd_obligation(&o2, obligations[2].version())])
+        .await
+        .unwrap();
+    assert_eq!(attention(store, AttentionList::Overdue, last, 2).await, vec!["PPO4", "PPO3"]);
+    assert_eq!(attention(store, AttentionList::NeedsPerson, last, 10).await, vec!["PPO1"]);
+    let listed = store.list_attention(AttentionList::NeedsPerson, at(last), None, 10).await.unwrap();
+    assert_eq!(listed[0].obligation, o1, "the entry is the obligation as written");
+    assert!(parkpay_store::keys::is_attention_position(&listed[0].position));
+    assert!(store.list_attention(AttentionList::Overdue, at(last), None, 0).await.unwrap().is_empty());
+}
+
+/// A scan in small pages finds every session exactly once, among all the other items.
+async fn scan_finds_every_session(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let mut expected = std::collections::BTreeSet::new();
+    for i in 0..23u8 {
+        let s = book(i.wrapping_add(40), "driver-3", 1_000);
+        let p = start(&format!("PPS{i:02}"), &s, &[], 2_000);
+        store.commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&Obligation::check_payment(&p, at(2_000)))]).await.unwrap();
+        expected.insert(s.id().clone());
+    }
+    for page in [1usize, 7, 1000] {
+        let mut found = Vec::new();
+        let mut after: Option<ScanCursor> = None;
+        let mut pages = 0;
+        loop {
+            let got = store.scan_sessions(after.as_ref(), page).await.unwrap();
+            found.extend(got.sessions);
+            pages += 1;
+            assert!(pages < 1000, "the scan does not end");
+            match got.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(found.len(), expected.len(), "page {page}: each once");
+        assert_eq!(found.into_iter().collect::<std::collections::BTreeSet<_>>(), expected, "page {page}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backends
 
@@ -946,6 +1038,8 @@ contract!(
     concurrent_acquires_have_one_winner,
     due_index_follows_obligations,
     due_index_spreads_and_merges,
+    attention_lists_follow_obligations,
+    scan_finds_every_session,
 );
 
 // ---------------------------------------------------------------------------------------------

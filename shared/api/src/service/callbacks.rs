@@ -82,5 +82,22 @@ async fn cross_check(
     }
     tracing::warn!(security = true, payment = %payment_id, code = %report.code, recorded = payment.status().as_str(),
         "callback disagrees with our record; asking PhonePe's status API");
-    state.gateway.status(&txn_id(payment_id.as_str())?).await.map_err(gateway_error)
+    let checked = state.gateway.status(&txn_id(payment_id.as_str())?).await.map_err(gateway_error)?;
+    // The status API answering its own failure (HTTP 5xx with PhonePe's INTERNAL_SERVER_ERROR
+    // envelope) says nothing about the transaction. The client reads it as a not-final PENDING,
+    // which is right for polling, but here it means PhonePe could not be asked: answer 503 so
+    // that PhonePe sends the callback again. A 200 would end PhonePe's retries, and a late
+    // success would wait for the slow re-check (30 minutes and more) to be found and refunded.
+    if checked.state == TxnState::Pending && checked.code == STATUS_API_FAILED {
+        tracing::warn!(payment = %payment_id, "status API failed; callback not acknowledged so that PhonePe sends it again");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "GATEWAY_UNAVAILABLE",
+            "PhonePe's status API is unavailable; send the callback again later",
+        ));
+    }
+    Ok(checked)
 }
+
+/// The code of PhonePe's status API failing (HTTP 5xx).
+const STATUS_API_FAILED: &str = parkpay_gateway::phonepe_v1::wire::codes::INTERNAL_SERVER_ERROR;

@@ -21,13 +21,16 @@ use crate::state::{AppState, random_id_bytes};
 use crate::views::{LotView, LotsView, SessionView};
 
 mod callbacks;
+mod obligations;
 mod payments;
 mod refunds;
 mod reports;
 
 pub use callbacks::callback;
+pub use obligations::{ObligationView, ObligationsQuery, ObligationsView, list_obligations};
 pub use payments::{create_payment, verify_payment};
 pub use refunds::{refund, send_refund};
+pub(crate) use reports::automatic_refund_writes;
 pub use reports::{apply_payment_report, apply_refund_report, expire_payment, finish_check, with_obligation};
 
 /// How often a use case reloads and retries after losing a race before answering 409.

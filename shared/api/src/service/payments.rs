@@ -4,7 +4,7 @@ use http::StatusCode;
 use parkpay_domain::{
     DomainError, Obligation, Payment, PaymentId, PaymentInstrument, PaymentStatus, SessionId, Timestamp,
 };
-use parkpay_gateway::{GatewayError, PayRequest, TxnState};
+use parkpay_gateway::{PayRequest, TxnState};
 use parkpay_store::{Record, SessionBundle, StoreError, TxnRef, Write};
 
 use super::{
@@ -17,10 +17,12 @@ use crate::identity::Caller;
 use crate::state::AppState;
 use crate::views::{PaymentCreatedView, VerifyView};
 
-/// The `last_code` of a payment's obligation while PhonePe has refused to take it for now
-/// (TOO_MANY_REQUESTS): the payment was never accepted, and the next create-payment for the
-/// session sends it again instead of answering PAYMENT_IN_PROGRESS.
-const NOT_TAKEN_YET: &str = "TOO_MANY_REQUESTS";
+/// The `last_code`s of a payment's obligation while PhonePe has not taken it for a reason a
+/// retry cures: rate limited (`TOO_MANY_REQUESTS`), or never sent (`UNREACHABLE`: no
+/// connection, or the salt key could not be loaded). The payment stays PENDING (never FAILED
+/// for that), and the next create-payment for the session resumes it: it asks PhonePe's status
+/// and sends it with the same id only if PhonePe has never seen it.
+const NOT_TAKEN_YET: [&str; 2] = ["TOO_MANY_REQUESTS", "UNREACHABLE"];
 
 /// Create the payment whose id is fixed by `id_bytes` (derived from the `Idempotency-Key`, or
 /// random). A retry that finds this payment already recorded resumes it instead of creating
@@ -125,12 +127,14 @@ pub async fn create_payment(
                 ),
             ))
         }
-        Err(e @ GatewayError::Rejected { .. }) if e.retryable() => {
-            // Rate limited: PhonePe did not take it, and nothing is the driver's fault. The
-            // payment stays PENDING (not FAILED), marked as not taken, so the retry sends it.
-            tracing::warn!(payment = %payment.id(), error = %e, "PhonePe is busy; payment kept for a retry");
+        Err(e) if e.retryable() => {
+            // Rate limited, or never sent: PhonePe did not take it, and nothing is the driver's
+            // fault. The payment stays PENDING (not FAILED), marked as not taken, so the retry
+            // (same key or another) resumes it.
+            tracing::warn!(payment = %payment.id(), error = %e, "PhonePe did not take the payment; kept for a retry");
+            let code = super::error_code(&e);
             with_obligation(state, &session_id, payment.id().as_str(), |o, now| {
-                o.note_error(NOT_TAKEN_YET, now);
+                o.note_error(&code, now);
             })
             .await?;
             Err(gateway_error(e))
@@ -144,11 +148,12 @@ pub async fn create_payment(
     }
 }
 
-/// A PENDING payment of the session that PhonePe refused to take for now (rate limited).
+/// A PENDING payment of the session that PhonePe did not take for now (rate limited, or never
+/// sent).
 fn not_taken_payment(bundle: &SessionBundle) -> Option<&Payment> {
     bundle.payments.iter().find(|p| {
         p.status() == PaymentStatus::Pending
-            && bundle.obligation(p.id().as_str()).is_some_and(|o| o.last_code() == Some(NOT_TAKEN_YET))
+            && bundle.obligation(p.id().as_str()).and_then(|o| o.last_code()).is_some_and(|c| NOT_TAKEN_YET.contains(&c))
     })
 }
 

@@ -43,9 +43,18 @@ pub async fn refund(
         let mut payment =
             bundle.payments.iter().find(|p| p.id() == &payment_id).cloned().ok_or_else(ApiError::payment_not_found)?;
         if let Some(existing) = bundle.refunds.iter().find(|r| r.id() == &refund_id) {
-            // A retry of a request whose first run did not finish.
-            if existing.status() != RefundStatus::Pending {
-                return Ok(RefundView::from(existing));
+            // A retry of a request whose first run did not finish (or was refused: a 5xx
+            // answer is not kept, so the retry comes here and gets the same answer).
+            match existing.status() {
+                RefundStatus::Pending => {}
+                RefundStatus::Failed => {
+                    return Err(ApiError::new(
+                        http::StatusCode::BAD_GATEWAY,
+                        "GATEWAY_REJECTED",
+                        format!("PhonePe refused refund {refund_id}; it is FAILED and its amount is free again"),
+                    ));
+                }
+                RefundStatus::Success => return Ok(RefundView::from(existing)),
             }
             let report = state.gateway.status(&txn_id(refund_id.as_str())?).await.map_err(gateway_error)?;
             if report.state != TxnState::NotFound {

@@ -49,24 +49,7 @@ pub async fn embedded() -> Env {
 }
 
 pub async fn dynamodb() -> Option<Env> {
-    let Ok(endpoint) = std::env::var("PARKPAY_DYNAMODB_ENDPOINT") else {
-        if std::env::var("PARKPAY_SKIP_DYNAMODB").as_deref() == Ok("1") {
-            eprintln!("SKIPPED: DynamoDB end-to-end test (PARKPAY_SKIP_DYNAMODB=1)");
-            return None;
-        }
-        panic!("PARKPAY_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local");
-    };
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodb::config::Region::new("ap-south-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("e2e", "e2e", None, None, "e2e"))
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(conf);
-    let table = format!("e2e-{}", hex_id());
-    parkpay_store::dynamo::create_table(&client, &table).await.expect("create table in DynamoDB Local");
-    let stores = parkpay_api::Stores::new(parkpay_store::dynamo::DynamoStore::new(client, table));
-    Some(start_with(tempfile::tempdir().unwrap(), Some(stores)).await)
+    dynamodb_with_stores().await.map(|(env, _)| env)
 }
 
 pub fn hex_id() -> String {
@@ -228,6 +211,214 @@ macro_rules! on_both_stores {
         mod dynamodb_local {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { if let Some(env) = $crate::common::dynamodb().await { super::$name(env).await; } })*
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by the gateway-failure and contradicting-callback matrices (and any suite that wants
+// them): an operator, POSTs with an Idempotency-Key, waiting, the money check, a callback from
+// another merchant, and a twin server whose PhonePe is a port where nothing listens.
+
+/// An operator's token (sees every session).
+pub fn operator(env: &Env) -> String {
+    env.server.token("operator-1", true)
+}
+
+impl Env {
+    /// POST `body` as JSON with an optional `Idempotency-Key`: the status, the headers and the
+    /// JSON answer.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.expect("request");
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("POST {path}: not JSON: {text:?}"));
+        (status, headers, value)
+    }
+}
+
+/// A session of `token`'s driver, paid through the simulator's pay page: its id and payment.
+pub async fn paid_session(env: &Env, token: &str) -> (String, Value) {
+    let sid = env.book(token).await;
+    let p = env.create_payment(token, &sid).await;
+    env.pay(&p, "success").await;
+    env.wait_for_status(token, &sid, "PAID").await;
+    (sid, p)
+}
+
+/// Wait (up to 10 s) until `check` holds for the session, as an operator sees it.
+pub async fn wait_session(env: &Env, sid: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let op = operator(env);
+    for _ in 0..400 {
+        let s = env.session(&op, sid).await;
+        if check(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("session {sid} never reached: {what}: {}", env.session(&op, sid).await);
+}
+
+/// Wait (up to 10 s) until `check` holds.
+pub async fn wait_until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// `"12.34"` as paise.
+pub fn paise(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or("0.00");
+    let (r, p) = s.split_once('.').unwrap();
+    r.parse::<i64>().unwrap() * 100 + p.parse::<i64>().unwrap()
+}
+
+/// For every session: our paid − refunded (from the payments and refunds we hold SUCCESS)
+/// equals the simulator's completed payments − completed refunds of those payments; and our
+/// session's own `paid − refunded` never exceeds it.
+pub async fn assert_money(env: &Env, sessions: &[String]) {
+    use parkpay_simulator::{SimState, TxnKind};
+    let op = operator(env);
+    let sim = env.server.simulator.transactions();
+    for sid in sessions {
+        let s = env.session(&op, sid).await;
+        let sum = |list: &str| -> i64 {
+            s[list].as_array().unwrap().iter().filter(|x| x["status"] == "SUCCESS").map(|x| paise(&x["amount"])).sum()
+        };
+        let (ours_paid, ours_refunded) = (sum("payments"), sum("refunds"));
+        let ids: Vec<String> = s["payments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["merchant_txn_id"].as_str().unwrap().to_owned())
+            .collect();
+        let sim_paid: i64 = sim
+            .iter()
+            .filter(|t| t.kind == TxnKind::Payment && ids.contains(&t.merchant_transaction_id))
+            .filter(|t| t.state == SimState::Completed)
+            .map(|t| t.amount as i64)
+            .sum();
+        let sim_refunded: i64 = sim
+            .iter()
+            .filter(|t| t.kind == TxnKind::Refund && t.state == SimState::Completed)
+            .filter(|t| t.original_transaction_id.as_ref().is_some_and(|o| ids.contains(o)))
+            .map(|t| t.amount as i64)
+            .sum();
+        assert_eq!(
+            (ours_paid, ours_refunded),
+            (sim_paid, sim_refunded),
+            "session {sid}: ours (paid, refunded) vs PhonePe's: {s}"
+        );
+        assert!(paise(&s["paid"]) - paise(&s["refunded"]) <= ours_paid - ours_refunded, "{s}");
+    }
+}
+
+/// [`signed_callback`] naming merchant `merchant` (validly signed with `salt` all the same).
+pub fn signed_callback_from(
+    salt: &str,
+    merchant: &str,
+    txn: &str,
+    code: &str,
+    state: &str,
+    amount: u64,
+) -> (Vec<u8>, String) {
+    let keys = parkpay_checksum::SaltKeys::single(
+        parkpay_checksum::SaltIndex::new(1),
+        parkpay_checksum::SaltKey::new(salt).unwrap(),
+    );
+    let envelope: parkpay_gateway::phonepe_v1::wire::Envelope<parkpay_gateway::phonepe_v1::wire::StatusData> =
+        serde_json::from_value(json!({"success": code == "PAYMENT_SUCCESS", "code": code, "message": "m", "data": {
+            "merchantId": merchant, "merchantTransactionId": txn, "transactionId": "T-1",
+            "amount": amount, "state": state, "responseCode": "SUCCESS"}}))
+        .unwrap();
+    let (body, x_verify) = parkpay_gateway::phonepe_v1::sign_callback(&keys, &envelope);
+    (body, x_verify.to_string())
+}
+
+/// `http://127.0.0.1:PORT/` where nothing listens: a port just bound and released.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/")
+}
+
+/// A server on a fresh embedded store, and the store's handles (for a twin server on it).
+pub async fn embedded_with_stores() -> (Env, parkpay_api::Stores) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = parkpay_store::embedded::EmbeddedStore::open(&dir.path().join("parkpay.redb")).expect("embedded store");
+    let stores = parkpay_api::Stores::new(db);
+    (start_with(dir, Some(stores.clone())).await, stores)
+}
+
+/// [`dynamodb`], keeping the store's handles (for a twin server on the same table).
+pub async fn dynamodb_with_stores() -> Option<(Env, parkpay_api::Stores)> {
+    let Ok(endpoint) = std::env::var("PARKPAY_DYNAMODB_ENDPOINT") else {
+        if std::env::var("PARKPAY_SKIP_DYNAMODB").as_deref() == Ok("1") {
+            eprintln!("SKIPPED: DynamoDB end-to-end test (PARKPAY_SKIP_DYNAMODB=1)");
+            return None;
+        }
+        panic!("PARKPAY_DYNAMODB_ENDPOINT is not set: run scripts/test.sh, which starts DynamoDB Local");
+    };
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version_latest()
+        .endpoint_url(endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("ap-south-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("e2e", "e2e", None, None, "e2e"))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let table = format!("e2e-{}", hex_id());
+    parkpay_store::dynamo::create_table(&client, &table).await.expect("create table in DynamoDB Local");
+    let stores = parkpay_api::Stores::new(parkpay_store::dynamo::DynamoStore::new(client, table));
+    Some((start_with(tempfile::tempdir().unwrap(), Some(stores.clone())).await, stores))
+}
+
+/// A second server on `stores` (the same tables, and the same JWT secret, so the same tokens
+/// and Idempotency-Keys work on both), whose PhonePe is a port where nothing listens: every
+/// PhonePe call it makes is refused before anything is sent ("connection refused").
+pub async fn unreachable_twin(stores: &parkpay_api::Stores) -> Env {
+    let url = closed_port_url();
+    start_with_env(tempfile::tempdir().unwrap(), Some(stores.clone()), &[("PHONEPE_SIMULATOR_URL", url.as_str())]).await
+}
+
+/// [`on_both_stores`] for scenarios that also need the store's handles:
+/// `async fn NAME(env: Env, stores: parkpay_api::Stores)`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores_with_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_store {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (env, stores) = $crate::common::embedded_with_stores().await;
+                super::$name(env, stores).await;
+            })*
+        }
+        mod dynamodb_local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some((env, stores)) = $crate::common::dynamodb_with_stores().await {
+                    super::$name(env, stores).await;
+                }
+            })*
         }
     };
 }
