@@ -211,35 +211,12 @@ pub async fn start_with_store(
 
     let gateway = PhonePeV1::new(settings.gateway_config(salt_keys))
         .map_err(|e| StartError::Config(parkpay_api::ConfigError::new("PHONEPE_ENV", e.to_string())))?;
-    let stores: Stores = match (stores, env("PARKPAY_STORE").filter(|s| !s.is_empty()).as_deref()) {
-        (Some(stores), _) => stores,
-        (None, None) | (None, Some("embedded")) => {
-            let db_path = data_dir.join("parkpay.redb");
-            Stores::new(
-                EmbeddedStore::open(&db_path)
-                    .map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?,
-            )
-        }
-        (None, Some("dynamodb")) => {
-            // For running the local server on DynamoDB Local (AWS_ENDPOINT_URL_DYNAMODB): the
-            // table is created if it does not exist yet.
-            let store = DynamoStore::from_env(settings.table.clone()).await;
-            create_table(store.client(), &settings.table).await.map_err(|e| {
-                StartError::Config(parkpay_api::ConfigError::new(
-                    "PARKPAY_TABLE",
-                    format!("cannot create or reach it: {e}"),
-                ))
-            })?;
-            Stores::new(store)
-        }
-        (None, Some(_)) => {
-            return Err(StartError::Config(parkpay_api::ConfigError::new(
-                "PARKPAY_STORE",
-                "must be embedded or dynamodb",
-            )));
-        }
+    let stores: Stores = match stores {
+        Some(stores) => stores,
+        None => open_stores(env, &settings.table, true).await?,
     };
     let every = reconcile_every(env)?;
+    let scan = stores.scan.clone();
     let dev = DevAccess::new(&addr, env("PHONEPE_ENV").as_deref(), settings.environment());
     let clock = Arc::new(OffsetClock::new());
     let state = AppState {
@@ -265,6 +242,20 @@ pub async fn start_with_store(
         .nest(SIMULATOR_PREFIX, simulator.router());
     let (stop_tx, mut stop_rx) = watch::channel(());
     let background = every.map(|every| reconciler.spawn_background(every, stop_rx.clone()));
+    if every.is_some() {
+        // With background reconciliation on, sweep the store once at start: a data directory
+        // written by an earlier version may hold money owed with no obligation.
+        let (store, clock) = (state.store.clone(), state.clock.clone());
+        tokio::spawn(async move {
+            match parkpay_api::sweep::sweep_all(&*store, &*scan, &*clock, SWEEP_PAGE_ITEMS).await {
+                Ok(r) if r.total() > 0 || r.errors > 0 => {
+                    tracing::warn!(sessions = r.sessions, turned = ?r.turned, errors = r.errors, "start-up sweep")
+                }
+                Ok(r) => tracing::info!(sessions = r.sessions, "start-up sweep: nothing owed without an obligation"),
+                Err(e) => tracing::error!(alert = "RECONCILIATION_ERROR", error = %e, "start-up sweep failed"),
+            }
+        });
+    }
     let handle = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -274,6 +265,50 @@ pub async fn start_with_store(
     });
     Ok(LocalServer { addr, base_url, state, simulator, handle, clock, dev, jwt, background, stop: Some(stop_tx) })
 }
+
+/// The store the settings name (`PARKPAY_STORE`: `embedded`, the default, under the data
+/// directory; or `dynamodb`, table `table`, where the AWS SDK's environment points). With
+/// `create`, a missing DynamoDB table is created (DynamoDB Local); the sweep command never
+/// creates one.
+pub async fn open_stores(
+    env: &dyn Fn(&str) -> Option<String>,
+    table: &str,
+    create: bool,
+) -> Result<Stores, StartError> {
+    let data_dir = data_dir(env);
+    Ok(match env("PARKPAY_STORE").filter(|s| !s.is_empty()).as_deref() {
+        None | Some("embedded") => {
+            let db_path = data_dir.join("parkpay.redb");
+            Stores::new(
+                EmbeddedStore::open(&db_path)
+                    .map_err(|e| StartError::DataDir(format!("{}: {e}", db_path.display())))?,
+            )
+        }
+        Some("dynamodb") => {
+            // The AWS SDK's own environment says where (AWS_ENDPOINT_URL_DYNAMODB for
+            // DynamoDB Local; region and credentials for a deployment's table).
+            let store = DynamoStore::from_env(table.to_owned()).await;
+            if create {
+                create_table(store.client(), table).await.map_err(|e| {
+                    StartError::Config(parkpay_api::ConfigError::new(
+                        "PARKPAY_TABLE",
+                        format!("cannot create or reach it: {e}"),
+                    ))
+                })?;
+            }
+            Stores::new(store)
+        }
+        Some(_) => {
+            return Err(StartError::Config(parkpay_api::ConfigError::new(
+                "PARKPAY_STORE",
+                "must be embedded or dynamodb",
+            )));
+        }
+    })
+}
+
+/// Items per page of the sweep's scan.
+pub const SWEEP_PAGE_ITEMS: usize = 500;
 
 /// `PARKPAY_RECONCILE_EVERY_MS`: the background period, `None` when `0` (off).
 fn reconcile_every(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Duration>, StartError> {

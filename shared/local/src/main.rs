@@ -3,6 +3,9 @@
 //! ```text
 //! parkpay-local                      serve (PARKPAY_ADDR, default 127.0.0.1:3000)
 //! parkpay-local token SUB [--operator]   print a token for SUB (same secret as the server)
+//! parkpay-local sweep                turn money owed with no obligation into obligations, in
+//!                                    the store the settings name (embedded, or PARKPAY_STORE=dynamodb
+//!                                    PARKPAY_TABLE=… on a deployment's table); prints a JSON summary
 //! ```
 
 use std::process::ExitCode;
@@ -19,8 +22,9 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None | Some("serve") => serve().await,
         Some("token") => token(&args[1..]),
+        Some("sweep") => sweep().await,
         Some("-h") | Some("--help") | Some("help") => {
-            println!("usage: parkpay-local [serve] | parkpay-local token SUB [--operator]");
+            println!("usage: parkpay-local [serve] | parkpay-local token SUB [--operator] | parkpay-local sweep");
             ExitCode::SUCCESS
         }
         Some(other) => {
@@ -47,6 +51,37 @@ fn token(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("parkpay-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The one-time sweep (`parkpay_api::sweep`) over the configured store. Safe to repeat and to
+/// run beside live traffic; exit status 1 if any session could not be checked.
+async fn sweep() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let table = env("PARKPAY_TABLE").filter(|t| !t.is_empty()).unwrap_or_else(|| "parkpay".to_owned());
+    let stores = match parkpay_local::open_stores(&env, &table, false).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("parkpay-local sweep: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let clock = parkpay_api::SystemClock;
+    match parkpay_api::sweep::sweep_all(&*stores.store, &*stores.scan, &clock, parkpay_local::SWEEP_PAGE_ITEMS).await {
+        Ok(r) => {
+            let summary = serde_json::json!({
+                "sessions": r.sessions, "pages": r.pages, "turned": r.turned, "total": r.total(), "errors": r.errors,
+            });
+            println!("{summary}");
+            if r.errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("parkpay-local sweep: {e}");
             ExitCode::FAILURE
         }
     }

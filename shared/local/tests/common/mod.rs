@@ -202,6 +202,7 @@ impl Rec {
 }
 
 /// Generate one test per scenario and store: `embedded_store::NAME` and `dynamodb_local::NAME`.
+#[allow(unused_macros)]
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod embedded_store {
