@@ -272,9 +272,11 @@ async fn create_payment_answers_503_while_ssm_fails_then_recovers() {
         assert_get_parameter(call, &s.parameter, 400);
     }
 
-    // SSM answers again: the next request loads the key with one call and succeeds.
+    // SSM answers again: the retry with the first request's Idempotency-Key loads the key with
+    // one call and succeeds (the payment was kept PENDING, never FAILED, while nothing could be
+    // sent).
     ssm.fail_with(None);
-    create_payment(&running, fixtures::PAYABLE, "ssm-fail-recovered", 201, None).await;
+    create_payment(&running, fixtures::PAYABLE, "ssm-fail-refused", 201, None).await;
     let recovered = new_calls(&ssm, throttled.len());
     assert_eq!(recovered.len(), 1, "one more GetParameter after SSM recovered: {recovered:?}\n{}", running.logs());
     assert_get_parameter(&recovered[0], &s.parameter, 200);
