@@ -38,8 +38,7 @@ fn writes_for(bundle: &SessionBundle, what: &Untracked, now: Timestamp) -> Resul
         writes.push(Write::Update { record: Record::Payment(payment), expected_version: version });
         return Ok(Some(writes));
     }
-    Ok(obligation_for(what, &bundle.payments, &bundle.refunds, now)
-        .map(|o| vec![Write::Insert(Record::Obligation(o))]))
+    Ok(obligation_for(what, &bundle.payments, &bundle.refunds, now).map(|o| vec![Write::Insert(Record::Obligation(o))]))
 }
 
 fn untracked_in(bundle: &SessionBundle, now: Timestamp) -> Vec<Untracked> {

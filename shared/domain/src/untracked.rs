@@ -69,7 +69,9 @@ pub fn untracked(
     let mut found = Vec::new();
     for p in payments {
         match p.status() {
-            PaymentStatus::Pending if !tracked(p.id().as_str()) => found.push(Untracked::PendingPayment(p.id().clone())),
+            PaymentStatus::Pending if !tracked(p.id().as_str()) => {
+                found.push(Untracked::PendingPayment(p.id().clone()))
+            }
             PaymentStatus::Failed if !tracked(p.id().as_str()) => {
                 if now.unix_millis() - p.created_at().unix_millis() < RECHECK_WINDOW_SECS * 1000 {
                     found.push(Untracked::FailedPayment(p.id().clone()));
@@ -158,12 +160,8 @@ mod tests {
     }
 
     fn refund(p: &Payment, n: u8, by: &str, refunds: &[Refund], t: i64) -> Refund {
-        let req = RefundRequest {
-            amount: None,
-            reason: None,
-            requested_by: UserId::parse(by).unwrap(),
-            by_operator: true,
-        };
+        let req =
+            RefundRequest { amount: None, reason: None, requested_by: UserId::parse(by).unwrap(), by_operator: true };
         Refund::request(rid(n), p, refunds, req, at(t)).unwrap()
     }
 
@@ -215,7 +213,10 @@ mod tests {
         let found = untracked(&s, &payments, std::slice::from_ref(&auto), &[], now);
         assert_eq!(found, vec![Untracked::PendingRefund(rid(1))]);
         let o = obligation_for(&found[0], &payments, std::slice::from_ref(&auto), now).unwrap();
-        assert_eq!((o.kind(), o.target_id(), o.amount()), (ObligationKind::AutomaticRefund, rid(1).as_str(), Paise::new(10_000)));
+        assert_eq!(
+            (o.kind(), o.target_id(), o.amount()),
+            (ObligationKind::AutomaticRefund, rid(1).as_str(), Paise::new(10_000))
+        );
 
         // Refused before obligations existed: a person decides.
         assert_eq!(auto.fail(at(5_000)), Ok(Transition::Applied));

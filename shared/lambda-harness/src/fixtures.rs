@@ -20,8 +20,8 @@
 //! only payment old enough for reconciliation's first check is `…0008`.
 
 use parkpay_domain::{
-    BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument, Refund,
-    RefundId, RefundRequest, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
+    BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument,
+    Refund, RefundId, RefundRequest, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
 };
 use parkpay_gateway::{Instrument, MerchantTxnId, PayRequest, PaymentGateway};
 use parkpay_simulator::{Faults, Outcome, Simulator};
@@ -98,7 +98,11 @@ fn paid(session: &mut ParkingSession, payment: &mut Payment, n: u64, now: Timest
 /// Fixture [`NEEDS_PERSON`]: `payment` succeeded for a session that did not take it, and PhonePe
 /// refused its automatic refund: the refund FAILED and its obligation needs a person.
 fn stray_refund_refused(payment: &mut Payment, n: u64, now: Timestamp) -> Result<Vec<Write>, String> {
-    let report = SuccessReport { amount: payment.amount(), provider_txn_id: Some(format!("T2511271015301234{n:06}")), utr: None };
+    let report = SuccessReport {
+        amount: payment.amount(),
+        provider_txn_id: Some(format!("T2511271015301234{n:06}")),
+        utr: None,
+    };
     let applied = payment.succeed(report, now).map_err(|e| format!("fixture {n}: {e}"))?.is_applied();
     let request = RefundRequest {
         amount: None,
@@ -106,11 +110,15 @@ fn stray_refund_refused(payment: &mut Payment, n: u64, now: Timestamp) -> Result
         requested_by: user(SYSTEM_USER),
         by_operator: true,
     };
-    let mut refund = Refund::request(refund_id(n), payment, &[], request, now).map_err(|e| format!("fixture {n}: {e}"))?;
+    let mut refund =
+        Refund::request(refund_id(n), payment, &[], request, now).map_err(|e| format!("fixture {n}: {e}"))?;
     payment.note_refund_requested(now);
     let mut obligation = Obligation::see_refund_through(&refund, true, now);
     let failed = refund.fail(now).map_err(|e| format!("fixture {n}: {e}"))?.is_applied();
-    if !(applied && failed && obligation.needs_person("PhonePe refused the automatic refund (fixture)", now).is_applied()) {
+    if !(applied
+        && failed
+        && obligation.needs_person("PhonePe refused the automatic refund (fixture)", now).is_applied())
+    {
         return Err(format!("fixture {n}: not applied"));
     }
     Ok(vec![Write::Insert(Record::Refund(refund)), Write::Insert(Record::Obligation(obligation))])

@@ -332,7 +332,49 @@ async fn rate_limited_create_payment_is_resumed(env: Env) {
     assert_money(&env, &[sid]).await;
 }
 
+/// A payment that met a 5xx before PhonePe recorded it, and whose client never retried with
+/// the same key: once reconciliation has heard PhonePe say it has never seen it, the next
+/// create-payment for the session (another key) sends that same payment instead of answering
+/// PAYMENT_IN_PROGRESS until the 20-minute expiry; and also after a 429 reconciliation has
+/// checked in the meantime.
+async fn payment_phonepe_never_saw_is_resumed_after_reconciliation(env: Env) {
+    let t = env.token("ob-10");
+    let rec = Rec::new(&env);
+    let mut sessions = Vec::new();
+    for (n, faults) in [
+        Faults::server_error_before().only(&[Operation::Pay]),
+        Faults { force: Some(ForcedAnswer::code("TOO_MANY_REQUESTS")), ..Faults::default() }.only(&[Operation::Pay]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sid = env.book(&t).await;
+        env.server.simulator.set_global_faults(faults).unwrap();
+        let (code, _, v) = env
+            .post_keyed("/api/payment/phonepe/create/", &t, Some(&format!("first-{n}")), &json!({"session_id": sid}))
+            .await;
+        env.server.simulator.clear_global_faults();
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        let id = env.session(&t, &sid).await["payments"][0]["merchant_txn_id"].as_str().unwrap().to_owned();
+        assert!(env.server.simulator.transaction(&id).is_none(), "PhonePe never saw it");
+        // Reconciliation asks PhonePe: not found (its first check, 20 s after acceptance).
+        let r = rec.at(21 + 100 * n as i64).await;
+        assert_eq!((r.checked, r.errors), (1, 0), "{r:?}");
+        let (code, _, v) = env
+            .post_keyed("/api/payment/phonepe/create/", &t, Some(&format!("second-{n}")), &json!({"session_id": sid}))
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{v}");
+        assert_eq!(v["merchant_txn_id"], id.as_str(), "the same payment, sent now");
+        env.pay(&v, "success").await;
+        env.wait_for_status(&t, &sid, "PAID").await;
+        assert_eq!(env.session(&t, &sid).await["payments"].as_array().unwrap().len(), 1);
+        sessions.push(sid);
+    }
+    assert_money(&env, &sessions).await;
+}
+
 on_both_stores!(
+    payment_phonepe_never_saw_is_resumed_after_reconciliation,
     refund_never_seen_by_phonepe_is_sent_again,
     refund_rate_limited_or_unreachable_is_pending_not_failed,
     automatic_refund_survives_phonepe_being_busy,

@@ -10,8 +10,8 @@ use common::{Env, Rec, assert_money, operator, paid_session, wait_session};
 use parkpay_api::Stores;
 use parkpay_api::sweep::sweep_all;
 use parkpay_domain::{
-    Payment, PaymentId, PaymentInstrument, PaymentStatus, Refund, RefundId, RefundRequest, SessionId, SuccessReport, Transition,
-    UserId,
+    Payment, PaymentId, PaymentInstrument, PaymentStatus, Refund, RefundId, RefundRequest, SessionId, SuccessReport,
+    Transition, UserId,
 };
 use parkpay_gateway::{Instrument, MerchantTxnId, PayRequest};
 use parkpay_simulator::{Faults, Operation, Outcome};
@@ -80,8 +80,10 @@ async fn legacy(env: &Env, stores: &Stores, t: &str) -> [String; 4] {
     let c = env.book(t).await;
     let bc = bundle(stores, &c).await;
     let mut session = bc.session.clone();
-    let mut pc1 = Payment::start(PaymentId::from_random(id16()), &session, &[], PaymentInstrument::PayPage, now).unwrap();
-    let mut pc2 = Payment::start(PaymentId::from_random(id16()), &session, &[], PaymentInstrument::PayPage, now).unwrap();
+    let mut pc1 =
+        Payment::start(PaymentId::from_random(id16()), &session, &[], PaymentInstrument::PayPage, now).unwrap();
+    let mut pc2 =
+        Payment::start(PaymentId::from_random(id16()), &session, &[], PaymentInstrument::PayPage, now).unwrap();
     assert_eq!(pc1.succeed(success(&pc1), now), Ok(Transition::Applied));
     assert_eq!(pc2.succeed(success(&pc2), now), Ok(Transition::Applied));
     assert_eq!(session.mark_paid(pc1.id(), pc1.amount(), now), Ok(Transition::Applied));
@@ -146,7 +148,8 @@ async fn sweep_turns_legacy_debts_into_obligations(env: Env, stores: Stores) {
     // success has its automatic refund (and that its obligation).
     for sid in &sessions {
         let bundle = bundle(&stores, sid).await;
-        let unsettled = bundle.payments.iter().filter(|p| p.status() != PaymentStatus::Success).map(|p| p.id().as_str());
+        let unsettled =
+            bundle.payments.iter().filter(|p| p.status() != PaymentStatus::Success).map(|p| p.id().as_str());
         for id in unsettled.chain(bundle.refunds.iter().map(|r| r.id().as_str())) {
             assert!(bundle.obligation(id).is_some(), "{sid}: {id} has no obligation");
         }

@@ -120,9 +120,9 @@ use crate::keys::{
     idempotency_key, idempotency_pk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
 use crate::{
-    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex,
-    Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
-    validate_commit,
+    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
+    PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef,
+    Write, validate_commit,
 };
 
 type Item = HashMap<String, AttributeValue>;

@@ -44,13 +44,14 @@ use serde_json::{Map, Value};
 
 use crate::idempotency::{self as idem, Completion, IdempotencyItem};
 use crate::keys::{
-    BundleBuilder, DUE_SHARDS, attention_gsi1pk, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, corrupt, due_from_index,
-    due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+    BundleBuilder, DUE_SHARDS, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, attention_gsi1pk, corrupt,
+    due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key, session_gsi1sk, session_pk, txn_pk,
+    user_gsi1pk,
 };
 use crate::{
-    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore, PendingIndex,
-    Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
-    validate_commit,
+    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
+    PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef,
+    Write, validate_commit,
 };
 
 const ITEMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("items");
@@ -455,7 +456,9 @@ fn list_attention_blocking(
     let mut found = Vec::new();
     for shard in 0..DUE_SHARDS {
         let pk = attention_gsi1pk(list, shard);
-        for entry in attention.range((pk.as_str(), "")..(pk.as_str(), bound.as_str())).map_err(db_error)?.rev().take(limit) {
+        for entry in
+            attention.range((pk.as_str(), "")..(pk.as_str(), bound.as_str())).map_err(db_error)?.rev().take(limit)
+        {
             let (k, v) = entry.map_err(db_error)?;
             let (position, (pk, sk)) = (k.value().1.to_owned(), v.value());
             let key = ItemKey { pk: pk.to_owned(), sk: sk.to_owned() };
@@ -474,7 +477,10 @@ fn scan_blocking(db: &Database, after: Option<&ScanCursor>, page_items: usize) -
     let txn = db.begin_read().map_err(db_error)?;
     let items = txn.open_table(ITEMS).map_err(db_error)?;
     let range = match after {
-        Some(c) => items.range::<(&str, &str)>((std::ops::Bound::Excluded((c.pk.as_str(), c.sk.as_str())), std::ops::Bound::Unbounded)),
+        Some(c) => items.range::<(&str, &str)>((
+            std::ops::Bound::Excluded((c.pk.as_str(), c.sk.as_str())),
+            std::ops::Bound::Unbounded,
+        )),
         None => items.range::<(&str, &str)>(..),
     }
     .map_err(db_error)?;

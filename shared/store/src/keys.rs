@@ -355,7 +355,10 @@ pub(crate) fn due_from_index(pk: &str, sk: &str, gsi2sk: &str) -> Result<DueEntr
 pub fn is_attention_position(position: &str) -> bool {
     let Some((millis, tail)) = position.split_at_checked(15) else { return false };
     millis.bytes().all(|b| b.is_ascii_digit())
-        && tail.strip_prefix('#').and_then(|sk| sk.strip_prefix(OBLIGATION_PREFIX)).is_some_and(|id| !impossible_txn_id(id))
+        && tail
+            .strip_prefix('#')
+            .and_then(|sk| sk.strip_prefix(OBLIGATION_PREFIX))
+            .is_some_and(|id| !impossible_txn_id(id))
 }
 
 /// Checks a session read from the user index of `user`.

@@ -392,7 +392,9 @@ pub trait AttentionIndex: Send + Sync {
 /// also "overdue at `now`" (position time ≤ now).
 pub(crate) fn attention_bound(list: AttentionList, now: Timestamp, before: Option<&str>) -> String {
     let mut bound = match list {
-        AttentionList::Overdue => keys::due_gsi2sk_bound(Timestamp::from_unix_millis(now.unix_millis() + 1).unwrap_or(now)),
+        AttentionList::Overdue => {
+            keys::due_gsi2sk_bound(Timestamp::from_unix_millis(now.unix_millis() + 1).unwrap_or(now))
+        }
         AttentionList::NeedsPerson => "\u{10FFFF}".to_owned(),
     };
     if let Some(b) = before

@@ -17,9 +17,9 @@ use parkpay_domain::{
     UserId, VehicleNumber, record_refund_success,
 };
 use parkpay_store::{
-    Acquire, AttentionIndex, AttentionList, DueEntry, ScanCursor, SessionScan, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus, IdempotencyStore,
-    MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, SessionBundle, Store, StoreError,
-    StoredResponse, TxnRef, Write,
+    Acquire, AttentionIndex, AttentionList, DueEntry, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus,
+    IdempotencyStore, MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, ScanCursor,
+    SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
 };
 
 /// What each backend is.
@@ -912,7 +912,10 @@ async fn scan_finds_every_session(store: Arc<dyn Backend>) {
     for i in 0..23u8 {
         let s = book(i.wrapping_add(40), "driver-3", 1_000);
         let p = start(&format!("PPS{i:02}"), &s, &[], 2_000);
-        store.commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&Obligation::check_payment(&p, at(2_000)))]).await.unwrap();
+        store
+            .commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&Obligation::check_payment(&p, at(2_000)))])
+            .await
+            .unwrap();
         expected.insert(s.id().clone());
     }
     for page in [1usize, 7, 1000] {

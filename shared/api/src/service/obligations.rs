@@ -105,9 +105,7 @@ fn parse(query: &ObligationsQuery) -> Result<(AttentionList, usize, Option<Strin
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .filter(|p| is_attention_position(p))
-                .ok_or_else(|| {
-                    ApiError::unprocessable("INVALID_CURSOR", "`cursor` is not one this list handed out")
-                })?,
+                .ok_or_else(|| ApiError::unprocessable("INVALID_CURSOR", "`cursor` is not one this list handed out"))?,
         ),
     };
     Ok((list, limit, cursor))
@@ -129,8 +127,7 @@ pub async fn list_obligations(
     let mut entries = state.attention.list_attention(list, now, cursor.as_deref(), limit + 1).await?;
     let more = entries.len() > limit;
     entries.truncate(limit);
-    let next_cursor =
-        if more { entries.last().map(|e| URL_SAFE_NO_PAD.encode(e.position.as_bytes())) } else { None };
+    let next_cursor = if more { entries.last().map(|e| URL_SAFE_NO_PAD.encode(e.position.as_bytes())) } else { None };
     Ok(ObligationsView {
         obligations: entries.iter().map(|e| ObligationView::new(&e.obligation, list)).collect(),
         next_cursor,
