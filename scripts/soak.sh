@@ -42,6 +42,7 @@ fi
 
 echo "$(nproc) cores, $(uname -m), $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(date -u +%Y-%m-%dT%H:%MZ)" >&2
 echo "cargo test --release -p parkpay-local --test soak (${PARKPAY_SOAK_PAYMENTS} payments, ${PARKPAY_SOAK_REFUNDS} refunds, stores: $stores)" >&2
-cargo test --release -p parkpay-local --test soak -- --nocapture 2> >(tee target/soak.log >&2)
+mkdir -p target
+cargo test --release -p parkpay-local --test soak -- --nocapture 2>&1 | tee target/soak.log
 # The table, from the run's log.
 sed -n '/^Soak, seed/,/^test soak/p' target/soak.log | grep -v '^test soak' >target/soak.md || true

@@ -25,8 +25,8 @@
 //! the payment was not applied before its timeout.
 //!
 //! `bash scripts/bench-reconcile.sh` runs it in a release build with 10,000 items. Without
-//! `--bench` (as `cargo test --all-targets` runs every bench once) it runs small: 200 items on
-//! the embedded store and 100 on DynamoDB Local. `PARKPAY_BENCH_ITEMS` sets the number either
+//! `--bench` (as `cargo test --all-targets` runs every bench once) it runs small: 100 items on
+//! the embedded store and 50 on DynamoDB Local. `PARKPAY_BENCH_ITEMS` sets the number either
 //! way.
 
 #[allow(dead_code, unused_macros)]
@@ -275,12 +275,12 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
     let outcomes = rt.block_on(async {
         let mut outcomes = Vec::new();
-        match run("embedded (redb)", common::embedded().await, items(200)).await {
+        match run("embedded (redb)", common::embedded().await, items(100)).await {
             Ok(o) => outcomes.push(o),
             Err(e) => panic!("embedded: {e}"),
         }
         match dynamodb_env().await {
-            Some(env) => match run("DynamoDB Local", env, items(100)).await {
+            Some(env) => match run("DynamoDB Local", env, items(50)).await {
                 Ok(o) => outcomes.push(o),
                 Err(e) => panic!("DynamoDB Local: {e}"),
             },

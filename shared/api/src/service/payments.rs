@@ -189,14 +189,17 @@ async fn resume_payment(state: &AppState, bundle: &SessionBundle, existing: &Pay
     let report = state.gateway.status(&txn_id(existing.id().as_str())?).await.map_err(gateway_error)?;
     if report.state == TxnState::NotFound {
         tracing::info!(payment = %existing.id(), "payment never reached PhonePe; sending it now");
-        let now = state.clock.now();
-        let mut o = bundle
-            .obligation(existing.id().as_str())
-            .cloned()
-            .unwrap_or_else(|| Obligation::check_payment(existing, now));
-        o.restart_clock(now);
-        if let Some(write) = obligation_write(bundle, existing.id().as_str(), o) {
-            state.store.commit(vec![write]).await?;
+        // PhonePe's timeout counts from this send. Reloaded and retried on a lost race (a
+        // reconciler may claim the obligation while we asked PhonePe).
+        let target = existing.id().as_str();
+        if with_obligation(state, session_id, target, |o, now| o.restart_clock(now)).await?.is_none() {
+            // Written before obligations existed: track it from now.
+            let mut o = Obligation::check_payment(existing, state.clock.now());
+            o.restart_clock(state.clock.now());
+            match state.store.commit(vec![Write::Insert(Record::Obligation(o))]).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         return Ok(existing.clone());
     }

@@ -293,43 +293,42 @@ pub fn paise(v: &Value) -> i64 {
     r.parse::<i64>().unwrap() * 100 + p.parse::<i64>().unwrap()
 }
 
+/// For one session as the API shows it: `(ours, PhonePe's)`, each `(paid, refunded)` in paise:
+/// ours from the payments and refunds we hold SUCCESS, PhonePe's from the simulator's completed
+/// payments of the session and completed refunds of them.
+pub fn money_of(s: &Value, sim: &[parkpay_simulator::Transaction]) -> ((i64, i64), (i64, i64)) {
+    use parkpay_simulator::{SimState, TxnKind};
+    let sum = |list: &str| -> i64 {
+        s[list].as_array().unwrap().iter().filter(|x| x["status"] == "SUCCESS").map(|x| paise(&x["amount"])).sum()
+    };
+    let ids: Vec<String> =
+        s["payments"].as_array().unwrap().iter().map(|p| p["merchant_txn_id"].as_str().unwrap().to_owned()).collect();
+    let sim_paid: i64 = sim
+        .iter()
+        .filter(|t| t.kind == TxnKind::Payment && ids.contains(&t.merchant_transaction_id))
+        .filter(|t| t.state == SimState::Completed)
+        .map(|t| t.amount as i64)
+        .sum();
+    let sim_refunded: i64 = sim
+        .iter()
+        .filter(|t| t.kind == TxnKind::Refund && t.state == SimState::Completed)
+        .filter(|t| t.original_transaction_id.as_ref().is_some_and(|o| ids.contains(o)))
+        .map(|t| t.amount as i64)
+        .sum();
+    ((sum("payments"), sum("refunds")), (sim_paid, sim_refunded))
+}
+
 /// For every session: our paid − refunded (from the payments and refunds we hold SUCCESS)
 /// equals the simulator's completed payments − completed refunds of those payments; and our
 /// session's own `paid − refunded` never exceeds it.
 pub async fn assert_money(env: &Env, sessions: &[String]) {
-    use parkpay_simulator::{SimState, TxnKind};
     let op = operator(env);
     let sim = env.server.simulator.transactions();
     for sid in sessions {
         let s = env.session(&op, sid).await;
-        let sum = |list: &str| -> i64 {
-            s[list].as_array().unwrap().iter().filter(|x| x["status"] == "SUCCESS").map(|x| paise(&x["amount"])).sum()
-        };
-        let (ours_paid, ours_refunded) = (sum("payments"), sum("refunds"));
-        let ids: Vec<String> = s["payments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["merchant_txn_id"].as_str().unwrap().to_owned())
-            .collect();
-        let sim_paid: i64 = sim
-            .iter()
-            .filter(|t| t.kind == TxnKind::Payment && ids.contains(&t.merchant_transaction_id))
-            .filter(|t| t.state == SimState::Completed)
-            .map(|t| t.amount as i64)
-            .sum();
-        let sim_refunded: i64 = sim
-            .iter()
-            .filter(|t| t.kind == TxnKind::Refund && t.state == SimState::Completed)
-            .filter(|t| t.original_transaction_id.as_ref().is_some_and(|o| ids.contains(o)))
-            .map(|t| t.amount as i64)
-            .sum();
-        assert_eq!(
-            (ours_paid, ours_refunded),
-            (sim_paid, sim_refunded),
-            "session {sid}: ours (paid, refunded) vs PhonePe's: {s}"
-        );
-        assert!(paise(&s["paid"]) - paise(&s["refunded"]) <= ours_paid - ours_refunded, "{s}");
+        let (ours, phonepe) = money_of(&s, &sim);
+        assert_eq!(ours, phonepe, "session {sid}: ours (paid, refunded) vs PhonePe's: {s}");
+        assert!(paise(&s["paid"]) - paise(&s["refunded"]) <= ours.0 - ours.1, "{s}");
     }
 }
 
@@ -371,8 +370,9 @@ pub async fn embedded_with_stores() -> (Env, parkpay_api::Stores) {
     (start_with(dir, Some(stores.clone())).await, stores)
 }
 
-/// [`dynamodb`], keeping the store's handles (for a twin server on the same table).
-pub async fn dynamodb_with_stores() -> Option<(Env, parkpay_api::Stores)> {
+/// Stores on a fresh table of the DynamoDB Local at `PARKPAY_DYNAMODB_ENDPOINT`; `None` (and a
+/// note) with `PARKPAY_SKIP_DYNAMODB=1`, a panic without either.
+pub async fn dynamodb_stores() -> Option<parkpay_api::Stores> {
     let Ok(endpoint) = std::env::var("PARKPAY_DYNAMODB_ENDPOINT") else {
         if std::env::var("PARKPAY_SKIP_DYNAMODB").as_deref() == Ok("1") {
             eprintln!("SKIPPED: DynamoDB end-to-end test (PARKPAY_SKIP_DYNAMODB=1)");
@@ -389,7 +389,12 @@ pub async fn dynamodb_with_stores() -> Option<(Env, parkpay_api::Stores)> {
     let client = aws_sdk_dynamodb::Client::from_conf(conf);
     let table = format!("e2e-{}", hex_id());
     parkpay_store::dynamo::create_table(&client, &table).await.expect("create table in DynamoDB Local");
-    let stores = parkpay_api::Stores::new(parkpay_store::dynamo::DynamoStore::new(client, table));
+    Some(parkpay_api::Stores::new(parkpay_store::dynamo::DynamoStore::new(client, table)))
+}
+
+/// [`dynamodb`], keeping the store's handles (for a twin server on the same table).
+pub async fn dynamodb_with_stores() -> Option<(Env, parkpay_api::Stores)> {
+    let stores = dynamodb_stores().await?;
     Some((start_with(tempfile::tempdir().unwrap(), Some(stores.clone())).await, stores))
 }
 
