@@ -26,7 +26,8 @@ case "$(uname -m)" in
   *) echo "unsupported machine $(uname -m)" >&2; exit 1 ;;
 esac
 
-mapfile -t bins < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
+# (each once: every route function runs the same binary, parkpay-routes)
+mapfile -t bins < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml | sort -u)
 arch=${flag#--}; arch=${arch/x86-64/x86_64}
 # 1. The functions exactly as scripts/package.sh packages them (the same command, so nothing is
 #    rebuilt when it has run): the bench runs the bootstrap inside each zip.

@@ -19,7 +19,8 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-parkpaylocal} AWS_SECRET_ACCESS_KE
 export AWS_REGION=${AWS_REGION:-ap-south-1} AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-ap-south-1}}
 
 # The binaries, as the template names them (Metadata.BuildProperties.Binary).
-mapfile -t bins < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml)
+# (each once: every route function runs the same binary, parkpay-routes)
+mapfile -t bins < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml | sort -u)
 [ "${#bins[@]}" -gt 0 ] || { echo "no BuildProperties.Binary in template.yaml" >&2; exit 1; }
 
 has_target() {
@@ -69,18 +70,5 @@ echo "built in $(( $(date +%s) - start )) s"
 } | tee "$out/sizes.md"
 
 if [ "${SAM_BUILD:-0}" = "1" ]; then
-  template=template.yaml
-  if [ "$arch" != arm64 ]; then
-    # Same template, x86_64 functions, code at the absolute workspace path (the copy lives in
-    # .aws-sam/, which git ignores).
-    mkdir -p .aws-sam
-    template=.aws-sam/template.$arch.yaml
-    sed -e "s/Architectures: \[arm64\]/Architectures: [$arch]/" -e "s#^\( *\)CodeUri: \.\$#\1CodeUri: $root#" \
-      template.yaml >"$template"
-    echo "sam build on $template (template.yaml with Architectures: [$arch])"
-  fi
-  start=$(date +%s)
-  sam build --template-file "$template" --build-dir .aws-sam/build
-  echo "sam build took $(( $(date +%s) - start )) s"
-  ls -la .aws-sam/build/*/bootstrap
+  SAM_ARCH=$arch bash scripts/sam-build.sh
 fi

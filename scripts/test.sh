@@ -6,7 +6,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints its title; when the next one starts (and at the end) the time the previous one
+# took, and the run ends with a table of every step's time, so growth stays visible in CI logs.
+run_start=$(date +%s)
+step_start=
+step_name=
+step_times=()
+end_step() {
+  if [ -n "$step_name" ]; then
+    local took=$(( $(date +%s) - step_start ))
+    printf '<== %s: %d s\n' "$step_name" "$took"
+    step_times+=("$(printf '%6d s  %s' "$took" "$step_name")")
+  fi
+}
+step() {
+  end_step
+  step_name=$*
+  step_start=$(date +%s)
+  printf '\n==> %s\n' "$*"
+}
+summary() {
+  end_step
+  step_name=
+  printf '\nStep times:\n'
+  printf '  %s\n' "${step_times[@]}"
+  printf '  %6d s  total\n' "$(( $(date +%s) - run_start ))"
+}
 
 # No AWS account or network is ever needed: dummy credentials keep SDK clients from looking for any.
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-parkpaylocal} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-parkpaylocal}
@@ -34,6 +59,9 @@ fi
 rm -f "$tree_err"
 echo "ok: openssl-sys not found"
 
+step "Self-contained: no file of the repository points outside it"
+bash scripts/check-self-contained.sh
+
 step "template.yaml: cfn-lint, sam validate --lint, cfn-lint after the SAM transform (tools pinned in .tools/venv)"
 bash scripts/lint-template.sh
 
@@ -47,12 +75,18 @@ echo "DynamoDB Local at $PARKPAY_DYNAMODB_ENDPOINT"
 step "Workspace tests: unit, property, gateway against the simulator, store contract and end-to-end on both stores (benches run once as tests)"
 cargo test --workspace --all-targets
 
+step "OpenAPI document (docs/openapi.yaml): Redocly lint (npm @redocly/cli, pinned, in .tools/redocly)"
+bash scripts/lint-openapi.sh
+
+step "schemathesis: every operation of /openapi.json against a fresh local server, without a token, as a driver, as an operator (pinned, in .tools/schemathesis-venv)"
+bash scripts/schemathesis.sh
+
 step "README walkthrough, pasted into a shell against a fresh local server"
 bash scripts/check-walkthrough.sh
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 if [ "$FUZZ_SECONDS" != "0" ]; then
-  step "Fuzzing each cargo-fuzz target for ${FUZZ_SECONDS}s"
+  step "Fuzz targets: cargo-fuzz, then one build of every target"
   if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --version 0.13.2
   fi
@@ -63,6 +97,11 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
     echo "cargo fuzz list printed no targets: nothing would be fuzzed (fuzz/fuzz_targets, fuzz/Cargo.toml)" >&2
     exit 1
   fi
+  # Built once, apart from the runs, so the step times show the build and the fuzzing apart.
+  # The targets depend on no AWS SDK crate (parkpay-api and parkpay-store without their `aws` /
+  # `dynamodb` features): nothing of the SDK is compiled under the sanitizer.
+  (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build) || { echo "cargo fuzz build failed" >&2; exit 1; }
+  step "Fuzzing each cargo-fuzz target for ${FUZZ_SECONDS}s"
   for target in $targets; do
     log="$root/target/fuzz-$target.log"
     if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS") >"$log" 2>&1; then
@@ -77,4 +116,6 @@ if [ "$FUZZ_SECONDS" != "0" ]; then
   done
 fi
 
-step "All tests passed"
+summary
+echo
+echo "All tests passed"

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use parkpay_checksum::{SaltIndex, SaltKey, SaltKeys};
+use parkpay_checksum::{KeyError, SaltIndex, SaltKey, SaltKeys};
 use parkpay_domain::LotCatalog;
 use parkpay_gateway::{Environment, PhonePeV1Config};
 use url::Url;
@@ -23,17 +23,23 @@ impl ConfigError {
     }
 }
 
-/// Where the PhonePe salt key comes from. On AWS it is never in plain configuration: the
-/// function reads it from SSM Parameter Store or Secrets Manager on first use (no network at
-/// cold start) and keeps it in memory, wrapped so it cannot be printed.
+/// Where the PhonePe salt keys come from. On AWS they are never in plain configuration: the
+/// function reads them from SSM Parameter Store or Secrets Manager on first use (no network at
+/// cold start) and keeps them in memory, wrapped so they cannot be printed.
+///
+/// A merchant may hold several salt keys at once, each with its index (`docs/phonepe.md` §6):
+/// requests we send are signed with one of them (`index` here, `PHONEPE_SALT_INDEX`); callbacks
+/// are verified with whichever configured key their `X-VERIFY` names.
 #[derive(Debug, Clone)]
 pub enum SaltSource {
-    /// Given directly (`PHONEPE_SALT_KEY`): local use, tests.
+    /// Given directly: `PHONEPE_SALT_KEY` (one key, index `PHONEPE_SALT_INDEX`) or
+    /// `PHONEPE_SALT_KEYS` (`index:key,index:key`): local use, tests.
     Inline(SaltKeys),
-    /// `PHONEPE_SALT_KEY_SSM_PARAMETER`: the name of an SSM SecureString.
+    /// `PHONEPE_SALT_KEY_SSM_PARAMETER`: the name of an SSM SecureString holding one key, or
+    /// several as JSON (`crate::secrets::parse_stored_keys`); `index` signs.
     Ssm { parameter: String, index: SaltIndex },
-    /// `PHONEPE_SALT_KEY_SECRET_ID`: a Secrets Manager secret (plain string, or JSON with a
-    /// `salt_key` field).
+    /// `PHONEPE_SALT_KEY_SECRET_ID`: a Secrets Manager secret, in the same forms as the SSM
+    /// parameter (a plain key, or JSON with `salt_key` or `salt_keys`).
     SecretsManager { secret_id: String, index: SaltIndex },
 }
 
@@ -77,9 +83,9 @@ impl CoreSettings {
     }
 }
 
-/// The public sandbox merchant of `docs/phonepe.md` §4: the simulator's default.
-pub const SIM_MERCHANT_ID: &str = "PGTESTPAYUAT";
-pub const SIM_SALT_KEY: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
+/// The public sandbox merchant of `docs/phonepe.md` §5: the simulator's default.
+pub const SIM_MERCHANT_ID: &str = parkpay_checksum::conformance::SANDBOX_MERCHANT_ID;
+pub const SIM_SALT_KEY: &str = parkpay_checksum::conformance::SANDBOX_SALT_KEY;
 
 impl Settings {
     /// Read settings through `env` (a lookup such as `|k| std::env::var(k).ok()`).
@@ -115,37 +121,42 @@ impl Settings {
             None if simulation => SIM_MERCHANT_ID.to_owned(),
             None => return Err(ConfigError::new("PHONEPE_MERCHANT_ID", "is required")),
         };
-        let index = match get("PHONEPE_SALT_INDEX") {
-            Some(i) => i
-                .parse::<SaltIndex>()
-                .map_err(|_| ConfigError::new("PHONEPE_SALT_INDEX", "must be a positive whole number"))?,
-            None => SaltIndex::new(1),
+        // The index that signs what we send (PHONEPE_SALT_INDEX); 1 unless said.
+        let named_index = match get("PHONEPE_SALT_INDEX") {
+            Some(i) => Some(
+                i.parse::<SaltIndex>()
+                    .map_err(|_| ConfigError::new("PHONEPE_SALT_INDEX", "must be a positive whole number"))?,
+            ),
+            None => None,
         };
+        let index = named_index.unwrap_or(SaltIndex::new(1));
         // The original system called the salt key PHONEPE_API_KEY: accept both.
         let inline = get("PHONEPE_SALT_KEY").or_else(|| get("PHONEPE_API_KEY"));
+        let list = get("PHONEPE_SALT_KEYS");
         let ssm = get("PHONEPE_SALT_KEY_SSM_PARAMETER");
         let secret = get("PHONEPE_SALT_KEY_SECRET_ID");
-        if [inline.is_some(), ssm.is_some(), secret.is_some()].iter().filter(|x| **x).count() > 1 {
+        if [inline.is_some(), list.is_some(), ssm.is_some(), secret.is_some()].iter().filter(|x| **x).count() > 1 {
             return Err(ConfigError::new(
                 "PHONEPE_SALT_KEY",
-                "give only one of PHONEPE_SALT_KEY, PHONEPE_SALT_KEY_SSM_PARAMETER, PHONEPE_SALT_KEY_SECRET_ID",
+                "give only one of PHONEPE_SALT_KEY, PHONEPE_SALT_KEYS, PHONEPE_SALT_KEY_SSM_PARAMETER, PHONEPE_SALT_KEY_SECRET_ID",
             ));
         }
-        let salt = match (inline, ssm, secret) {
-            (Some(k), _, _) => SaltSource::Inline(SaltKeys::single(
+        let salt = match (inline, list, ssm, secret) {
+            (Some(k), ..) => SaltSource::Inline(SaltKeys::single(
                 index,
                 SaltKey::new(k).map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "must not be empty"))?,
             )),
-            (_, Some(parameter), _) => SaltSource::Ssm { parameter, index },
-            (_, _, Some(secret_id)) => SaltSource::SecretsManager { secret_id, index },
-            (None, None, None) if simulation => SaltSource::Inline(SaltKeys::single(
+            (_, Some(list), ..) => SaltSource::Inline(salt_key_list(&list, named_index)?),
+            (_, _, Some(parameter), _) => SaltSource::Ssm { parameter, index },
+            (_, _, _, Some(secret_id)) => SaltSource::SecretsManager { secret_id, index },
+            (None, None, None, None) if simulation => SaltSource::Inline(SaltKeys::single(
                 index,
                 SaltKey::new(SIM_SALT_KEY).map_err(|_| ConfigError::new("PHONEPE_SALT_KEY", "must not be empty"))?,
             )),
-            (None, None, None) => {
+            (None, None, None, None) => {
                 return Err(ConfigError::new(
                     "PHONEPE_SALT_KEY",
-                    "is required (or PHONEPE_SALT_KEY_SSM_PARAMETER / PHONEPE_SALT_KEY_SECRET_ID; PHONEPE_API_KEY is accepted too)",
+                    "is required (or PHONEPE_SALT_KEYS / PHONEPE_SALT_KEY_SSM_PARAMETER / PHONEPE_SALT_KEY_SECRET_ID; PHONEPE_API_KEY is accepted too)",
                 ));
             }
         };
@@ -222,6 +233,21 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&|k| std::env::var(k).ok())
     }
+}
+
+/// `PHONEPE_SALT_KEYS`: `index:key,index:key`, signed with `PHONEPE_SALT_INDEX` (required when
+/// there is more than one key; it must be one of them). Errors never show a key.
+fn salt_key_list(text: &str, active: Option<SaltIndex>) -> Result<SaltKeys, ConfigError> {
+    SaltKeys::parse_list(text, active).map_err(|e| match e {
+        KeyError::ActiveMissing(i) => {
+            ConfigError::new("PHONEPE_SALT_INDEX", format!("names index {i}, which PHONEPE_SALT_KEYS does not hold"))
+        }
+        KeyError::NoActive => ConfigError::new(
+            "PHONEPE_SALT_INDEX",
+            "is required with several PHONEPE_SALT_KEYS: it names the index that signs requests",
+        ),
+        other => ConfigError::new("PHONEPE_SALT_KEYS", format!("{other} (the form is index:key,index:key)")),
+    })
 }
 
 fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
@@ -319,6 +345,57 @@ mod tests {
         let mut both = ssm.clone();
         both.push(("PHONEPE_SALT_KEY", "x"));
         assert_eq!(load(&both).unwrap_err().var, "PHONEPE_SALT_KEY");
+    }
+
+    #[test]
+    fn several_salt_keys_inline() {
+        let without: Vec<(&str, &str)> = PROD.iter().copied().filter(|(k, _)| !k.starts_with("PHONEPE_SALT")).collect();
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut p = without.clone();
+            p.extend_from_slice(extra);
+            load(&p)
+        };
+        let msg = parkpay_checksum::Message::Path { path: "/pg/v1/status/M123/T1" };
+        let one = |k: &str, i: u32| SaltKeys::single(SaltIndex::new(i), SaltKey::new(k).unwrap());
+
+        // both keys verify; the named index signs
+        let s =
+            with(&[("PHONEPE_SALT_KEYS", "1:old-secret-key,2:new-secret-key"), ("PHONEPE_SALT_INDEX", "2")]).unwrap();
+        let keys = s.inline_salt_keys().unwrap();
+        assert_eq!(keys.active_index(), SaltIndex::new(2));
+        assert_eq!(keys.sign(msg), one("new-secret-key", 2).sign(msg));
+        for (k, i) in [("old-secret-key", 1), ("new-secret-key", 2)] {
+            assert_eq!(keys.verify(&one(k, i).sign(msg).to_string(), msg), Ok(SaltIndex::new(i)));
+        }
+        assert_eq!(s.gateway_config(keys.clone()).salt_keys.active_index(), SaltIndex::new(2));
+        assert!(!format!("{s:?}").contains("secret-key"));
+
+        // one key in the list signs without PHONEPE_SALT_INDEX
+        let s = with(&[("PHONEPE_SALT_KEYS", "2:new-secret-key")]).unwrap();
+        assert_eq!(s.inline_salt_keys().unwrap().active_index(), SaltIndex::new(2));
+
+        // what is refused, naming the variable and never the key
+        for (extra, var) in [
+            (&[("PHONEPE_SALT_KEYS", "1:old-secret-key,2:new-secret-key")][..], "PHONEPE_SALT_INDEX"),
+            (&[("PHONEPE_SALT_KEYS", "1:old-secret-key"), ("PHONEPE_SALT_INDEX", "2")][..], "PHONEPE_SALT_INDEX"),
+            (&[("PHONEPE_SALT_KEYS", "old-secret-key")][..], "PHONEPE_SALT_KEYS"),
+            (
+                &[("PHONEPE_SALT_KEYS", "1:old-secret-key,1:new-secret-key"), ("PHONEPE_SALT_INDEX", "1")][..],
+                "PHONEPE_SALT_KEYS",
+            ),
+            (
+                &[("PHONEPE_SALT_KEYS", "1:old-secret-key"), ("PHONEPE_SALT_KEY", "x-secret-key")][..],
+                "PHONEPE_SALT_KEY",
+            ),
+            (
+                &[("PHONEPE_SALT_KEYS", "1:old-secret-key"), ("PHONEPE_SALT_KEY_SSM_PARAMETER", "/p")][..],
+                "PHONEPE_SALT_KEY",
+            ),
+        ] {
+            let e = with(extra).map(|_| ()).unwrap_err();
+            assert_eq!(e.var, var, "{extra:?}: {e}");
+            assert!(!e.to_string().contains("secret-key"), "{e}");
+        }
     }
 
     #[test]

@@ -61,10 +61,18 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "something went wrong on our side")
     }
 
+    /// The answer, without a request id (see [`ApiError::into_response_for`]).
     pub fn into_response(self) -> Response<Body> {
+        self.into_response_for(None)
+    }
+
+    /// The answer: `{"error": {"code", "message", "request_id"}}` (`request_id` left out when
+    /// `None`), with `Retry-After` when set. Handlers answer with their request's id
+    /// (`crate::telemetry::RequestIds`), which the `x-request-id` header repeats.
+    pub fn into_response_for(self, request_id: Option<&str>) -> Response<Body> {
         let mut resp = json_response(
             self.status,
-            &ErrorBody { error: ErrorDetail { code: self.code.as_ref(), message: &self.message } },
+            &ErrorBody { error: ErrorDetail { code: self.code.as_ref(), message: &self.message, request_id } },
         );
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -82,6 +90,8 @@ struct ErrorBody<'a> {
 struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 impl From<DomainError> for ApiError {
@@ -295,5 +305,11 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(t).unwrap();
         assert_eq!(v["error"]["code"], "SESSION_NOT_FOUND");
         assert!(v["error"]["message"].is_string());
+        assert!(v["error"].get("request_id").is_none());
+        let r = ApiError::payment_not_found().into_response_for(Some("CvQ1aE3yBcwEJ10="));
+        let Body::Text(t) = r.body() else { panic!("text body") };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["error"]["request_id"], "CvQ1aE3yBcwEJ10=");
+        assert_eq!(v["error"]["code"], "PAYMENT_NOT_FOUND");
     }
 }

@@ -97,9 +97,13 @@ where
     F: FnOnce([u8; 16]) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
+    // Errors name the request (`crate::routes::handle` put its ids in the extensions). A stored
+    // answer keeps the id of the request that made it: a replay is that answer byte for byte,
+    // and its own id is in its `x-request-id` header.
+    let request_id = req.extensions().get::<crate::telemetry::RequestIds>().map(|ids| ids.request_id.clone());
     let answer = |r: Result<T, ApiError>| match r {
         Ok(v) => json_response(ok_status, &v),
-        Err(e) => e.into_response(),
+        Err(e) => e.into_response_for(request_id.as_deref()),
     };
     let Some(key) = key_from(req)? else {
         return Ok(answer(work(random_id_bytes()).await));

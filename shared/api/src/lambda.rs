@@ -105,7 +105,8 @@ pub fn state_with(
         idempotency: stores.idempotency,
         pending: stores.pending,
         attention: stores.attention,
-        gateway,
+        // every call to PhonePe counted and timed (crate::telemetry)
+        gateway: crate::telemetry::MeteredGateway::wrap(gateway),
         lots: Arc::new(core.lots),
         clock: Arc::new(SystemClock),
         merchant_id,
@@ -139,9 +140,29 @@ impl PaymentGateway for NoPhonePe {
     }
 }
 
-/// Run `endpoint` as a Lambda function behind API Gateway (HTTP API, payload 2.0).
+/// The route function's `main` (`functions/routes`, binary [`crate::ROUTES_BINARY`]): serve the
+/// endpoint named by [`crate::ENDPOINT_VARIABLE`] in the function's environment. Missing or
+/// unknown, the function fails its init with one line naming the variable and the names it takes.
+pub async fn run_from_env() -> Result<(), lambda_http::Error> {
+    let var = crate::ENDPOINT_VARIABLE;
+    let name = std::env::var(var).unwrap_or_default();
+    match Endpoint::from_name(&name) {
+        Some(endpoint) => run(endpoint).await,
+        None => {
+            let names: Vec<&str> = crate::ROUTES.iter().map(|r| r.name).collect();
+            let message = format!("{var} is {name:?}: set it to one of {}", names.join(", "));
+            crate::telemetry::init_lambda();
+            tracing::error!(error = %message, "start-up failed");
+            Err(message.into())
+        }
+    }
+}
+
+/// Run `endpoint` as a Lambda function behind API Gateway (HTTP API, payload 2.0). Logs and
+/// metrics as [`crate::telemetry::init_lambda`] sets them up; each invocation's metrics are
+/// written (EMF, on stdout) when it has its answer.
 pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    crate::telemetry::init_lambda();
     let state = match state_from_env(endpoint).await {
         Ok(s) => s,
         Err(e) => {
@@ -152,7 +173,13 @@ pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     };
     lambda_http::run(service_fn(move |req: Request| {
         let state = state.clone();
-        async move { Ok::<Response<Body>, Infallible>(handle(&state, endpoint, req).await) }
+        async move {
+            let ids = crate::telemetry::RequestIds::of(&req);
+            crate::telemetry::begin_invocation(Some(&ids.request_id), ids.lambda_request_id.as_deref());
+            let resp = handle(&state, endpoint, req).await;
+            crate::telemetry::end_invocation();
+            Ok::<Response<Body>, Infallible>(resp)
+        }
     }))
     .await
 }
@@ -162,13 +189,18 @@ pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
 /// kept with a one-minute EventBridge rule.
 pub async fn run_reconciler() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
-    lambda_http::tracing::init_default_subscriber();
+    use tracing::Instrument;
+    crate::telemetry::init_lambda();
     let state = build_state(true).await?;
     let reconciler = Arc::new(crate::reconcile::Reconciler::new(state));
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let reconciler = reconciler.clone();
         async move {
-            let total = reconciler.run_invocation(event.context.deadline).await;
+            let id = event.context.request_id;
+            crate::telemetry::begin_invocation(None, Some(&id));
+            let span = crate::telemetry::invocation_span(&id);
+            let total = reconciler.run_invocation(event.context.deadline).instrument(span).await;
+            crate::telemetry::end_invocation();
             Ok::<_, lambda_http::Error>(serde_json::json!({
                 "pending": total.pending, "checked": total.checked, "applied": total.applied,
                 "expired": total.expired, "sent": total.sent, "errors": total.errors, "deferred": total.deferred,

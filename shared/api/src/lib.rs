@@ -7,15 +7,20 @@ pub mod config;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod reconcile;
 pub mod routes;
+#[cfg(feature = "aws")]
 pub mod secrets;
 pub mod service;
 pub mod state;
 pub mod sweep;
+pub mod telemetry;
 pub mod views;
 
 pub use config::{ConfigError, CoreSettings, Settings};
-pub use routes::{Endpoint, ROUTES, Route, RouteMatch, SCHEDULED, ScheduledFunction, handle, match_route};
+pub use routes::{
+    ENDPOINT_VARIABLE, Endpoint, ROUTES, ROUTES_BINARY, Route, RouteMatch, SCHEDULED, ScheduledFunction, handle, match_route,
+};
 pub use state::{AppState, Clock, Policy, Stores, SystemClock};

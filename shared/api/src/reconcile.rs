@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use parkpay_domain::{ObligationKind, PaymentStatus, RefundStatus, Timestamp};
 use parkpay_gateway::{StatusReport, TxnState};
-use parkpay_store::{DueEntry, Record, SessionBundle, StoreError, Write};
+use parkpay_store::{AttentionList, DueEntry, Record, SessionBundle, StoreError, Write};
+use tracing::Instrument;
 
 pub use parkpay_domain::obligation::{PAYMENT_TIMEOUT_SECS as TIMEOUT_SECS, REFUND_RESEND_GRACE_SECS};
 
@@ -40,6 +41,7 @@ use crate::service::{
     txn_id, with_obligation,
 };
 use crate::state::AppState;
+use crate::telemetry;
 
 /// From each due-index shard, at most this many entries per tick.
 pub const PER_SHARD: usize = 32;
@@ -65,6 +67,9 @@ pub struct TickReport {
     pub errors: usize,
     /// Due obligations left for the next tick (the budget ran out).
     pub deferred: usize,
+    /// How long the longest-waiting due obligation had waited past its attempt time when the
+    /// tick looked (zero when none was due).
+    pub oldest_wait: Duration,
 }
 
 impl TickReport {
@@ -76,6 +81,7 @@ impl TickReport {
         self.errors += other.errors;
         self.deferred = other.deferred;
         self.pending = other.pending;
+        self.oldest_wait = other.oldest_wait;
     }
 }
 
@@ -110,15 +116,39 @@ impl Reconciler {
     pub async fn run_invocation(&self, deadline_ms: u64) -> TickReport {
         let start = wall_ms();
         let stop_at = start + 55_000.min(deadline_ms.saturating_sub(start).saturating_sub(5_000));
+        self.observe_attention().await;
         let mut total = TickReport::default();
+        let (mut most_pending, mut longest_wait) = (0, Duration::ZERO);
         loop {
             let left = Duration::from_millis(stop_at.saturating_sub(wall_ms()).max(1_000));
             let r = self.tick_within(left.min(TICK_BUDGET)).await;
             total.add(&r);
+            most_pending = most_pending.max(r.pending);
+            longest_wait = longest_wait.max(r.oldest_wait);
             if wall_ms() + 1_000 >= stop_at {
+                telemetry::reconcile_run(most_pending, longest_wait, total.errors);
                 return total;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The attention lists' sizes as metrics (each counted up to
+    /// [`telemetry::ATTENTION_COUNT_CAP`]): what the alarms on overdue obligations and obligations
+    /// needing a person read.
+    async fn observe_attention(&self) {
+        let now = self.state.clock.now();
+        let cap = telemetry::ATTENTION_COUNT_CAP;
+        let (overdue, needs_person) = futures::join!(
+            self.state.attention.list_attention(AttentionList::Overdue, now, None, cap),
+            self.state.attention.list_attention(AttentionList::NeedsPerson, now, None, cap),
+        );
+        match (overdue, needs_person) {
+            (Ok(overdue), Ok(needs_person)) => telemetry::attention(overdue.len(), needs_person.len()),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(alert = "RECONCILIATION_ERROR", error = %e, "reconciliation could not read the attention lists");
+                telemetry::reconcile_error();
+            }
         }
     }
 
@@ -153,6 +183,7 @@ impl Reconciler {
             }
         };
         report.pending = due.len();
+        report.oldest_wait = due.iter().map(|d| now.saturating_since(d.due_at)).max().unwrap_or_default();
         let mut rest = due.as_slice();
         while !rest.is_empty() {
             if started.elapsed() >= budget {
@@ -161,7 +192,11 @@ impl Reconciler {
             }
             let (batch, tail) = rest.split_at(rest.len().min(CONCURRENCY));
             rest = tail;
-            let results = futures::future::join_all(batch.iter().map(|entry| self.one(entry, now))).await;
+            let results = futures::future::join_all(batch.iter().map(|entry| {
+                // Every line about this obligation names its session and transaction.
+                self.one(entry, now).instrument(telemetry::obligation_span(&entry.session_id, &entry.target_id))
+            }))
+            .await;
             for (entry, result) in batch.iter().zip(results) {
                 match result {
                     Ok(Outcome::Skipped) => {}
@@ -361,8 +396,20 @@ mod tests {
     #[test]
     fn report_totals() {
         let mut t = TickReport::default();
-        t.add(&TickReport { pending: 5, checked: 2, applied: 1, expired: 1, sent: 1, errors: 1, deferred: 3 });
+        let wait = Duration::from_secs(7);
+        t.add(&TickReport {
+            pending: 5,
+            checked: 2,
+            applied: 1,
+            expired: 1,
+            sent: 1,
+            errors: 1,
+            deferred: 3,
+            oldest_wait: wait,
+        });
         t.add(&TickReport { pending: 2, checked: 1, ..TickReport::default() });
-        assert_eq!(t, TickReport { pending: 2, checked: 3, applied: 1, expired: 1, sent: 1, errors: 1, deferred: 0 });
+        let want =
+            TickReport { pending: 2, checked: 3, applied: 1, expired: 1, sent: 1, errors: 1, ..TickReport::default() };
+        assert_eq!(t, want);
     }
 }

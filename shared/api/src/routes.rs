@@ -5,12 +5,14 @@ use std::collections::HashMap;
 
 use http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
+use tracing::Instrument;
 
 use crate::http::{ApiError, body_bytes, json_response, parse_body};
 use crate::idempotency;
 use crate::identity::caller;
 use crate::service;
 use crate::state::AppState;
+use crate::telemetry::{self, RequestIds};
 
 /// One endpoint of the contract (`docs/http-api.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +35,10 @@ pub struct Route {
     pub path: &'static str,
     /// The SAM logical id of its function in `template.yaml`.
     pub function: &'static str,
-    /// The Lambda binary (cargo `[[bin]]` name) that serves it.
+    /// Its short name: the value of [`ENDPOINT_VARIABLE`] in its function's environment and the
+    /// stem of its `events/<name>.json` files.
+    pub name: &'static str,
+    /// The Lambda binary (cargo `[[bin]]` name) that serves it: [`ROUTES_BINARY`] for every route.
     pub binary: &'static str,
     /// Whether a verified bearer token is required (API Gateway's JWT authorizer).
     pub requires_token: bool,
@@ -42,13 +47,22 @@ pub struct Route {
     pub uses_phonepe: bool,
 }
 
+/// The one binary every route function runs (`functions/routes`). The route functions all link
+/// the whole handler table anyway, so one build serves them all (`sam build` links it once
+/// instead of once per function); each function names its route in [`ENDPOINT_VARIABLE`].
+pub const ROUTES_BINARY: &str = "parkpay-routes";
+
+/// The environment variable naming a route function's endpoint ([`Route::name`]).
+pub const ENDPOINT_VARIABLE: &str = "PARKPAY_ENDPOINT";
+
 pub const ROUTES: &[Route] = &[
     Route {
         endpoint: Endpoint::ListLots,
         method: "GET",
         path: "/api/lots/",
         function: "ListLotsFunction",
-        binary: "list-lots",
+        name: "list-lots",
+        binary: ROUTES_BINARY,
         requires_token: false,
         uses_phonepe: false,
     },
@@ -57,7 +71,8 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/sessions/",
         function: "CreateSessionFunction",
-        binary: "create-session",
+        name: "create-session",
+        binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: false,
     },
@@ -66,7 +81,8 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/sessions/{session_id}/",
         function: "GetSessionFunction",
-        binary: "get-session",
+        name: "get-session",
+        binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: false,
     },
@@ -75,7 +91,8 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/payment/phonepe/create/",
         function: "CreatePaymentFunction",
-        binary: "create-payment",
+        name: "create-payment",
+        binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: true,
     },
@@ -84,7 +101,8 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/payment/phonepe/verify/",
         function: "VerifyPaymentFunction",
-        binary: "verify-payment",
+        name: "verify-payment",
+        binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: true,
     },
@@ -93,7 +111,8 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/payment/phonepe/refund/",
         function: "RefundFunction",
-        binary: "refund-payment",
+        name: "refund-payment",
+        binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: true,
     },
@@ -102,7 +121,8 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/api/payment/callback/phonepe/",
         function: "PhonePeCallbackFunction",
-        binary: "phonepe-callback",
+        name: "phonepe-callback",
+        binary: ROUTES_BINARY,
         requires_token: false,
         uses_phonepe: true,
     },
@@ -111,7 +131,8 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/obligations/",
         function: "ListObligationsFunction",
-        binary: "list-obligations",
+        name: "list-obligations",
+        binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: false,
     },
@@ -122,6 +143,8 @@ pub const ROUTES: &[Route] = &[
 pub struct ScheduledFunction {
     /// The SAM logical id of its function in `template.yaml`.
     pub function: &'static str,
+    /// Its short name: the stem of its `events/<name>.json` files.
+    pub name: &'static str,
     /// The Lambda binary (cargo `[[bin]]` name).
     pub binary: &'static str,
     /// Its schedule expression in `template.yaml`.
@@ -134,6 +157,7 @@ pub struct ScheduledFunction {
 /// (`crate::reconcile`; each invocation ticks once a second for up to 55 s).
 pub const SCHEDULED: &[ScheduledFunction] = &[ScheduledFunction {
     function: "ReconcileFunction",
+    name: "reconcile-payments",
     binary: "reconcile-payments",
     schedule: "rate(1 minute)",
     uses_phonepe: true,
@@ -142,6 +166,11 @@ pub const SCHEDULED: &[ScheduledFunction] = &[ScheduledFunction {
 impl Endpoint {
     pub fn route(self) -> &'static Route {
         ROUTES.iter().find(|r| r.endpoint == self).expect("every endpoint has a route")
+    }
+
+    /// The endpoint whose [`Route::name`] is `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        ROUTES.iter().find(|r| r.name == name).map(|r| r.endpoint)
     }
 }
 
@@ -189,11 +218,25 @@ fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
 
 /// Serve one request for `endpoint`. Never fails: every outcome is an HTTP answer (an `Err`
 /// handed to the Lambda runtime would become API Gateway's bare 502).
-pub async fn handle(state: &AppState, endpoint: Endpoint, req: Request) -> Response<Body> {
-    match dispatch(state, endpoint, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
+///
+/// Every answer carries `x-request-id` (API Gateway's request id, see [`crate::telemetry`]), and
+/// error bodies repeat it; every log line of the request is in its span
+/// ([`telemetry::request_span`]).
+pub async fn handle(state: &AppState, endpoint: Endpoint, mut req: Request) -> Response<Body> {
+    let ids = RequestIds::of(&req);
+    // The error answers made deeper down (`idempotency::run`) read the ids from here.
+    req.extensions_mut().insert(ids.clone());
+    let span = telemetry::request_span(endpoint.route(), &ids);
+    async move {
+        let mut resp = match dispatch(state, endpoint, req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response_for(Some(&ids.request_id)),
+        };
+        telemetry::finish(&mut resp, &ids);
+        resp
     }
+    .instrument(span)
+    .await
 }
 
 async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Response<Body>, ApiError> {
@@ -233,6 +276,7 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
         Endpoint::PhonePeCallback => {
             let bytes = body_bytes(&req);
             if bytes.len() > crate::http::MAX_BODY_BYTES {
+                telemetry::callback_rejected("TOO_LARGE");
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "BODY_TOO_LARGE",
@@ -259,9 +303,11 @@ mod tests {
     fn table_is_consistent() {
         for (i, r) in ROUTES.iter().enumerate() {
             assert!(r.path.starts_with("/api/") && r.path.ends_with('/'), "{}", r.path);
+            assert_eq!(r.binary, ROUTES_BINARY, "{}", r.name);
+            assert_eq!(Endpoint::from_name(r.name), Some(r.endpoint));
             for other in &ROUTES[..i] {
                 assert_ne!(r.endpoint, other.endpoint);
-                assert_ne!(r.binary, other.binary);
+                assert_ne!(r.name, other.name);
                 assert_ne!(r.function, other.function);
                 assert!(!(r.path == other.path && r.method == other.method));
             }

@@ -17,6 +17,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod conformance;
+
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -72,8 +74,14 @@ pub enum KeyError {
     NoKeys,
     #[error("the active salt index {0} has no key")]
     ActiveMissing(SaltIndex),
+    #[error("several salt keys are configured: say which index signs")]
+    NoActive,
     #[error("salt index must be 1 to {MAX_INDEX_DIGITS} decimal digits")]
     BadIndex,
+    /// An entry of a key list (`index:key,index:key`) that is not `index:key`; counted from 1.
+    /// Names the position only, never the text (it may hold a key).
+    #[error("entry {0} of the salt key list is not index:key")]
+    MalformedEntry(usize),
 }
 
 /// The number after `###` that names which of a merchant's salt keys signed a message.
@@ -271,6 +279,41 @@ impl SaltKeys {
         self.keys.iter().find(|(i, _)| *i == index).map(|(_, k)| k)
     }
 
+    /// The configured indices, in the order given (not secret: they travel in every header).
+    pub fn indexes(&self) -> impl Iterator<Item = SaltIndex> + '_ {
+        self.keys.iter().map(|(index, _)| *index)
+    }
+
+    /// The same keys with another index signing (a key rotation's switch).
+    pub fn with_active(&self, active: SaltIndex) -> Result<Self, KeyError> {
+        Self::new(self.keys.clone(), active)
+    }
+
+    /// Several keys from the text form `index:key,index:key` (e.g. `1:old-key,2:new-key`):
+    /// entries separated by commas, each an index (1 to 9 digits), a colon, and a key (which
+    /// may itself hold colons but no comma); spaces around entries, indices and keys are
+    /// ignored. `active` names the signing index; without it, a list of one key signs with
+    /// that key, and a longer list is refused ([`KeyError::NoActive`]: it never guesses). Errors
+    /// name positions and indices, never a key.
+    pub fn parse_list(text: &str, active: Option<SaltIndex>) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        for (n, entry) in text.split(',').enumerate() {
+            let (index, key) = entry.split_once(':').ok_or(KeyError::MalformedEntry(n + 1))?;
+            let index = index.trim().parse::<SaltIndex>().map_err(|_| KeyError::MalformedEntry(n + 1))?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(KeyError::EmptyKey);
+            }
+            keys.push((index, SaltKey::new(key)?));
+        }
+        let active = match (active, keys.as_slice()) {
+            (Some(a), _) => a,
+            (None, [(only, _)]) => *only,
+            (None, _) => return Err(KeyError::NoActive),
+        };
+        Self::new(keys, active)
+    }
+
     /// Sign with the active key.
     pub fn sign(&self, message: Message<'_>) -> XVerify {
         let key = self.key(self.active).expect("constructor guarantees the active key exists");
@@ -369,6 +412,34 @@ mod tests {
         assert_eq!("12".parse::<SaltIndex>().unwrap(), SaltIndex::new(12));
         for bad in ["", "+1", "-1", " 1", "1 ", "0x1", "1234567890", "١"] {
             assert_eq!(bad.parse::<SaltIndex>().unwrap_err(), KeyError::BadIndex, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn key_lists() {
+        let msg = Message::Path { path: "/pg/v1/status/M/T" };
+        let one = |k: &str, i: u32| SaltKeys::single(SaltIndex::new(i), SaltKey::new(k).unwrap());
+        let both = SaltKeys::parse_list(" 1 : old-key , 2:new:key ", Some(SaltIndex::new(2))).unwrap();
+        assert_eq!(both.indexes().collect::<Vec<_>>(), [SaltIndex::new(1), SaltIndex::new(2)]);
+        assert_eq!(both.sign(msg), one("new:key", 2).sign(msg), "a key may hold colons; spaces around it go");
+        assert_eq!(both.verify(&one("old-key", 1).sign(msg).to_string(), msg), Ok(SaltIndex::new(1)));
+        let switched = both.with_active(SaltIndex::new(1)).unwrap();
+        assert_eq!(switched.sign(msg), one("old-key", 1).sign(msg));
+        assert_eq!(both.with_active(SaltIndex::new(3)).unwrap_err(), KeyError::ActiveMissing(SaltIndex::new(3)));
+        // one entry signs by itself; several need the active index named
+        assert_eq!(SaltKeys::parse_list("7:k", None).unwrap().active_index(), SaltIndex::new(7));
+        assert_eq!(SaltKeys::parse_list("1:a,2:b", None).unwrap_err(), KeyError::NoActive);
+        for (bad, err) in [
+            ("", KeyError::MalformedEntry(1)),
+            ("secret-without-index", KeyError::MalformedEntry(1)),
+            ("1:a,,2:b", KeyError::MalformedEntry(2)),
+            ("x:secret", KeyError::MalformedEntry(1)),
+            ("1:", KeyError::EmptyKey),
+            ("1:a,1:b", KeyError::DuplicateIndex(SaltIndex::new(1))),
+        ] {
+            let e = SaltKeys::parse_list(bad, Some(SaltIndex::new(1))).unwrap_err();
+            assert_eq!(e, err, "{bad:?}");
+            assert!(!e.to_string().contains("secret"), "{e}");
         }
     }
 }

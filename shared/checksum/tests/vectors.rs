@@ -1,60 +1,163 @@
-//! PhonePe's published conformance vectors (`docs/phonepe.md` §5), byte for byte.
+//! PhonePe's published conformance vectors (`parkpay_checksum::conformance`, `docs/phonepe.md`
+//! §5), byte for byte: each reproduces, and the document carries exactly the same vectors as
+//! the code (it is read here), so neither can change alone.
+
+use std::collections::BTreeMap;
 
 use base64::Engine;
+use parkpay_checksum::conformance::{self, Input, VECTORS, Vector};
 use parkpay_checksum::{Message, SaltIndex, SaltKey, SaltKeys, VerifyError, WebhookCredentials, XVerify};
 use secrecy::SecretString;
 
-const SALT: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
-
-const PAY_B64: &str = "ewogICJtZXJjaGFudElkIjogIlBHVEVTVFBBWVVBVCIsCiAgIm1lcmNoYW50VHJhbnNhY3Rpb25JZCI6ICJNVDc4NTA1OTAwNjgxODgxMDQiLAogICJtZXJjaGFudFVzZXJJZCI6ICJNVUlEMTIzIiwKICAiYW1vdW50IjogMTAwMDAsCiAgInJlZGlyZWN0VXJsIjogImh0dHBzOi8vd2ViaG9vay5zaXRlL3JlZGlyZWN0LXVybCIsCiAgInJlZGlyZWN0TW9kZSI6ICJSRURJUkVDVCIsCiAgImNhbGxiYWNrVXJsIjogImh0dHBzOi8vd2ViaG9vay5zaXRlL2NhbGxiYWNrLXVybCIsCiAgIm1vYmlsZU51bWJlciI6ICI5OTk5OTk5OTk5IiwKICAicGF5bWVudEluc3RydW1lbnQiOiB7CiAgICAidHlwZSI6ICJQQVlfUEFHRSIKICB9Cn0=";
-const PAY_XVERIFY: &str = "d7a8e4458caa6fcd781166bbdc85fec76740c18cb9baa9a4c48cf2387d554180###1";
-
-const STATUS_PATH: &str = "/pg/v1/status/PGTESTPAYUAT/MT7850590068188104";
-const STATUS_XVERIFY: &str = "95c6d60f014b7190aa417083aca2489bb5b0a729d0421c17dea19f5913e6d741###1";
-
-const REFUND_B64: &str = "ewogICAgIm1lcmNoYW50SWQiOiAiUEdURVNUUEFZVUFUIiwKICAgICJtZXJjaGFudFVzZXJJZCI6ICJVc2VyMTIzIiwKICAgICJvcmlnaW5hbFRyYW5zYWN0aW9uSWQiOiAiT0Q2MjA0NzE3MzkyMTA2MjMiLAogICAgIm1lcmNoYW50VHJhbnNhY3Rpb25JZCI6ICJST0Q2MjA0NzE3MzkyMTA2MjMiLAogICAgImFtb3VudCI6IDEwMDAsCiAgICAiY2FsbGJhY2tVcmwiOiAiaHR0cHM6Ly93ZWJob29rLnNpdGUvY2FsbGJhY2stdXJsIgp9";
-const REFUND_XVERIFY: &str = "9dbaf1a531f683699ca9385103f321bc75f6adce881e68c6557cacc0b088d3f8###1";
+const PHONEPE_MD: &str = include_str!("../../../docs/phonepe.md");
+const START: &str = "<!-- conformance-vectors:start -->";
+const END: &str = "<!-- conformance-vectors:end -->";
 
 fn keys() -> SaltKeys {
-    SaltKeys::single(SaltIndex::new(1), SaltKey::new(SALT).unwrap())
+    SaltKeys::single(
+        SaltIndex::new(conformance::SANDBOX_SALT_INDEX),
+        SaltKey::new(conformance::SANDBOX_SALT_KEY).unwrap(),
+    )
+}
+
+/// What our code computes for a vector's input.
+fn compute(input: &Input) -> String {
+    match *input {
+        Input::Body { salt_key, salt_index, path, base64 } => {
+            XVerify::sign(Message::Body { base64, path }, &SaltKey::new(salt_key).unwrap(), SaltIndex::new(salt_index))
+                .to_string()
+        }
+        Input::Path { salt_key, salt_index, path } => {
+            XVerify::sign(Message::Path { path }, &SaltKey::new(salt_key).unwrap(), SaltIndex::new(salt_index))
+                .to_string()
+        }
+        Input::Webhook { username, password } => {
+            WebhookCredentials::new(username, SecretString::from(password)).authorization()
+        }
+    }
+}
+
+/// A vector as the document writes it: `name: value` lines.
+fn as_fields(v: &Vector) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::from([("vector".to_owned(), v.name.to_owned())]);
+    let mut put = |k: &str, v: &str| m.insert(k.to_owned(), v.to_owned());
+    match v.input {
+        Input::Body { salt_key, salt_index, path, base64 } => {
+            put("salt_key", salt_key);
+            put("salt_index", &salt_index.to_string());
+            put("path", path);
+            put("base64", base64);
+            put("x_verify", v.expected);
+        }
+        Input::Path { salt_key, salt_index, path } => {
+            put("salt_key", salt_key);
+            put("salt_index", &salt_index.to_string());
+            put("path", path);
+            put("x_verify", v.expected);
+        }
+        Input::Webhook { username, password } => {
+            put("username", username);
+            put("password", password);
+            put("authorization", v.expected);
+        }
+    }
+    m
+}
+
+/// The vectors of `docs/phonepe.md`: every fenced block between the markers, one `name: value`
+/// line each (a value may be empty).
+fn document_vectors(doc: &str) -> Vec<BTreeMap<String, String>> {
+    let start = doc.find(START).expect("docs/phonepe.md has the conformance-vectors start marker");
+    let end = doc.find(END).expect("docs/phonepe.md has the conformance-vectors end marker");
+    let section = &doc[start + START.len()..end];
+    let mut out = Vec::new();
+    let mut current: Option<BTreeMap<String, String>> = None;
+    for line in section.lines() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            match current.take() {
+                Some(v) => out.push(v),
+                None => current = Some(BTreeMap::new()),
+            }
+        } else if let Some(v) = current.as_mut() {
+            let (k, value) = line.split_once(':').unwrap_or_else(|| panic!("not `name: value`: {line:?}"));
+            assert!(v.insert(k.trim().to_owned(), value.trim().to_owned()).is_none(), "{k} twice");
+        }
+    }
+    assert!(current.is_none(), "an unclosed block");
+    out
 }
 
 #[test]
-fn v1_pay_vector() {
-    let msg = Message::Body { base64: PAY_B64, path: "/pg/v1/pay" };
-    assert_eq!(keys().sign(msg).to_string(), PAY_XVERIFY);
-    assert_eq!(keys().verify(PAY_XVERIFY, msg), Ok(SaltIndex::new(1)));
+fn the_document_carries_exactly_these_vectors() {
+    let documented = document_vectors(PHONEPE_MD);
+    let ours: Vec<BTreeMap<String, String>> = VECTORS.iter().map(as_fields).collect();
+    assert_eq!(documented, ours, "docs/phonepe.md §5 and parkpay_checksum::conformance::VECTORS differ");
+}
+
+#[test]
+fn every_vector_reproduces() {
+    for v in VECTORS {
+        assert_eq!(compute(&v.input), v.expected, "{}", v.name);
+    }
+    // and the document's, read as written
+    for fields in document_vectors(PHONEPE_MD) {
+        let got = if let Some(b64) = fields.get("base64") {
+            let msg = Message::Body { base64: b64, path: &fields["path"] };
+            XVerify::sign(
+                msg,
+                &SaltKey::new(fields["salt_key"].clone()).unwrap(),
+                fields["salt_index"].parse().unwrap(),
+            )
+            .to_string()
+        } else if let Some(path) = fields.get("path") {
+            let msg = Message::Path { path };
+            XVerify::sign(
+                msg,
+                &SaltKey::new(fields["salt_key"].clone()).unwrap(),
+                fields["salt_index"].parse().unwrap(),
+            )
+            .to_string()
+        } else {
+            WebhookCredentials::new(fields["username"].clone(), SecretString::from(fields["password"].clone()))
+                .authorization()
+        };
+        let want = fields.get("x_verify").or(fields.get("authorization")).unwrap();
+        assert_eq!(&got, want, "{}", fields["vector"]);
+    }
+}
+
+#[test]
+fn v1_vectors_verify() {
+    for v in VECTORS {
+        let msg = match v.input {
+            Input::Body { base64, path, .. } => Message::Body { base64, path },
+            Input::Path { path, .. } => Message::Path { path },
+            Input::Webhook { .. } => continue,
+        };
+        assert_eq!(keys().verify(v.expected, msg), Ok(SaltIndex::new(1)), "{}", v.name);
+    }
 }
 
 #[test]
 fn v1_pay_vector_payload_is_what_the_doc_describes() {
     // The base64 decodes to the pretty-printed JSON the doc names: the checksum is over the
     // base64 text, so a re-serialised (compact) payload would give a different checksum.
-    let json = base64::engine::general_purpose::STANDARD.decode(PAY_B64).unwrap();
+    let json = base64::engine::general_purpose::STANDARD.decode(conformance::PAY_BASE64).unwrap();
     let text = String::from_utf8(json).unwrap();
     assert!(text.contains("\"merchantTransactionId\": \"MT7850590068188104\""), "{text}");
     assert!(text.contains("\"amount\": 10000,"), "{text}");
-}
-
-#[test]
-fn v1_status_vector() {
-    let msg = Message::Path { path: STATUS_PATH };
-    assert_eq!(keys().sign(msg).to_string(), STATUS_XVERIFY);
-    assert_eq!(keys().verify(STATUS_XVERIFY, msg), Ok(SaltIndex::new(1)));
-}
-
-#[test]
-fn v1_refund_vector() {
-    let msg = Message::Body { base64: REFUND_B64, path: "/pg/v1/refund" };
-    assert_eq!(keys().sign(msg).to_string(), REFUND_XVERIFY);
-    assert_eq!(keys().verify(REFUND_XVERIFY, msg), Ok(SaltIndex::new(1)));
+    let json = base64::engine::general_purpose::STANDARD.decode(conformance::REFUND_BASE64).unwrap();
+    let text = String::from_utf8(json).unwrap();
+    assert!(text.contains("\"merchantTransactionId\": \"ROD620471739210623\""), "{text}");
+    assert!(text.contains("\"amount\": 1000,"), "{text}");
 }
 
 #[test]
 fn v1_callback_formula_is_response_then_salt() {
     // No published vector exists for the callback; the formula is sha256(response + salt), which
     // for any response equals the status formula applied to the same string.
-    let response = PAY_B64;
+    let response = conformance::PAY_BASE64;
     let cb = keys().sign(Message::Callback { response });
     let as_path = keys().sign(Message::Path { path: response });
     assert_eq!(cb, as_path);
@@ -63,29 +166,44 @@ fn v1_callback_formula_is_response_then_salt() {
 }
 
 #[test]
-fn v1_vectors_fail_with_a_wrong_path_or_salt() {
-    let msg = Message::Body { base64: PAY_B64, path: "/pg/v1/refund" };
-    assert_eq!(keys().verify(PAY_XVERIFY, msg), Err(VerifyError::Mismatch));
+fn v1_vectors_fail_with_a_wrong_path_salt_or_index() {
+    let msg = Message::Body { base64: conformance::PAY_BASE64, path: "/pg/v1/refund" };
+    assert_eq!(keys().verify(conformance::PAY_X_VERIFY, msg), Err(VerifyError::Mismatch));
     let other = SaltKeys::single(SaltIndex::new(1), SaltKey::new("099eb0cd-02cf-4e2a-8aca-3e6c6aff0398").unwrap());
-    let msg = Message::Body { base64: PAY_B64, path: "/pg/v1/pay" };
-    assert_eq!(other.verify(PAY_XVERIFY, msg), Err(VerifyError::Mismatch));
+    let msg = Message::Body { base64: conformance::PAY_BASE64, path: "/pg/v1/pay" };
+    assert_eq!(other.verify(conformance::PAY_X_VERIFY, msg), Err(VerifyError::Mismatch));
+    // the right key under another index: not ours
+    let reindexed = conformance::PAY_X_VERIFY.replace("###1", "###2");
+    assert_eq!(keys().verify(&reindexed, msg), Err(VerifyError::UnknownIndex(SaltIndex::new(2))));
+}
+
+#[test]
+fn several_keys_verify_each_by_its_index() {
+    // The sandbox key as index 1 beside another as index 2, signing with 2: the documented
+    // vectors (index 1) still verify, and what we send carries ###2.
+    let both =
+        SaltKeys::parse_list(&format!("1:{},2:another-key", conformance::SANDBOX_SALT_KEY), Some(SaltIndex::new(2)))
+            .unwrap();
+    let msg = Message::Path { path: conformance::STATUS_PATH };
+    assert_eq!(both.verify(conformance::STATUS_X_VERIFY, msg), Ok(SaltIndex::new(1)));
+    assert!(both.sign(msg).to_string().ends_with("###2"));
+    assert_eq!(both.with_active(SaltIndex::new(1)).unwrap().sign(msg).to_string(), conformance::STATUS_X_VERIFY);
 }
 
 #[test]
 fn uppercase_hex_is_accepted_and_printed_lowercase() {
-    let upper = PAY_XVERIFY.replace("###", "@").to_uppercase().replace('@', "###");
-    let msg = Message::Body { base64: PAY_B64, path: "/pg/v1/pay" };
+    let upper = conformance::PAY_X_VERIFY.replace("###", "@").to_uppercase().replace('@', "###");
+    let msg = Message::Body { base64: conformance::PAY_BASE64, path: "/pg/v1/pay" };
     assert!(keys().verify(&upper, msg).is_ok());
-    assert_eq!(XVerify::parse(&upper).unwrap().to_string(), PAY_XVERIFY);
+    assert_eq!(XVerify::parse(&upper).unwrap().to_string(), conformance::PAY_X_VERIFY);
 }
 
 #[test]
-fn v2_webhook_vectors() {
+fn v2_webhook_vectors_verify() {
     let c = WebhookCredentials::new("username", SecretString::from("password"));
-    assert_eq!(c.authorization(), "bc842c31a9e54efe320d30d948be61291f3ceee4766e36ab25fa65243cd76e0e");
-    assert!(c.verify("bc842c31a9e54efe320d30d948be61291f3ceee4766e36ab25fa65243cd76e0e").is_ok());
-    assert!(c.verify("BC842C31A9E54EFE320D30D948BE61291F3CEEE4766E36AB25FA65243CD76E0E").is_ok());
+    assert!(c.verify(conformance::WEBHOOK_AUTHORIZATION).is_ok());
+    assert!(c.verify(&conformance::WEBHOOK_AUTHORIZATION.to_uppercase()).is_ok());
     let empty = WebhookCredentials::new("", SecretString::from(""));
-    assert_eq!(empty.authorization(), "e7ac0786668e0ff0f02b62bd04f45ff636fd82db63b1104601c975dc005f3a67");
-    assert!(empty.verify("bc842c31a9e54efe320d30d948be61291f3ceee4766e36ab25fa65243cd76e0e").is_err());
+    assert!(empty.verify(conformance::WEBHOOK_EMPTY_AUTHORIZATION).is_ok());
+    assert!(empty.verify(conformance::WEBHOOK_AUTHORIZATION).is_err());
 }

@@ -15,6 +15,10 @@
 //! answers as before. [`Transition::Applied`] means the entity changed and its `version` went up
 //! by one: persist it conditionally on the previous version. Anything else that the state does
 //! not allow is an `Err`, never a silent no-op.
+//!
+//! # The state machines as data
+//! [`StateMachine`] lists each status enum's states and allowed changes (`TRANSITIONS`); the
+//! diagrams in `docs/architecture.md` are checked against it.
 
 pub mod error;
 pub mod ids;
@@ -57,6 +61,65 @@ impl Transition {
     pub const fn is_applied(self) -> bool {
         matches!(self, Transition::Applied)
     }
+}
+
+/// One allowed change of an entity's status: before, after, and the method that makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Edge<S: 'static> {
+    pub from: S,
+    pub to: S,
+    pub action: &'static str,
+}
+
+impl<S> Edge<S> {
+    pub const fn new(from: S, to: S, action: &'static str) -> Self {
+        Edge { from, to, action }
+    }
+}
+
+/// A status enum and the changes its entity's methods may make to it: the state machines of
+/// sessions, payments and refunds as data. The transition methods check every change they make
+/// against [`StateMachine::TRANSITIONS`] (debug builds, so every test), property tests check the
+/// table against those methods (`tests/transition_tables.rs`), and the diagrams in
+/// `docs/architecture.md` are compared with it (`tests/state_diagrams.rs`).
+///
+/// Only changes are listed: a method that leaves the status as it was (a repeated outcome, a
+/// second partial refund) is not an edge.
+pub trait StateMachine: Copy + Eq + std::hash::Hash + std::fmt::Debug + 'static {
+    /// The entity, as the docs name its machine (`session`, `payment`, `refund`).
+    const NAME: &'static str;
+    /// Every status.
+    const STATES: &'static [Self];
+    /// The status a new entity has.
+    const INITIAL: Self;
+    /// The method that creates an entity (in [`StateMachine::INITIAL`]).
+    const CREATED_BY: &'static str;
+    /// Every allowed change.
+    const TRANSITIONS: &'static [Edge<Self>];
+
+    /// The contract's name of the status (`PENDING_PAYMENT`).
+    fn name(self) -> &'static str;
+
+    /// May a status `from` become `to` (by any method)?
+    fn allows(from: Self, to: Self) -> bool {
+        Self::TRANSITIONS.iter().any(|e| e.from == from && e.to == to)
+    }
+
+    /// No change leads out of it.
+    fn is_final(self) -> bool {
+        !Self::TRANSITIONS.iter().any(|e| e.from == self)
+    }
+}
+
+/// The transition methods' own check that the change they are making is listed.
+fn check_edge<S: StateMachine>(from: S, to: S, action: &'static str) {
+    debug_assert!(
+        S::TRANSITIONS.contains(&Edge::new(from, to, action)),
+        "{} {} -> {} by {action} is not in its StateMachine::TRANSITIONS",
+        S::NAME,
+        from.name(),
+        to.name()
+    );
 }
 
 /// Shared by the entities: `updated_at` never goes backwards (clocks of different machines

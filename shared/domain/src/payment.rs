@@ -26,7 +26,7 @@ use crate::ids::{PaymentId, SessionId, UserId};
 use crate::money::{MoneyError, Paise};
 use crate::session::{ParkingSession, SessionStatus};
 use crate::time::Timestamp;
-use crate::{Transition, touch};
+use crate::{Edge, StateMachine, Transition, check_edge, touch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -43,6 +43,22 @@ impl PaymentStatus {
             PaymentStatus::Success => "SUCCESS",
             PaymentStatus::Failed => "FAILED",
         }
+    }
+}
+
+impl StateMachine for PaymentStatus {
+    const NAME: &'static str = "payment";
+    const STATES: &'static [Self] = &[PaymentStatus::Pending, PaymentStatus::Success, PaymentStatus::Failed];
+    const INITIAL: Self = PaymentStatus::Pending;
+    const CREATED_BY: &'static str = "start";
+    const TRANSITIONS: &'static [Edge<Self>] = &[
+        Edge::new(PaymentStatus::Pending, PaymentStatus::Success, "succeed"),
+        Edge::new(PaymentStatus::Pending, PaymentStatus::Failed, "fail"),
+        Edge::new(PaymentStatus::Failed, PaymentStatus::Success, "late_success"),
+    ];
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -227,7 +243,8 @@ impl Payment {
         }
     }
 
-    fn apply_success(&mut self, report: SuccessReport, now: Timestamp) -> Transition {
+    fn apply_success(&mut self, report: SuccessReport, action: &'static str, now: Timestamp) -> Transition {
+        check_edge(self.status, PaymentStatus::Success, action);
         self.status = PaymentStatus::Success;
         self.provider_txn_id = report.provider_txn_id;
         self.utr = report.utr;
@@ -240,7 +257,7 @@ impl Payment {
     pub fn succeed(&mut self, report: SuccessReport, now: Timestamp) -> Result<Transition, DomainError> {
         self.check_amount(&report)?;
         match self.status {
-            PaymentStatus::Pending => Ok(self.apply_success(report, now)),
+            PaymentStatus::Pending => Ok(self.apply_success(report, "succeed", now)),
             PaymentStatus::Success => Ok(Transition::AlreadyApplied),
             PaymentStatus::Failed => Err(DomainError::LateSuccess),
         }
@@ -251,7 +268,7 @@ impl Payment {
     pub fn late_success(&mut self, report: SuccessReport, now: Timestamp) -> Result<Transition, DomainError> {
         self.check_amount(&report)?;
         match self.status {
-            PaymentStatus::Failed => Ok(self.apply_success(report, now)),
+            PaymentStatus::Failed => Ok(self.apply_success(report, "late_success", now)),
             PaymentStatus::Success => Ok(Transition::AlreadyApplied),
             PaymentStatus::Pending => Err(DomainError::InvalidTransition {
                 entity: "payment",
@@ -266,6 +283,7 @@ impl Payment {
     pub fn fail(&mut self, now: Timestamp) -> Result<Transition, DomainError> {
         match self.status {
             PaymentStatus::Pending => {
+                check_edge(self.status, PaymentStatus::Failed, "fail");
                 self.status = PaymentStatus::Failed;
                 touch(&mut self.updated_at, &mut self.version, now);
                 Ok(Transition::Applied)

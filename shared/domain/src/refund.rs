@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   request ──► PENDING ──succeed──► SUCCESS
-//!                  └─────fail────► FAILED
+//!                  └─────fail────► FAILED ──record_late_refund_success──► SUCCESS
 //! ```
 //! - What is still refundable ([`refundable`]) is `amount − (pending + succeeded refunds)`: a
 //!   pending refund holds its amount until it fails. The store must serialise requests for one
@@ -24,7 +24,7 @@ use crate::money::{MoneyError, Paise};
 use crate::payment::{Payment, PaymentStatus};
 use crate::session::ParkingSession;
 use crate::time::Timestamp;
-use crate::{Transition, touch};
+use crate::{Edge, StateMachine, Transition, check_edge, touch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -41,6 +41,23 @@ impl RefundStatus {
             RefundStatus::Success => "SUCCESS",
             RefundStatus::Failed => "FAILED",
         }
+    }
+}
+
+impl StateMachine for RefundStatus {
+    const NAME: &'static str = "refund";
+    const STATES: &'static [Self] = &[RefundStatus::Pending, RefundStatus::Success, RefundStatus::Failed];
+    const INITIAL: Self = RefundStatus::Pending;
+    const CREATED_BY: &'static str = "request";
+    const TRANSITIONS: &'static [Edge<Self>] = &[
+        Edge::new(RefundStatus::Pending, RefundStatus::Success, "succeed"),
+        Edge::new(RefundStatus::Pending, RefundStatus::Failed, "fail"),
+        // PhonePe reports SUCCESS for a refund it had refused (record_late_refund_success).
+        Edge::new(RefundStatus::Failed, RefundStatus::Success, "record_late_refund_success"),
+    ];
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -183,6 +200,7 @@ impl Refund {
     fn settle(&mut self, to: RefundStatus, action: &'static str, now: Timestamp) -> Result<Transition, DomainError> {
         match self.status {
             RefundStatus::Pending => {
+                check_edge(self.status, to, action);
                 self.status = to;
                 touch(&mut self.updated_at, &mut self.version, now);
                 Ok(Transition::Applied)
@@ -266,6 +284,7 @@ pub fn record_late_refund_success(
         return Err(DomainError::PaymentNotForSession);
     }
     let (mut r, mut p, mut s) = (refund.clone(), payment.clone(), session.clone());
+    check_edge(r.status, RefundStatus::Success, "record_late_refund_success");
     r.status = RefundStatus::Success;
     touch(&mut r.updated_at, &mut r.version, now);
     let moved = r.amount.min(p.net_paid());

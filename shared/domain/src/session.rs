@@ -27,7 +27,7 @@ use crate::lot::{Hours, LotCatalog};
 use crate::money::{MoneyError, Paise};
 use crate::time::Timestamp;
 use crate::vehicle::VehicleNumber;
-use crate::{Transition, touch};
+use crate::{Edge, StateMachine, Transition, check_edge, touch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -54,6 +54,30 @@ impl SessionStatus {
     /// Paid at some point (including after refunds).
     pub const fn is_paid(self) -> bool {
         matches!(self, SessionStatus::Paid | SessionStatus::PartiallyRefunded | SessionStatus::Refunded)
+    }
+}
+
+impl StateMachine for SessionStatus {
+    const NAME: &'static str = "session";
+    const STATES: &'static [Self] = &[
+        SessionStatus::PendingPayment,
+        SessionStatus::Paid,
+        SessionStatus::PartiallyRefunded,
+        SessionStatus::Refunded,
+        SessionStatus::Cancelled,
+    ];
+    const INITIAL: Self = SessionStatus::PendingPayment;
+    const CREATED_BY: &'static str = "book";
+    const TRANSITIONS: &'static [Edge<Self>] = &[
+        Edge::new(SessionStatus::PendingPayment, SessionStatus::Paid, "mark_paid"),
+        Edge::new(SessionStatus::PendingPayment, SessionStatus::Cancelled, "cancel"),
+        Edge::new(SessionStatus::Paid, SessionStatus::PartiallyRefunded, "record_refund"),
+        Edge::new(SessionStatus::Paid, SessionStatus::Refunded, "record_refund"),
+        Edge::new(SessionStatus::PartiallyRefunded, SessionStatus::Refunded, "record_refund"),
+    ];
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -186,6 +210,7 @@ impl ParkingSession {
                 if amount != self.amount {
                     return Err(DomainError::AmountMismatch { expected: self.amount, got: amount });
                 }
+                check_edge(self.status, SessionStatus::Paid, "mark_paid");
                 self.status = SessionStatus::Paid;
                 self.paid = amount;
                 self.paid_by = Some(payment_id.clone());
@@ -227,8 +252,11 @@ impl ParkingSession {
             .refunded
             .checked_add(amount)
             .ok_or(DomainError::RefundExceedsRemaining { requested: amount, remaining })?;
-        self.status =
-            if self.refunded == self.paid { SessionStatus::Refunded } else { SessionStatus::PartiallyRefunded };
+        let to = if self.refunded == self.paid { SessionStatus::Refunded } else { SessionStatus::PartiallyRefunded };
+        if to != self.status {
+            check_edge(self.status, to, "record_refund");
+        }
+        self.status = to;
         touch(&mut self.updated_at, &mut self.version, now);
         Ok(())
     }
@@ -245,6 +273,7 @@ impl ParkingSession {
     pub fn cancel(&mut self, now: Timestamp) -> Result<Transition, DomainError> {
         match self.status {
             SessionStatus::PendingPayment => {
+                check_edge(self.status, SessionStatus::Cancelled, "cancel");
                 self.status = SessionStatus::Cancelled;
                 touch(&mut self.updated_at, &mut self.version, now);
                 Ok(Transition::Applied)

@@ -17,6 +17,7 @@ pub use parkpay_domain::Paise;
 
 pub mod config;
 pub mod phonepe_v1;
+#[cfg(feature = "client")]
 pub mod tls;
 
 pub use config::{ConfigError, Environment, PhonePeV1Config};

@@ -1,9 +1,9 @@
 //! The files in `events/`: one API Gateway HTTP API (payload 2.0) event per function, plus
 //! negative cases, and the answer each must get.
 //!
-//! A file is named `<binary>.json` (the function's main case) or `<binary>.<case>.json`, where
-//! `<binary>` is the function's `BuildProperties.Binary` in `template.yaml` (= `binary` in
-//! `parkpay_api::ROUTES`). `sam local invoke <LogicalId> -e events/<file>` and the tests use the
+//! A file is named `<function>.json` (the function's main case) or `<function>.<case>.json`, where
+//! `<function>` is the function's short name (`name` in `parkpay_api::ROUTES` / `SCHEDULED`: a
+//! route function's `PARKPAY_ENDPOINT` in `template.yaml`). `sam local invoke <LogicalId> -e events/<file>` and the tests use the
 //! same files; the tests run each once, in name order, on a store seeded with
 //! [`crate::fixtures`].
 
@@ -17,9 +17,10 @@ use serde_json::Value;
 pub struct EventFile {
     /// File name, e.g. `create-session.malformed.json`.
     pub name: String,
-    /// The function binary it drives, e.g. `create-session`.
-    pub binary: String,
-    /// The case after the binary, e.g. `malformed` (`None` for the main event).
+    /// The function it drives, by its short name (`Route::name`, `ScheduledFunction::name`),
+    /// e.g. `create-session`.
+    pub function: String,
+    /// The case after the function's name, e.g. `malformed` (`None` for the main event).
     pub case: Option<String>,
     pub path: PathBuf,
     /// The file's text, exactly as Lambda would receive it.
@@ -29,7 +30,7 @@ pub struct EventFile {
 impl EventFile {
     /// The route (and so endpoint) of the function this file drives, if it is an HTTP one.
     pub fn route(&self) -> Option<&'static Route> {
-        ROUTES.iter().find(|r| r.binary == self.binary)
+        ROUTES.iter().find(|r| r.name == self.function)
     }
 
     pub fn json(&self) -> Result<Value, String> {
@@ -37,15 +38,15 @@ impl EventFile {
     }
 }
 
-/// `<binary>[.<case>].json` → (binary, case).
+/// `<function>[.<case>].json` → (function, case).
 pub fn parse_name(name: &str) -> Option<(String, Option<String>)> {
     let stem = name.strip_suffix(".json")?;
-    let (binary, case) = match stem.split_once('.') {
+    let (function, case) = match stem.split_once('.') {
         Some((b, c)) => (b, Some(c.to_owned())),
         None => (stem, None),
     };
     let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    (ok(binary) && case.as_deref().is_none_or(ok)).then(|| (binary.to_owned(), case))
+    (ok(function) && case.as_deref().is_none_or(ok)).then(|| (function.to_owned(), case))
 }
 
 /// Every file in `dir`, in name order. A file whose name does not follow the rule is an error.
@@ -55,10 +56,10 @@ pub fn load_dir(dir: &Path) -> Result<Vec<EventFile>, String> {
     for entry in entries {
         let entry = entry.map_err(|e| e.to_string())?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let (binary, case) = parse_name(&name)
-            .ok_or_else(|| format!("events/{name}: name it <binary>.json or <binary>.<case>.json (lower case)"))?;
+        let (function, case) = parse_name(&name)
+            .ok_or_else(|| format!("events/{name}: name it <function>.json or <function>.<case>.json (lower case)"))?;
         let text = std::fs::read_to_string(entry.path()).map_err(|e| format!("events/{name}: {e}"))?;
-        files.push(EventFile { name, binary, case, path: entry.path(), text });
+        files.push(EventFile { name, function, case, path: entry.path(), text });
     }
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
@@ -234,7 +235,7 @@ pub fn check(expect: &Expectation, status: u16, content_type: Option<&str>, body
 
 /// The scheduled function an event file drives, if it is one.
 pub fn scheduled_of(file: &EventFile) -> Option<&'static parkpay_api::ScheduledFunction> {
-    parkpay_api::SCHEDULED.iter().find(|s| s.binary == file.binary)
+    parkpay_api::SCHEDULED.iter().find(|s| s.name == file.function)
 }
 
 /// An EventBridge scheduled event as the rule delivers it.
@@ -258,7 +259,7 @@ pub fn check_scheduled_shape(file: &EventFile) -> Result<(), String> {
 /// The endpoint an event file's function serves.
 pub fn endpoint_of(file: &EventFile) -> Result<Endpoint, String> {
     file.route().map(|r| r.endpoint).ok_or_else(|| {
-        format!("events/{}: `{}` is not the binary of any route in parkpay_api::ROUTES", file.name, file.binary)
+        format!("events/{}: `{}` is not the name of any route in parkpay_api::ROUTES", file.name, file.function)
     })
 }
 
@@ -274,7 +275,7 @@ pub fn to_request(file: &EventFile) -> Result<lambda_http::Request, String> {
 /// have the JWT authorizer (API Gateway gives none on the others).
 pub fn check_shape(file: &EventFile) -> Result<(), String> {
     let v = file.json()?;
-    let route = file.route().ok_or_else(|| format!("events/{}: no route for binary {}", file.name, file.binary))?;
+    let route = file.route().ok_or_else(|| format!("events/{}: no route named {}", file.name, file.function))?;
     let key = format!("{} {}", route.method, route.path);
     let mut problems = Vec::new();
     if v["version"] != "2.0" {

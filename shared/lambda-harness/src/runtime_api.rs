@@ -30,6 +30,8 @@ use tokio::task::JoinHandle;
 /// What the function answered to one event.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// The invocation's `Lambda-Runtime-Aws-Request-Id` (the Lambda request id).
+    pub request_id: String,
     /// `true` for `/response`, `false` for `/error`.
     pub ok: bool,
     pub body: Bytes,
@@ -204,7 +206,7 @@ fn answer(shared: &Shared, id: &str, ok: bool, body: Bytes) -> StatusCode {
     let entry = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     match entry {
         Some((reply, delivered_at)) => {
-            let _ = reply.send(Answer { ok, body, delivered_at, answered_at });
+            let _ = reply.send(Answer { request_id: id.to_owned(), ok, body, delivered_at, answered_at });
             StatusCode::ACCEPTED
         }
         None => StatusCode::BAD_REQUEST,

@@ -97,6 +97,39 @@ pub struct Function {
     pub resources: Vec<Value>,
     /// Its SAM `Events` (none for the HTTP functions: routes are ApiGatewayV2 resources).
     pub events: BTreeMap<String, Value>,
+    /// `LoggingConfig.LogGroup` (the function's, else the globals'), as written.
+    pub log_group: Option<Value>,
+    /// `Tracing` (X-Ray), e.g. `Active`.
+    pub tracing: Option<String>,
+}
+
+/// An `AWS::Logs::LogGroup`.
+#[derive(Debug, Clone)]
+pub struct LogGroup {
+    pub logical_id: String,
+    /// `LogGroupName`, as written.
+    pub name: Option<Value>,
+    /// `RetentionInDays`, as written.
+    pub retention: Option<Value>,
+}
+
+/// A metric an alarm or a metric filter names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRef {
+    pub namespace: String,
+    pub name: String,
+    /// (name, value as written)
+    pub dimensions: Vec<(String, Value)>,
+}
+
+/// An `AWS::CloudWatch::Alarm`.
+#[derive(Debug, Clone)]
+pub struct Alarm {
+    pub logical_id: String,
+    pub alarm_actions: Vec<Value>,
+    pub ok_actions: Vec<Value>,
+    /// The metrics it reads: its own (`MetricName`), or those of its `Metrics` (`MetricStat`).
+    pub metrics: Vec<MetricRef>,
 }
 
 /// An `AWS::ApiGatewayV2::Route` and what it leads to.
@@ -139,6 +172,10 @@ pub struct Template {
     pub functions: BTreeMap<String, Function>,
     pub routes: Vec<HttpRoute>,
     pub tables: Vec<Table>,
+    pub log_groups: BTreeMap<String, LogGroup>,
+    pub alarms: BTreeMap<String, Alarm>,
+    /// The metrics `AWS::Logs::MetricFilter`s publish.
+    pub metric_filters: Vec<MetricRef>,
     /// Logical ids of `AWS::ApiGatewayV2::Authorizer`s of type JWT.
     pub jwt_authorizers: BTreeSet<String>,
     pub parameters: BTreeMap<String, Value>,
@@ -218,6 +255,10 @@ impl Template {
                     actions,
                     resources: policy_resources,
                     events,
+                    log_group: get(&props, &["LoggingConfig", "LogGroup"])
+                        .or_else(|| get(&globals, &["LoggingConfig", "LogGroup"]))
+                        .cloned(),
+                    tracing: scalar(prop("Tracing")),
                 },
             );
         }
@@ -321,6 +362,70 @@ impl Template {
             });
         }
 
+        let log_groups = by_type("AWS::Logs::LogGroup")
+            .map(|(id, r)| {
+                let group = LogGroup {
+                    logical_id: id.clone(),
+                    name: get(r, &["Properties", "LogGroupName"]).cloned(),
+                    retention: get(r, &["Properties", "RetentionInDays"]).cloned(),
+                };
+                (id, group)
+            })
+            .collect();
+        let dimensions = |v: Option<&Value>, name_key: &str, value_key: &str| -> Vec<(String, Value)> {
+            v.and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| Some((scalar(d.get(name_key))?, d.get(value_key)?.clone())))
+                .collect()
+        };
+        let alarms = by_type("AWS::CloudWatch::Alarm")
+            .map(|(id, r)| {
+                let props = r.get("Properties").cloned().unwrap_or(Value::Null);
+                let list = |key: &str| props.get(key).and_then(Value::as_sequence).cloned().unwrap_or_default();
+                let mut metrics = Vec::new();
+                if let (Some(namespace), Some(name)) = (scalar(props.get("Namespace")), scalar(props.get("MetricName")))
+                {
+                    metrics.push(MetricRef {
+                        namespace,
+                        name,
+                        dimensions: dimensions(props.get("Dimensions"), "Name", "Value"),
+                    });
+                }
+                for q in list("Metrics") {
+                    let Some(m) = get(&q, &["MetricStat", "Metric"]) else { continue };
+                    if let (Some(namespace), Some(name)) = (scalar(m.get("Namespace")), scalar(m.get("MetricName"))) {
+                        metrics.push(MetricRef {
+                            namespace,
+                            name,
+                            dimensions: dimensions(m.get("Dimensions"), "Name", "Value"),
+                        });
+                    }
+                }
+                let alarm = Alarm {
+                    logical_id: id.clone(),
+                    alarm_actions: list("AlarmActions"),
+                    ok_actions: list("OKActions"),
+                    metrics,
+                };
+                (id, alarm)
+            })
+            .collect();
+        let metric_filters = by_type("AWS::Logs::MetricFilter")
+            .flat_map(|(_, r)| {
+                get(r, &["Properties", "MetricTransformations"])
+                    .and_then(Value::as_sequence)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|t| {
+                Some(MetricRef {
+                    namespace: scalar(t.get("MetricNamespace"))?,
+                    name: scalar(t.get("MetricName"))?,
+                    dimensions: dimensions(t.get("Dimensions"), "Key", "Value"),
+                })
+            })
+            .collect();
         let jwt_authorizers = by_type("AWS::ApiGatewayV2::Authorizer")
             .filter(|(_, r)| get(r, &["Properties", "AuthorizerType"]).and_then(Value::as_str) == Some("JWT"))
             .map(|(id, _)| id)
@@ -335,15 +440,24 @@ impl Template {
             functions,
             routes,
             tables,
+            log_groups,
+            alarms,
+            metric_filters,
             jwt_authorizers,
             parameters: map_of("Parameters"),
             outputs: map_of("Outputs"),
         })
     }
 
-    /// The function whose build binary is `binary`.
-    pub fn function_for_binary(&self, binary: &str) -> Option<&Function> {
-        self.functions.values().find(|f| f.binary.as_deref() == Some(binary))
+    /// The function with short name `name` (`Route::name` or `ScheduledFunction::name`): its
+    /// logical id comes from `ROUTES` / `SCHEDULED`.
+    pub fn function_named(&self, name: &str) -> Option<&Function> {
+        let logical_id = parkpay_api::ROUTES
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.function)
+            .or_else(|| parkpay_api::SCHEDULED.iter().find(|s| s.name == name).map(|s| s.function))?;
+        self.functions.get(logical_id)
     }
 
     /// A parameter's `Default`, as text.

@@ -31,6 +31,8 @@ use crate::template;
 pub const ACCESS_KEY: &str = "parkpaylocal";
 pub const REGION: &str = "ap-south-1";
 pub const REDIRECT_URL: &str = "https://app.parkpay.example/payment-complete/";
+/// `PARKPAY_SERVICE` offline: the stack name the template gives it on AWS.
+pub const SERVICE: &str = "parkpay-harness";
 /// Nothing listens on port 9 (discard): a payment's callback, were PhonePe to send one, is lost,
 /// like a callback that never arrives. The callback function is driven by its events instead.
 pub const CALLBACK_URL: &str = "http://127.0.0.1:9/api/payment/callback/phonepe/";
@@ -88,6 +90,8 @@ pub fn offline_value(name: &str, offline: &Offline) -> Result<(String, String), 
     match name {
         "PARKPAY_TABLE" => v(&offline.table),
         "PARKPAY_LOTS_JSON" => v(""),
+        // the metrics' Service dimension (`!Ref AWS::StackName` on AWS)
+        "PARKPAY_SERVICE" => v(SERVICE),
         "PARKPAY_REDIRECT_URL" => v(REDIRECT_URL),
         "PHONEPE_ENV" => v("SANDBOX"),
         "PHONEPE_MERCHANT_ID" => v(SIM_MERCHANT_ID),
@@ -142,11 +146,18 @@ pub fn function_env_with(
     salt: &Salt,
 ) -> Result<Vec<(String, String)>, String> {
     let mut env = Vec::new();
-    for name in function.env.keys() {
+    for (name, value) in &function.env {
         match (name.as_str(), salt) {
             ("PHONEPE_SALT_KEY_SSM_PARAMETER", Salt::Ssm { parameter, endpoint }) => {
                 env.push((name.clone(), parameter.clone()));
                 env.push(("AWS_ENDPOINT_URL_SSM".into(), endpoint.clone()));
+            }
+            // The route a function serves: its literal value, exactly as on AWS.
+            (parkpay_api::ENDPOINT_VARIABLE, _) => {
+                let name_of_route = value.as_str().ok_or_else(|| {
+                    format!("{}: {name} is not a literal string in template.yaml", function.logical_id)
+                })?;
+                env.push((name.clone(), name_of_route.to_owned()));
             }
             _ => env.push(offline_value(name, offline)?),
         }

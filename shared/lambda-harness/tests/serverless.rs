@@ -124,7 +124,7 @@ fn drift() {
                 s.function
             ));
         }
-        for e in files.iter().filter(|e| e.binary == s.binary) {
+        for e in files.iter().filter(|e| e.function == s.name) {
             if let Err(p) = events::check_scheduled_shape(e) {
                 problems.push(p);
             }
@@ -152,6 +152,9 @@ fn drift() {
                     }
                 };
                 want("BuildProperties.Binary", f.binary.as_deref(), r.binary, &mut problems);
+                // One binary serves every route; the function's environment names its route.
+                let endpoint = f.env.get(parkpay_api::ENDPOINT_VARIABLE).and_then(|v| v.as_str());
+                want(parkpay_api::ENDPOINT_VARIABLE, endpoint, r.name, &mut problems);
                 want("Metadata.BuildMethod", f.build_method.as_deref(), "rust-cargolambda", &mut problems);
                 want("Runtime", f.runtime.as_deref(), "provided.al2023", &mut problems);
                 want("Handler", f.handler.as_deref(), "bootstrap", &mut problems);
@@ -205,8 +208,15 @@ fn drift() {
         if !bins.contains_key(binary) {
             problems.push(format!("{}: no [[bin]] named {binary} in the workspace", f.logical_id));
         }
-        if !files.iter().any(|e| e.binary == binary && e.case.is_none()) {
-            problems.push(format!("{}: no events/{binary}.json", f.logical_id));
+        let name = ROUTES
+            .iter()
+            .find(|r| r.function == f.logical_id)
+            .map(|r| r.name)
+            .or_else(|| SCHEDULED.iter().find(|s| s.function == f.logical_id).map(|s| s.name));
+        if let Some(name) = name
+            && !files.iter().any(|e| e.function == name && e.case.is_none())
+        {
+            problems.push(format!("{}: no events/{name}.json", f.logical_id));
         }
         if !ROUTES.iter().any(|r| r.function == f.logical_id)
             && t.routes.iter().any(|tr| tr.function.as_deref() == Some(f.logical_id.as_str()))
@@ -217,8 +227,8 @@ fn drift() {
 
     // events/ files: each names a function, has its expected answer, and fits its route.
     for e in &files {
-        if t.function_for_binary(&e.binary).is_none() {
-            problems.push(format!("events/{}: no function in template.yaml builds binary {}", e.name, e.binary));
+        if t.function_named(&e.function).is_none() {
+            problems.push(format!("events/{}: no function in template.yaml is named {}", e.name, e.function));
         }
         if events::expectation(&e.name).is_none() {
             problems.push(format!("events/{}: no entry in lambda_harness::events::EXPECTATIONS", e.name));
@@ -349,6 +359,97 @@ fn drift() {
     assert!(problems.is_empty(), "template.yaml / events/ / code drift:\n  {}", problems.join("\n  "));
 }
 
+/// Logs, tracing and alarms in template.yaml (README, "Observability"): every function writes
+/// to a log group of its own (`LoggingConfig.LogGroup`, so the group exists before the function)
+/// kept `LogRetentionDays`, is traced by X-Ray and names its metrics' `Service` dimension; every
+/// alarm notifies `AlarmTopicArn` when it fires and when it clears; the alarms on parkpay's own
+/// metrics read metrics the code emits (`parkpay_api::telemetry::METRICS`) with the dimension
+/// the functions set; the throttles alarm watches every function.
+#[test]
+fn observability_in_template() {
+    use parkpay_api::telemetry;
+    let t = template();
+    let mut problems: Vec<String> = Vec::new();
+    let is_ref = |v: &serde_norway::Value, target: &str| ref_target(v).as_deref() == Some(target);
+
+    if !t.parameters.contains_key("AlarmTopicArn") || !t.parameters.contains_key("LogRetentionDays") {
+        problems.push("parameters AlarmTopicArn and LogRetentionDays are needed".into());
+    }
+    let mut groups_used = BTreeSet::new();
+    for f in t.functions.values() {
+        let id = &f.logical_id;
+        match f.log_group.as_ref().and_then(ref_target).and_then(|g| t.log_groups.get(&g)) {
+            None => problems.push(format!("{id}: LoggingConfig.LogGroup is not !Ref to an AWS::Logs::LogGroup")),
+            Some(g) => {
+                if !groups_used.insert(g.logical_id.clone()) {
+                    problems.push(format!("{id}: log group {} is another function's too", g.logical_id));
+                }
+                if !g.retention.as_ref().is_some_and(|r| is_ref(r, "LogRetentionDays")) {
+                    problems.push(format!("{}: RetentionInDays is not !Ref LogRetentionDays", g.logical_id));
+                }
+                let name = g.name.as_ref().and_then(sub_text).or_else(|| g.name.as_ref()?.as_str().map(str::to_owned));
+                if !name.as_deref().is_some_and(|n| n.starts_with("/aws/lambda/")) {
+                    problems.push(format!("{}: LogGroupName {name:?} is not under /aws/lambda/", g.logical_id));
+                }
+            }
+        }
+        if f.tracing.as_deref() != Some("Active") {
+            problems.push(format!("{id}: Tracing is {:?}, want Active (X-Ray)", f.tracing));
+        }
+        if !f.env.get(telemetry::SERVICE_VARIABLE).is_some_and(|v| is_ref(v, "AWS::StackName")) {
+            problems.push(format!("{id}: {} is not !Ref AWS::StackName", telemetry::SERVICE_VARIABLE));
+        }
+    }
+
+    if t.alarms.is_empty() {
+        problems.push("template.yaml has no alarms".into());
+    }
+    let ours: BTreeSet<&str> = telemetry::METRICS
+        .iter()
+        .map(|m| m.name)
+        .chain(t.metric_filters.iter().filter(|m| m.namespace == telemetry::NAMESPACE).map(|m| m.name.as_str()))
+        .collect();
+    let mut throttled = BTreeSet::new();
+    for a in t.alarms.values() {
+        let id = &a.logical_id;
+        for (what, actions) in [("AlarmActions", &a.alarm_actions), ("OKActions", &a.ok_actions)] {
+            if actions.len() != 1 || !is_ref(&actions[0], "AlarmTopicArn") {
+                problems.push(format!("{id}: {what} is not [!Ref AlarmTopicArn]"));
+            }
+        }
+        if a.metrics.is_empty() {
+            problems.push(format!("{id}: reads no metric"));
+        }
+        for m in &a.metrics {
+            if m.namespace == telemetry::NAMESPACE {
+                if !ours.contains(m.name.as_str()) {
+                    problems.push(format!("{id}: {} is no metric parkpay emits (telemetry::METRICS)", m.name));
+                }
+                let service = m.dimensions.iter().find(|(n, _)| n == telemetry::SERVICE_DIMENSION);
+                let from_filter = t.metric_filters.iter().any(|f| f.name == m.name);
+                if !from_filter && !service.is_some_and(|(_, v)| is_ref(v, "AWS::StackName")) {
+                    problems.push(format!("{id}: {} without dimension Service = !Ref AWS::StackName", m.name));
+                }
+                let labels = telemetry::METRICS.iter().find(|x| x.name == m.name).map(|x| x.labels).unwrap_or_default();
+                if !labels.is_empty() {
+                    problems.push(format!("{id}: {} has labels {labels:?}: alarm on a metric without", m.name));
+                }
+            }
+            if m.namespace == "AWS/Lambda" && m.name == "Throttles" {
+                throttled.extend(
+                    m.dimensions.iter().filter(|(n, _)| n == "FunctionName").filter_map(|(_, v)| ref_target(v)),
+                );
+            }
+        }
+    }
+    for f in t.functions.keys() {
+        if !throttled.contains(f) {
+            problems.push(format!("{f}: no alarm watches its Lambda Throttles"));
+        }
+    }
+    assert!(problems.is_empty(), "template.yaml observability:\n  {}", problems.join("\n  "));
+}
+
 fn answer_parts(resp: lambda_http::Response<Body>) -> (u16, Option<String>, serde_json::Value) {
     let status = resp.status().as_u16();
     let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -374,7 +475,7 @@ async fn events_in_process() {
         let f = t.functions.get(r.function).unwrap_or_else(|| panic!("{} not in template.yaml", r.function));
         let env = world::function_env(f, &offline).unwrap_or_else(|e| panic!("{e}"));
         states.insert(
-            r.binary,
+            r.name,
             world::app_state(&stores, &env, r.uses_phonepe).unwrap_or_else(|e| panic!("{}: {e}", r.function)),
         );
     }
@@ -389,7 +490,7 @@ async fn events_in_process() {
         let reconciler = Reconciler::new(
             world::app_state(&stores, &env, s.uses_phonepe).unwrap_or_else(|e| panic!("{}: {e}", s.function)),
         );
-        for file in files.iter().filter(|e| e.binary == s.binary) {
+        for file in files.iter().filter(|e| e.function == s.name) {
             let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
             // The handler reads nothing from the event but its deadline: 7 s, so about 2 s of ticks.
             file.json().unwrap_or_else(|e| panic!("{e}"));
@@ -408,7 +509,7 @@ async fn events_in_process() {
         let endpoint = events::endpoint_of(file).unwrap_or_else(|e| panic!("{e}"));
         let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
         let request = events::to_request(file).unwrap_or_else(|e| panic!("{e}"));
-        let resp = parkpay_api::handle(&states[file.binary.as_str()], endpoint, request).await;
+        let resp = parkpay_api::handle(&states[file.function.as_str()], endpoint, request).await;
         let (status, ct, body) = answer_parts(resp);
         if let Err(e) = events::check(expect, status, ct.as_deref(), &body) {
             failures.push(e);
@@ -427,7 +528,8 @@ async fn events_through_built_binaries() {
         return;
     };
     let t = template();
-    let binaries: Vec<&str> = ROUTES.iter().map(|r| r.binary).chain(SCHEDULED.iter().map(|s| s.binary)).collect();
+    let mut binaries: Vec<&str> = ROUTES.iter().map(|r| r.binary).chain(SCHEDULED.iter().map(|s| s.binary)).collect();
+    binaries.dedup();
     let bin_dir = workspace::built_binaries(&binaries).unwrap_or_else(|e| panic!("{e}"));
     let world = World::dynamodb(&endpoint, &t, "events").await.unwrap_or_else(|e| panic!("{e}"));
     let files = event_files();
@@ -441,7 +543,7 @@ async fn events_through_built_binaries() {
     for s in SCHEDULED {
         let f = &t.functions[s.function];
         let running = start_checked(f, &bin_dir.join(s.binary), &offline, &proxy, &mut failures).await;
-        for file in files.iter().filter(|e| e.binary == s.binary) {
+        for file in files.iter().filter(|e| e.function == s.name) {
             let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
             // An 8 s function timeout: the reconciler ticks for about 3 s, then answers.
             match running.invoke(&file.text, Duration::from_secs(8)).await {
@@ -462,7 +564,7 @@ async fn events_through_built_binaries() {
     for r in ROUTES {
         let f = &t.functions[r.function];
         let running = start_checked(f, &bin_dir.join(r.binary), &offline, &proxy, &mut failures).await;
-        for file in files.iter().filter(|e| e.binary == r.binary) {
+        for file in files.iter().filter(|e| e.function == r.name) {
             let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
             let answer = match running.invoke(&file.text, Duration::from_secs(30)).await {
                 Ok(a) => a,
@@ -554,8 +656,9 @@ fn check_calls(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_without_phonepe_start_with_the_template_environment() {
     let t = template();
-    let without: Vec<&str> = ROUTES.iter().filter(|r| !r.uses_phonepe).map(|r| r.binary).collect();
+    let mut without: Vec<&str> = ROUTES.iter().filter(|r| !r.uses_phonepe).map(|r| r.binary).collect();
     assert!(!without.is_empty());
+    without.dedup();
     let bin_dir = workspace::built_binaries(&without).unwrap_or_else(|e| panic!("{e}"));
     let offline = Offline { table: "unused".into(), simulator_url: String::new(), dynamodb_endpoint: None };
     for r in ROUTES.iter().filter(|r| !r.uses_phonepe) {

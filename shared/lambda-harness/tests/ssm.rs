@@ -65,11 +65,13 @@ async fn setup(prefix: &str) -> Option<Setup> {
 /// The built binaries (one build for the whole test binary).
 fn bin_dir() -> PathBuf {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DIR.get_or_init(|| workspace::built_binaries(&[CREATE_PAYMENT, CALLBACK])).clone().unwrap_or_else(|e| panic!("{e}"))
+    DIR.get_or_init(|| workspace::built_binaries(&[parkpay_api::ROUTES_BINARY]))
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn function<'t>(t: &'t Template, binary: &str) -> &'t parkpay_lambda_harness::template::Function {
-    t.function_for_binary(binary).unwrap_or_else(|| panic!("template.yaml has no function built as {binary}"))
+fn function<'t>(t: &'t Template, name: &str) -> &'t parkpay_lambda_harness::template::Function {
+    t.function_named(name).unwrap_or_else(|| panic!("template.yaml has no function named {name}"))
 }
 
 /// Start `binary` with its template environment, the salt from `ssm`, and its logs at TRACE.
@@ -86,7 +88,8 @@ async fn start(s: &Setup, binary: &str, ssm: &SsmStandIn) -> Running {
     // RUST_LOG too, for a subscriber that reads only that.
     env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
     env.push(("RUST_LOG".into(), "trace".into()));
-    let launch = process::Launch { exe: s.bin_dir.join(binary), function_name: f.logical_id.clone(), env };
+    let exe = s.bin_dir.join(f.binary.as_deref().unwrap_or_else(|| panic!("{binary}: no BuildProperties.Binary")));
+    let launch = process::Launch { exe, function_name: f.logical_id.clone(), env };
     process::start(&launch, TIMEOUT).await.unwrap_or_else(|e| panic!("{e}"))
 }
 

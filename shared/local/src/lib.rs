@@ -6,6 +6,7 @@
 //!
 //! - `/_phonepe/…` the PhonePe simulator (pay page, PG v1 API, `/_phonepe/_sim/…` control API);
 //! - `GET /payment-complete/` where the pay page sends the browser afterwards;
+//! - `GET /openapi.json` and `GET /docs/` the API's OpenAPI document and a page of it ([`openapi`]);
 //! - `/_dev/…` ([`dev`]), only when listening on a loopback address and PhonePe is not
 //!   PRODUCTION: `GET /_dev/token?sub=driver-1[&operator=true]` a signed token for local use, and
 //!   in simulation mode `POST /_dev/clock/advance` `{"seconds": N}`, which moves parkpay's clock
@@ -19,6 +20,7 @@
 pub mod clock;
 pub mod dev;
 pub mod jwt;
+pub mod openapi;
 pub mod reconcile;
 
 use std::collections::HashMap;
@@ -224,7 +226,7 @@ pub async fn start_with_store(
         idempotency: stores.idempotency,
         pending: stores.pending,
         attention: stores.attention,
-        gateway: Arc::new(gateway),
+        gateway: parkpay_api::telemetry::MeteredGateway::wrap(Arc::new(gateway)),
         lots: Arc::new(settings.lots.clone()),
         clock: clock.clone(),
         merchant_id: settings.merchant_id().to_owned(),
@@ -237,6 +239,7 @@ pub async fn start_with_store(
     let app = dev
         .router()
         .route("/payment-complete/", get(payment_complete))
+        .merge(openapi::router())
         .fallback(api)
         .with_state(shared)
         .nest(SIMULATOR_PREFIX, simulator.router());
@@ -351,6 +354,15 @@ pub(crate) fn api_error(e: ApiError) -> AxumResponse<AxumBody> {
     to_axum(e.into_response())
 }
 
+/// An error answer naming the request `request_id` (body and `x-request-id`).
+fn api_error_for(e: ApiError, request_id: &str) -> AxumResponse<AxumBody> {
+    let mut resp = to_axum(e.into_response_for(Some(request_id)));
+    if let Ok(v) = axum::http::HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert(parkpay_api::telemetry::REQUEST_ID_HEADER, v);
+    }
+    resp
+}
+
 fn to_axum(resp: lambda_http::Response<LambdaBody>) -> AxumResponse<AxumBody> {
     let (parts, body) = resp.into_parts();
     let bytes: Vec<u8> = match body {
@@ -365,16 +377,25 @@ fn to_axum(resp: lambda_http::Response<LambdaBody>) -> AxumResponse<AxumBody> {
 
 /// Every `/api/…` request: route, authenticate, convert to an API Gateway event, handle.
 async fn api(State(shared): State<Shared>, req: AxumRequest<AxumBody>) -> AxumResponse<AxumBody> {
+    // The request's id: in the event as API Gateway's would be, so the shared handler answers
+    // with it (x-request-id, error bodies) and logs it; also on the answers made here.
+    let request_id = parkpay_api::telemetry::new_request_id();
+    let api_error = |e: ApiError| api_error_for(e, &request_id);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let (route, params) = match match_route(parts.method.as_str(), &path) {
         RouteMatch::Found { route, params } => (route, params),
         RouteMatch::MethodNotAllowed => {
-            return api_error(ApiError::new(
+            let mut resp = api_error(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
                 "method not allowed here",
             ));
+            // RFC 9110: a 405 says which methods the path has.
+            if let Ok(allow) = axum::http::HeaderValue::from_str(&allowed_methods(&path)) {
+                resp.headers_mut().insert(header::ALLOW, allow);
+            }
+            return resp;
         }
         RouteMatch::NotFound => {
             return api_error(ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route"));
@@ -400,8 +421,9 @@ async fn api(State(shared): State<Shared>, req: AxumRequest<AxumBody>) -> AxumRe
     } else {
         None
     };
-    let event =
+    let mut event =
         gateway_event(&parts.method, &parts.uri, &parts.headers, route.method, route.path, &params, claims, &bytes);
+    event["requestContext"]["requestId"] = serde_json::Value::String(request_id.clone());
     let request = match lambda_http::request::from_str(&event.to_string()) {
         Ok(r) => r,
         Err(e) => {
@@ -415,6 +437,16 @@ async fn api(State(shared): State<Shared>, req: AxumRequest<AxumBody>) -> AxumRe
         Ok(resp) => to_axum(resp),
         Err(e) => api_error(ApiError::internal(format!("handler panicked: {e}"))),
     }
+}
+
+/// The methods of the routes whose path is `path`, for `Allow`.
+fn allowed_methods(path: &str) -> String {
+    let methods: Vec<&str> = parkpay_api::ROUTES
+        .iter()
+        .filter(|r| matches!(match_route(r.method, path), RouteMatch::Found { route, .. } if route == *r))
+        .map(|r| r.method)
+        .collect();
+    methods.join(", ")
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -482,7 +514,7 @@ pub fn gateway_event(
             "sourceIp": "127.0.0.1",
             "userAgent": headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or(""),
         },
-        "requestId": format!("local-{now_ms}"),
+        "requestId": parkpay_api::telemetry::new_request_id(),
         "routeKey": route_key,
         "stage": "$default",
         "time": "",

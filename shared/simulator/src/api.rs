@@ -221,6 +221,11 @@ fn x_verify_header(headers: &HeaderMap) -> Result<XVerify, Answer> {
     XVerify::parse(text).map_err(|e| auth_failed(format!("X-VERIFY is malformed: {e}")))
 }
 
+/// Remember which salt index signed an accepted request.
+fn note_signed(inner: &Inner, op: Operation, txn: &str, xv: &XVerify) {
+    inner.lock().signed_with.insert((op, txn.to_owned()), xv.index());
+}
+
 fn salt_key<'a>(inner: &'a Inner, merchant_id: &str, xv: &XVerify) -> Result<&'a SaltKey, Answer> {
     let keys = inner
         .keys(merchant_id)
@@ -234,6 +239,7 @@ fn salt_key<'a>(inner: &'a Inner, merchant_id: &str, xv: &XVerify) -> Result<&'a
 /// exactly as received. Returns the payload and the merchant id.
 fn authenticate_body(
     inner: &Inner,
+    op: Operation,
     headers: &HeaderMap,
     body: &[u8],
     path: &str,
@@ -248,6 +254,9 @@ fn authenticate_body(
     let key = salt_key(inner, &merchant_id, &xv)?;
     if !xv.matches(Message::Body { base64: &b64, path }, key) {
         return Err(auth_failed("X-VERIFY does not match the request"));
+    }
+    if let Some(txn) = payload.get("merchantTransactionId").and_then(Value::as_str) {
+        note_signed(inner, op, txn, &xv);
     }
     Ok((payload, merchant_id))
 }
@@ -425,7 +434,7 @@ pub(crate) async fn pay(State(inner): State<Arc<Inner>>, headers: HeaderMap, bod
 }
 
 fn process_pay(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
-    let (payload, merchant_id) = authenticate_body(inner, headers, body, wire::PAY_PATH)?;
+    let (payload, merchant_id) = authenticate_body(inner, Operation::Pay, headers, body, wire::PAY_PATH)?;
     let req = parse_pay(&payload).map_err(bad_request)?;
 
     let base = inner.public_base.clone().unwrap_or_else(|| host_base(headers));
@@ -531,6 +540,7 @@ fn process_status(inner: &Inner, headers: &HeaderMap, merchant_id: &str, txn: &s
     if !xv.matches(Message::Path { path: &path }, key) {
         return Err(auth_failed("X-VERIFY does not match the request"));
     }
+    note_signed(inner, Operation::Status, txn, &xv);
     if !valid_id(txn, MAX_TXN_ID) {
         return Err(bad_request(format!(
             "merchantTransactionId must be 1 to {MAX_TXN_ID} characters of A-Z, a-z, 0-9, '_' and '-'"
@@ -571,7 +581,7 @@ fn parse_refund(p: &Map<String, Value>) -> Result<RefundReq, String> {
 }
 
 fn process_refund(inner: &Arc<Inner>, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
-    let (payload, merchant_id) = authenticate_body(inner, headers, body, wire::REFUND_PATH)?;
+    let (payload, merchant_id) = authenticate_body(inner, Operation::Refund, headers, body, wire::REFUND_PATH)?;
     let req = parse_refund(&payload).map_err(bad_request)?;
     let view = {
         let mut st = inner.lock();

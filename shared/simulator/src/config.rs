@@ -4,14 +4,14 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use parkpay_checksum::{SaltIndex, SaltKey, SaltKeys};
+use parkpay_checksum::{KeyError, SaltIndex, SaltKey, SaltKeys};
 use url::Url;
 
-/// PhonePe's public sandbox merchant (`docs/phonepe.md` §4).
-pub const SANDBOX_MERCHANT_ID: &str = "PGTESTPAYUAT";
+/// PhonePe's public sandbox merchant (`docs/phonepe.md` §5).
+pub const SANDBOX_MERCHANT_ID: &str = parkpay_checksum::conformance::SANDBOX_MERCHANT_ID;
 /// The public sandbox salt key that goes with [`SANDBOX_MERCHANT_ID`]. Public, not a secret.
-pub const SANDBOX_SALT_KEY: &str = "099eb0cd-02cf-4e2a-8aca-3e6c6aff0399";
-pub const SANDBOX_SALT_INDEX: SaltIndex = SaltIndex::new(1);
+pub const SANDBOX_SALT_KEY: &str = parkpay_checksum::conformance::SANDBOX_SALT_KEY;
+pub const SANDBOX_SALT_INDEX: SaltIndex = SaltIndex::new(parkpay_checksum::conformance::SANDBOX_SALT_INDEX);
 /// Where the binary listens unless `PARKPAY_SIM_ADDR` says otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
@@ -148,7 +148,8 @@ pub fn settings_from_env() -> Result<EnvSettings, EnvError> {
 /// | `PARKPAY_SIM_ADDR` | `127.0.0.1:8090` | listen address |
 /// | `PHONEPE_MERCHANT_ID` | `PGTESTPAYUAT` | the merchant the simulator accepts |
 /// | `PHONEPE_SALT_KEY` (or `PHONEPE_API_KEY`) | the sandbox salt | its salt key |
-/// | `PHONEPE_SALT_INDEX` | `1` | the salt key's index |
+/// | `PHONEPE_SALT_KEYS` | | instead: several keys, `index:key,index:key` (a key rotation); requests signed with any of them are accepted |
+/// | `PHONEPE_SALT_INDEX` | `1` (with `PHONEPE_SALT_KEYS` of one key: its index) | the salt key's index: the one that signs callbacks |
 /// | `PARKPAY_SIM_PUBLIC_URL` | `http://<listen address>` | base of the pay page links |
 /// | `PARKPAY_SIM_REFUND_SETTLE_MS` | `2000` | how long refunds stay PENDING |
 /// | `PARKPAY_SIM_CALLBACK_RETRIES` | `3` | extra callback attempts |
@@ -181,6 +182,32 @@ pub fn settings_from(get: impl Fn(&str) -> Option<OsString>) -> Result<EnvSettin
         });
     }
 
+    let named_index = match read("PHONEPE_SALT_INDEX")? {
+        None => None,
+        Some(s) => Some(s.parse::<SaltIndex>().map_err(|_| EnvError {
+            var: "PHONEPE_SALT_INDEX",
+            problem: format!("must be 1 to 9 decimal digits (got {s:?})"),
+        })?),
+    };
+    let index = named_index.unwrap_or(SANDBOX_SALT_INDEX);
+
+    if let Some(list) = read("PHONEPE_SALT_KEYS")? {
+        if read("PHONEPE_SALT_KEY")?.is_some() || read("PHONEPE_API_KEY")?.is_some() {
+            return Err(EnvError {
+                var: "PHONEPE_SALT_KEYS",
+                problem: "and PHONEPE_SALT_KEY (or PHONEPE_API_KEY) are both set: set only one".into(),
+            });
+        }
+        let keys = SaltKeys::parse_list(&list, named_index).map_err(|e| match e {
+            KeyError::NoActive | KeyError::ActiveMissing(_) => EnvError {
+                var: "PHONEPE_SALT_INDEX",
+                problem: format!("must name one of the PHONEPE_SALT_KEYS indices ({e})"),
+            },
+            other => EnvError { var: "PHONEPE_SALT_KEYS", problem: format!("is not index:key,index:key ({other})") },
+        })?;
+        return finish(addr, SimulatorConfig::for_merchant(merchant, keys), &read);
+    }
+
     let salt = match (read("PHONEPE_SALT_KEY")?, read("PHONEPE_API_KEY")?) {
         (Some(a), Some(b)) if a != b => {
             return Err(EnvError {
@@ -192,17 +219,15 @@ pub fn settings_from(get: impl Fn(&str) -> Option<OsString>) -> Result<EnvSettin
         (None, None) => SANDBOX_SALT_KEY.to_owned(),
     };
     let salt = SaltKey::new(salt).map_err(|_| EnvError { var: "PHONEPE_SALT_KEY", problem: "is empty".into() })?;
+    finish(addr, SimulatorConfig::for_merchant(merchant, SaltKeys::single(index, salt)), &read)
+}
 
-    let index = match read("PHONEPE_SALT_INDEX")? {
-        None => SANDBOX_SALT_INDEX,
-        Some(s) => s.parse::<SaltIndex>().map_err(|_| EnvError {
-            var: "PHONEPE_SALT_INDEX",
-            problem: format!("must be 1 to 9 decimal digits (got {s:?})"),
-        })?,
-    };
-
-    let mut config = SimulatorConfig::for_merchant(merchant, SaltKeys::single(index, salt));
-
+/// The settings after the merchant and its keys.
+fn finish(
+    addr: SocketAddr,
+    mut config: SimulatorConfig,
+    read: &dyn Fn(&'static str) -> Result<Option<String>, EnvError>,
+) -> Result<EnvSettings, EnvError> {
     if let Some(s) = read("PARKPAY_SIM_PUBLIC_URL")? {
         let url = Url::parse(&s).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
         config.public_base_url = Some(url.ok_or(EnvError {
@@ -247,11 +272,8 @@ mod tests {
         assert_eq!(id, "PGTESTPAYUAT");
         assert_eq!(keys.active_index(), SaltIndex::new(1));
         // the docs' status vector (docs/phonepe.md §5) verifies with the default salt
-        let path = "/pg/v1/status/PGTESTPAYUAT/MT7850590068188104";
-        assert!(
-            keys.verify("95c6d60f014b7190aa417083aca2489bb5b0a729d0421c17dea19f5913e6d741###1", Message::Path { path })
-                .is_ok()
-        );
+        let path = parkpay_checksum::conformance::STATUS_PATH;
+        assert!(keys.verify(parkpay_checksum::conformance::STATUS_X_VERIFY, Message::Path { path }).is_ok());
         assert!(s.config.validate().is_ok());
     }
 
@@ -275,6 +297,28 @@ mod tests {
         assert_eq!(s.config.callback_retries, 0);
         // same value under both names is fine
         assert!(settings(&[("PHONEPE_SALT_KEY", "k"), ("PHONEPE_API_KEY", "k")]).is_ok());
+    }
+
+    #[test]
+    fn several_keys() {
+        let s = settings(&[("PHONEPE_SALT_KEYS", "1:secret-old,2:secret-new"), ("PHONEPE_SALT_INDEX", "2")]).unwrap();
+        let keys = &s.config.merchants[0].1;
+        assert_eq!(keys.active_index(), SaltIndex::new(2));
+        assert!(keys.key(SaltIndex::new(1)).is_some());
+        assert_eq!(
+            settings(&[("PHONEPE_SALT_KEYS", "3:secret-x")]).unwrap().config.merchants[0].1.active_index(),
+            SaltIndex::new(3)
+        );
+        for (vars, var) in [
+            (vec![("PHONEPE_SALT_KEYS", "1:secret-old,2:secret-new")], "PHONEPE_SALT_INDEX"),
+            (vec![("PHONEPE_SALT_KEYS", "1:secret-old"), ("PHONEPE_SALT_INDEX", "2")], "PHONEPE_SALT_INDEX"),
+            (vec![("PHONEPE_SALT_KEYS", "secret-old")], "PHONEPE_SALT_KEYS"),
+            (vec![("PHONEPE_SALT_KEYS", "1:secret-old"), ("PHONEPE_SALT_KEY", "secret-b")], "PHONEPE_SALT_KEYS"),
+        ] {
+            let e = settings(&vars).unwrap_err();
+            assert_eq!(e.var, var, "{vars:?}");
+            assert!(!e.to_string().contains("secret-"), "{e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use parkpay_checksum::SaltKeys;
+use parkpay_checksum::{SaltIndex, SaltKeys};
 use parkpay_gateway::phonepe_v1::wire::{self, codes};
 use parkpay_gateway::phonepe_v1::{X_VERIFY, sign_callback};
 use tokio::sync::oneshot;
@@ -36,6 +36,9 @@ pub(crate) struct State {
     /// API requests received, by operation and merchant transaction id (as the request named
     /// it), whatever their answer: tests count how often parkpay asks.
     pub calls: HashMap<(Operation, String), u64>,
+    /// The salt index of the last request, by operation and merchant transaction id, whose
+    /// checksum matched: which of the merchant's keys parkpay signs with.
+    pub signed_with: HashMap<(Operation, String), SaltIndex>,
 }
 
 impl State {
@@ -63,6 +66,10 @@ pub(crate) struct Inner {
     pub cfg: SimulatorConfig,
     pub http: reqwest::Client,
     state: Mutex<State>,
+    /// Merchants whose callbacks are signed with another of their indices than the configured
+    /// active one (PhonePe's side of a key rotation). Apart from `state`, whose lock is held
+    /// while a callback is prepared: locked after it, never before.
+    pub callback_index: Mutex<HashMap<String, SaltIndex>>,
 }
 
 /// A callback ready to be signed and sent.
@@ -77,7 +84,14 @@ impl Inner {
     pub fn new(cfg: SimulatorConfig, http: reqwest::Client) -> Self {
         let merchants = cfg.merchants.iter().cloned().collect();
         let public_base = cfg.public_base_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned());
-        Self { merchants, public_base, cfg, http, state: Mutex::new(State::default()) }
+        Self {
+            merchants,
+            public_base,
+            cfg,
+            http,
+            state: Mutex::new(State::default()),
+            callback_index: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The state, even after a panic elsewhere poisoned the lock (the data stays usable).
@@ -102,8 +116,20 @@ impl Inner {
         st.callbacks.push_back(entry);
     }
 
+    /// The keys that sign `merchant_id`'s callbacks: its configured keys, with the index chosen
+    /// by [`crate::Simulator::sign_callbacks_with`] if any.
+    pub fn callback_keys(&self, merchant_id: &str) -> Option<SaltKeys> {
+        let keys = self.keys(merchant_id)?;
+        let chosen =
+            self.callback_index.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(merchant_id).copied();
+        match chosen {
+            Some(index) => keys.with_active(index).ok(),
+            None => Some(keys.clone()),
+        }
+    }
+
     fn notification(&self, rec: &Record) -> Option<Notification> {
-        let keys = self.keys(&rec.view.merchant_id)?.clone();
+        let keys = self.callback_keys(&rec.view.merchant_id)?;
         Some(Notification {
             txn: rec.view.merchant_transaction_id.clone(),
             url: rec.view.callback_url.clone(),
@@ -297,6 +323,7 @@ pub(crate) async fn notify(
             http_status: None,
             result: DeliveryResult::Dropped,
             error: None,
+            salt_index: n.keys.active_index().get(),
             at_ms: now_ms(),
         });
         return;
@@ -363,6 +390,7 @@ async fn deliver(
             http_status,
             result,
             error,
+            salt_index: n.keys.active_index().get(),
             at_ms: now_ms(),
         });
         if let Some(tx) = first.take() {

@@ -117,6 +117,17 @@
 //! `out_of_order` with `late_success_ms`: the decline's FAILED callback is held back and
 //! delivered right *after* the later SUCCESS callback, so the receiver sees SUCCESS, then the
 //! stale FAILED.
+//!
+//! ## Salt keys
+//!
+//! A merchant may have several salt keys (`SimulatorConfig::merchants`, a [`parkpay_checksum::SaltKeys`]
+//! each), as during a key rotation (`docs/phonepe.md` §6): a request is checked with the key
+//! its `X-VERIFY` index names (an index the merchant lacks is `KEY_NOT_CONFIGURED`), and
+//! [`Simulator::salt_index_of`] tells which index signed the last accepted request for an id.
+//! Callbacks are signed with the keys' active index, or with another of the merchant's indices
+//! chosen by [`Simulator::sign_callbacks_with`]; the callback log records it (`salt_index`).
+//! The binary takes several keys as `PHONEPE_SALT_KEYS` (`1:old-key,2:new-key`) with
+//! `PHONEPE_SALT_INDEX` naming the one that signs callbacks.
 
 mod api;
 mod config;
@@ -133,6 +144,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post, put};
+use parkpay_checksum::SaltIndex;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use url::Url;
@@ -310,13 +322,34 @@ impl Simulator {
         self.inner.lock().callbacks.clear();
     }
 
-    /// Forget every transaction, fault and log entry (tasks already scheduled find nothing).
     /// How many `op` requests named merchant transaction id `txn` (for a refund: the refund's
     /// id), whatever was answered.
     pub fn calls(&self, op: Operation, txn: &str) -> u64 {
         self.inner.lock().calls.get(&(op, txn.to_owned())).copied().unwrap_or(0)
     }
 
+    /// The salt index that signed the last request of `op` naming merchant transaction id `txn`
+    /// whose checksum matched (for a refund: the refund's id): which key parkpay signs with.
+    pub fn salt_index_of(&self, op: Operation, txn: &str) -> Option<SaltIndex> {
+        self.inner.lock().signed_with.get(&(op, txn.to_owned())).copied()
+    }
+
+    /// Sign `merchant_id`'s callbacks from now on with its key `index` (PhonePe's side of a key
+    /// rotation, which need not switch when the merchant does), or again with the configured
+    /// active index (`None`). The index must be one of the merchant's configured keys.
+    pub fn sign_callbacks_with(&self, merchant_id: &str, index: Option<SaltIndex>) -> Result<(), CallbackKeyError> {
+        let keys = self.inner.keys(merchant_id).ok_or_else(|| CallbackKeyError::UnknownMerchant(merchant_id.into()))?;
+        let mut chosen = self.inner.callback_index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match index {
+            Some(i) if keys.key(i).is_none() => return Err(CallbackKeyError::UnknownIndex(i)),
+            Some(i) => chosen.insert(merchant_id.to_owned(), i),
+            None => chosen.remove(merchant_id),
+        };
+        Ok(())
+    }
+
+    /// Forget every transaction, fault and log entry, and sign callbacks with the configured
+    /// indices again (tasks already scheduled find nothing).
     pub fn reset(&self) {
         let mut st = self.inner.lock();
         st.txns.clear();
@@ -324,5 +357,17 @@ impl Simulator {
         st.faults = FaultTable::default();
         st.callbacks.clear();
         st.calls.clear();
+        st.signed_with.clear();
+        drop(st);
+        self.inner.callback_index.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
+}
+
+/// Why [`Simulator::sign_callbacks_with`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackKeyError {
+    #[error("merchant {0:?} is not configured")]
+    UnknownMerchant(String),
+    #[error("the merchant has no salt key with index {0}")]
+    UnknownIndex(SaltIndex),
 }

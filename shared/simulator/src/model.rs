@@ -152,6 +152,10 @@ pub struct CallbackDelivery {
     pub http_status: Option<u16>,
     pub result: DeliveryResult,
     pub error: Option<String>,
+    /// The salt index after `###` in its `X-VERIFY` (the one it was, or would have been, signed
+    /// with).
+    #[serde(default)]
+    pub salt_index: u32,
     pub at_ms: u64,
 }
 

@@ -7,11 +7,10 @@ use std::process::{Command, Stdio};
 use parkpay_simulator::{Simulator, SimulatorConfig};
 use serde_json::Value;
 
-const PAY_B64: &str = "ewogICJtZXJjaGFudElkIjogIlBHVEVTVFBBWVVBVCIsCiAgIm1lcmNoYW50VHJhbnNhY3Rpb25JZCI6ICJNVDc4NTA1OTAwNjgxODgxMDQiLAogICJtZXJjaGFudFVzZXJJZCI6ICJNVUlEMTIzIiwKICAiYW1vdW50IjogMTAwMDAsCiAgInJlZGlyZWN0VXJsIjogImh0dHBzOi8vd2ViaG9vay5zaXRlL3JlZGlyZWN0LXVybCIsCiAgInJlZGlyZWN0TW9kZSI6ICJSRURJUkVDVCIsCiAgImNhbGxiYWNrVXJsIjogImh0dHBzOi8vd2ViaG9vay5zaXRlL2NhbGxiYWNrLXVybCIsCiAgIm1vYmlsZU51bWJlciI6ICI5OTk5OTk5OTk5IiwKICAicGF5bWVudEluc3RydW1lbnQiOiB7CiAgICAidHlwZSI6ICJQQVlfUEFHRSIKICB9Cn0=";
-const PAY_XV: &str = "d7a8e4458caa6fcd781166bbdc85fec76740c18cb9baa9a4c48cf2387d554180###1";
-const STATUS_XV: &str = "95c6d60f014b7190aa417083aca2489bb5b0a729d0421c17dea19f5913e6d741###1";
-const REFUND_B64: &str = "ewogICAgIm1lcmNoYW50SWQiOiAiUEdURVNUUEFZVUFUIiwKICAgICJtZXJjaGFudFVzZXJJZCI6ICJVc2VyMTIzIiwKICAgICJvcmlnaW5hbFRyYW5zYWN0aW9uSWQiOiAiT0Q2MjA0NzE3MzkyMTA2MjMiLAogICAgIm1lcmNoYW50VHJhbnNhY3Rpb25JZCI6ICJST0Q2MjA0NzE3MzkyMTA2MjMiLAogICAgImFtb3VudCI6IDEwMDAsCiAgICAiY2FsbGJhY2tVcmwiOiAiaHR0cHM6Ly93ZWJob29rLnNpdGUvY2FsbGJhY2stdXJsIgp9";
-const REFUND_XV: &str = "9dbaf1a531f683699ca9385103f321bc75f6adce881e68c6557cacc0b088d3f8###1";
+use parkpay_checksum::conformance::{
+    PAY_BASE64 as PAY_B64, PAY_X_VERIFY as PAY_XV, REFUND_BASE64 as REFUND_B64, REFUND_X_VERIFY as REFUND_XV,
+    STATUS_PATH, STATUS_X_VERIFY as STATUS_XV,
+};
 
 async fn post(url: String, b64: &str, xv: &str) -> (u16, Value) {
     let resp = reqwest::Client::new()
@@ -46,7 +45,7 @@ async fn documented_vectors_are_accepted() {
     assert!(body["message"].as_str().unwrap().contains("duplicate"));
 
     let resp = reqwest::Client::new()
-        .get(format!("{base}/pg/v1/status/PGTESTPAYUAT/MT7850590068188104"))
+        .get(format!("{base}{STATUS_PATH}"))
         .header("x-verify", STATUS_XV)
         .header("x-merchant-id", "PGTESTPAYUAT")
         .send()

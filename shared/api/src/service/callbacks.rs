@@ -10,6 +10,7 @@ use parkpay_store::TxnRef;
 use super::{ReportSource, apply_payment_report, apply_refund_report, gateway_error, truncate, txn_id};
 use crate::http::ApiError;
 use crate::state::AppState;
+use crate::telemetry;
 use crate::views::CallbackAck;
 
 /// PhonePe's server-to-server callback. Authenticated by its checksum only.
@@ -20,6 +21,11 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "KEYS_UNAVAILABLE", "try again later")
         } else if e.is_unauthenticated() {
             tracing::warn!(security = true, error = %e, "callback with a bad or missing checksum rejected");
+            telemetry::security_event();
+            telemetry::callback_rejected(match e {
+                parkpay_gateway::CallbackError::MissingSignature => "MISSING_SIGNATURE",
+                _ => "INVALID_SIGNATURE",
+            });
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_SIGNATURE",
@@ -29,6 +35,7 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
             // The parser's text can quote the sender's bytes: cut before logging or answering.
             let brief = truncate(&e.to_string(), 200);
             tracing::warn!(error = %brief, "malformed callback");
+            telemetry::callback_rejected("MALFORMED");
             ApiError::bad_request("MALFORMED_CALLBACK", brief)
         }
     })?;
@@ -38,14 +45,19 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
     {
         tracing::warn!(security = true, merchant = %truncate(m, 40), txn = %report.merchant_txn_id,
                 "callback for another merchant; not applied");
+        telemetry::security_event();
+        telemetry::callback_rejected("OTHER_MERCHANT");
         return Ok(CallbackAck { success: true, applied: false });
     }
+    telemetry::note_txn(&report.merchant_txn_id);
     let applied = match state.store.find_txn(report.merchant_txn_id.as_str()).await? {
         Some(TxnRef::Payment { session_id, payment_id }) => {
+            telemetry::note_session(&session_id);
             let report = cross_check(state, &session_id, &payment_id, report).await?;
             apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Callback).await?.1
         }
         Some(TxnRef::Refund { session_id, refund_id }) => {
+            telemetry::note_session(&session_id);
             apply_refund_report(state, &session_id, &refund_id, report.state, &report.code, ReportSource::Callback)
                 .await?
                 .1
@@ -54,6 +66,7 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
             // Authentic but not ours to know (another environment sharing the merchant id, or a
             // record lost): acknowledge so PhonePe stops retrying, and leave a trace.
             tracing::warn!(txn = %report.merchant_txn_id, code = %report.code, "callback for an unknown transaction");
+            telemetry::callback_rejected("UNKNOWN_TRANSACTION");
             false
         }
     };
@@ -82,6 +95,11 @@ async fn cross_check(
     }
     tracing::warn!(security = true, payment = %payment_id, code = %report.code, recorded = payment.status().as_str(),
         "callback disagrees with our record; asking PhonePe's status API");
+    if report.state == TxnState::Success && report.amount != Some(payment.amount()) {
+        // A signed callback with another amount than ours (a late success after a decline is
+        // not one: PhonePe does send those).
+        telemetry::security_event();
+    }
     let checked = state.gateway.status(&txn_id(payment_id.as_str())?).await.map_err(gateway_error)?;
     // The status API answering its own failure (HTTP 5xx with PhonePe's INTERNAL_SERVER_ERROR
     // envelope) says nothing about the transaction. The client reads it as a not-final PENDING,

@@ -102,6 +102,7 @@ pub async fn create_session(
         now,
     )?;
     state.store.commit(vec![Write::Insert(Record::Session(session.clone()))]).await?;
+    crate::telemetry::note_session(session.id());
     tracing::info!(session = %session.id(), lot = %session.lot_id(), amount = %session.amount(), "session booked");
     Ok(SessionView::new(&session, &[], &[]))
 }
@@ -128,6 +129,7 @@ pub(crate) fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
 
 pub async fn get_session(state: &AppState, caller: &Caller, raw_id: &str) -> Result<SessionView, ApiError> {
     let id = parse_session_id(raw_id)?;
+    crate::telemetry::note_session(&id);
     Ok(SessionView::from_bundle(&load_visible(state, caller, &id).await?))
 }
 

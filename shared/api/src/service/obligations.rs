@@ -119,6 +119,8 @@ pub async fn list_obligations(
     query: &ObligationsQuery,
 ) -> Result<ObligationsView, ApiError> {
     if !caller.is_operator {
+        tracing::warn!(security = true, "a caller who is not an operator asked for the obligations (OPERATOR_ONLY)");
+        crate::telemetry::security_event();
         return Err(ApiError::new(StatusCode::FORBIDDEN, "OPERATOR_ONLY", "only operators may list obligations"));
     }
     let (list, limit, cursor) = parse(query)?;

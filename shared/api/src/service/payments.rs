@@ -15,6 +15,7 @@ use super::{
 use crate::http::{ApiError, required};
 use crate::identity::Caller;
 use crate::state::AppState;
+use crate::telemetry;
 use crate::views::{PaymentCreatedView, VerifyView};
 
 /// The `last_code`s of a payment's obligation while PhonePe has not taken it for a reason a
@@ -37,9 +38,12 @@ pub async fn create_payment(
     id_bytes: [u8; 16],
 ) -> Result<PaymentCreatedView, ApiError> {
     let session_id = parse_session_id(&required(body.session_id, "session_id")?)?;
+    telemetry::note_session(&session_id);
     if let Some(user) = body.user_id.as_deref()
         && user != caller.user_id.as_str()
     {
+        tracing::warn!(security = true, "create-payment for another user's id refused (USER_MISMATCH)");
+        telemetry::security_event();
         return Err(ApiError::new(StatusCode::FORBIDDEN, "USER_MISMATCH", "`user_id` must be the caller's own id"));
     }
     let instrument = match body.payment_instrument.as_deref() {
@@ -90,6 +94,7 @@ pub async fn create_payment(
         }
     };
 
+    telemetry::note_txn(payment.id());
     let mut redirect = state.redirect_url.clone();
     redirect.query_pairs_mut().append_pair("session_id", session.id().as_str());
     let request = PayRequest {
@@ -103,6 +108,7 @@ pub async fn create_payment(
     match state.gateway.pay(&request).await {
         Ok(started) => {
             tracing::info!(payment = %payment.id(), session = %session.id(), amount = %payment.amount(), "payment started");
+            telemetry::payment_created();
             let expires = Timestamp::from_unix_millis(state.clock.now().unix_millis() + PAYMENT_TTL_MS)
                 .unwrap_or(payment.created_at());
             Ok(PaymentCreatedView {
@@ -231,7 +237,10 @@ async fn fail_payment(state: &AppState, session_id: &SessionId, payment_id: &Pay
             writes.extend(obligation_write(&bundle, payment_id.as_str(), o));
         }
         match state.store.commit(writes).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                telemetry::payment_failed();
+                return Ok(());
+            }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -288,6 +297,8 @@ async fn may_ask_phonepe(state: &AppState, bundle: &SessionBundle, payment: &Pay
 pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody) -> Result<VerifyView, ApiError> {
     let raw = required(body.merchant_txn_id, "merchant_txn_id")?;
     let (session_id, payment_id) = find_payment(state, &raw).await?;
+    telemetry::note_session(&session_id);
+    telemetry::note_txn(&payment_id);
     let bundle = load_visible(state, caller, &session_id).await.map_err(|_| ApiError::payment_not_found())?;
     let recorded =
         bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(|| ApiError::internal("payment vanished"))?;

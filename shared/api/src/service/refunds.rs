@@ -16,6 +16,7 @@ use super::{
 use crate::http::{ApiError, required};
 use crate::identity::Caller;
 use crate::state::AppState;
+use crate::telemetry;
 use crate::views::RefundView;
 
 /// Request the refund whose id is fixed by `id_bytes` (derived from the `Idempotency-Key`, or
@@ -31,6 +32,8 @@ pub async fn refund(
     let raw = required(body.merchant_txn_id, "merchant_txn_id")?;
     let asked = body.amount.as_ref().map(|a| a.to_paise("amount", state.max_amount())).transpose()?;
     let (session_id, payment_id) = find_payment(state, &raw).await?;
+    telemetry::note_session(&session_id);
+    telemetry::note_txn(&payment_id);
     let refund_id = RefundId::from_random(id_bytes);
 
     let mut attempt = 0;
@@ -90,7 +93,10 @@ pub async fn refund(
             Write::Insert(Record::Obligation(Obligation::see_refund_through(&refund, false, now))),
         ];
         match state.store.commit(writes).await {
-            Ok(()) => break (refund, bundle.session.user_id().clone()),
+            Ok(()) => {
+                telemetry::refund_requested();
+                break (refund, bundle.session.user_id().clone());
+            }
             Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => continue,
             Err(e) => return Err(e.into()),
         }

@@ -9,8 +9,8 @@
 //!   or a success that makes refunds exceed what was paid: those need a person.
 
 use parkpay_domain::{
-    DomainError, Obligation, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest, SYSTEM_USER, SessionId,
-    SuccessReport, Timestamp, UserId, record_late_refund_success,
+    DomainError, Obligation, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus,
+    SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
 };
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{Record, SessionBundle, StoreError, Write};
@@ -18,6 +18,7 @@ use parkpay_store::{Record, SessionBundle, StoreError, Write};
 use super::{MAX_ATTEMPTS, ReportSource, obligation_write, refunds::send_refund};
 use crate::http::ApiError;
 use crate::state::AppState;
+use crate::telemetry;
 
 /// The id of the automatic refund of `payment_id`: derived from it, so there is one however
 /// often a stray success is reported.
@@ -91,6 +92,7 @@ pub async fn apply_payment_report(
                 let Some(amount) = report.amount else {
                     tracing::warn!(security = true, payment = %payment_id, source = source.as_str(),
                         "success reported without an amount; not applied");
+                    telemetry::security_event();
                     return Ok((bundle, false));
                 };
                 let success =
@@ -108,6 +110,7 @@ pub async fn apply_payment_report(
                     Err(e @ DomainError::AmountMismatch { .. }) => {
                         tracing::warn!(security = true, payment = %payment_id, source = source.as_str(), error = %e,
                             "reported amount differs from ours; not applied");
+                        telemetry::security_event();
                         return Ok((bundle, false));
                     }
                     Err(e) => {
@@ -155,6 +158,14 @@ pub async fn apply_payment_report(
             Ok(()) => {
                 tracing::info!(payment = %payment_id, status = payment.status().as_str(),
                     session_status = session.status().as_str(), source = source.as_str(), "payment outcome applied");
+                match payment.status() {
+                    PaymentStatus::Success => telemetry::payment_succeeded(payment.amount()),
+                    PaymentStatus::Failed => telemetry::payment_failed(),
+                    PaymentStatus::Pending => {}
+                }
+                if automatic.is_some() {
+                    telemetry::refund_requested();
+                }
                 let Some(refund) = automatic else {
                     // What was just committed, without reading it back.
                     let mut after = bundle;
@@ -269,6 +280,11 @@ pub async fn apply_refund_report(
             Ok(()) => {
                 tracing::info!(refund = %refund_id, status = refund.status().as_str(), amount = %refund.amount(),
                     session_status = session.status().as_str(), source = source.as_str(), "refund outcome applied");
+                match refund.status() {
+                    RefundStatus::Success => telemetry::refund_settled(true, refund.amount()),
+                    RefundStatus::Failed => telemetry::refund_settled(false, refund.amount()),
+                    RefundStatus::Pending => {}
+                }
                 let mut after = bundle;
                 after.session = session;
                 if let Some(p) = after.payments.iter_mut().find(|p| p.id() == payment.id()) {
@@ -313,6 +329,7 @@ pub async fn expire_payment(state: &AppState, session_id: &SessionId, payment_id
         match state.store.commit(writes).await {
             Ok(()) => {
                 tracing::info!(payment = %payment_id, session = %session_id, "payment expired after the timeout");
+                telemetry::payment_expired();
                 return Ok(());
             }
             Err(StoreError::Conflict) => continue,

@@ -142,23 +142,27 @@ async fn run() -> Result<(), String> {
     let template = Template::load(&workspace::template_path())?;
     let files = events::load_dir(&workspace::events_dir())?;
 
-    // (binary, function name, main event)
-    let mut subjects: Vec<(String, String, String)> = vec![(FLOOR.into(), "HelloWorldFloor".into(), String::new())];
-    let functions =
-        ROUTES.iter().map(|r| (r.binary, r.function)).chain(SCHEDULED.iter().map(|s| (s.binary, s.function)));
-    for (binary, function) in functions {
+    // (name, binary, function logical id, main event): the route functions share one binary,
+    // each started with its own template environment (which names its route).
+    let mut subjects: Vec<(String, String, String, String)> =
+        vec![(FLOOR.into(), FLOOR.into(), "HelloWorldFloor".into(), String::new())];
+    let functions = ROUTES
+        .iter()
+        .map(|r| (r.name, r.binary, r.function))
+        .chain(SCHEDULED.iter().map(|s| (s.name, s.binary, s.function)));
+    for (name, binary, function) in functions {
         let event = files
             .iter()
-            .find(|f| f.binary == binary && f.case.is_none())
-            .ok_or_else(|| format!("no events/{binary}.json"))?;
-        subjects.push((binary.into(), function.into(), event.text.clone()));
+            .find(|f| f.function == name && f.case.is_none())
+            .ok_or_else(|| format!("no events/{name}.json"))?;
+        subjects.push((name.into(), binary.into(), function.into(), event.text.clone()));
     }
-    let floor_event = subjects[1].2.clone();
-    subjects[0].2 = floor_event;
+    let floor_event = subjects[1].3.clone();
+    subjects[0].3 = floor_event;
     if let Some(only) = &args.only {
-        subjects.retain(|(b, _, _)| only.contains(b));
+        subjects.retain(|(n, _, _, _)| only.contains(n));
     }
-    for (binary, _, _) in &subjects {
+    for (_, binary, _, _) in &subjects {
         let exe = args.bin_dir.join(binary);
         if !exe.is_file() {
             return Err(format!("{} is not built (scripts/coldstart.sh builds it)", exe.display()));
@@ -166,7 +170,7 @@ async fn run() -> Result<(), String> {
     }
 
     eprintln!(
-        "{} starts of each of {} binaries from {} ({} warm invokes per start)...",
+        "{} starts of each of {} functions from {} ({} warm invokes per start)...",
         args.runs,
         subjects.len(),
         args.bin_dir.display(),
@@ -174,21 +178,21 @@ async fn run() -> Result<(), String> {
     );
     let mut results: BTreeMap<String, Samples> = BTreeMap::new();
     for run in 0..args.runs {
-        // Rotate the order so no binary always follows the same one.
+        // Rotate the order so no function always follows the same one.
         for k in 0..subjects.len() {
-            let (binary, function, event) = &subjects[(k + run) % subjects.len()];
-            let samples = results.entry(binary.clone()).or_default();
+            let (name, binary, function, event) = &subjects[(k + run) % subjects.len()];
+            let samples = results.entry(name.clone()).or_default();
             let exe = args.bin_dir.join(binary);
-            let scheduled = SCHEDULED.iter().any(|s| s.binary == binary);
+            let scheduled = SCHEDULED.iter().any(|s| s.name == name);
             let inv = Invocation {
                 event,
                 timeout: Duration::from_secs(if scheduled { 6 } else { 30 }),
                 warm: if scheduled { 0 } else { args.warm },
             };
-            if binary == FLOOR {
+            if name == FLOOR {
                 let mut env = vec![("AWS_REGION".to_owned(), world::REGION.to_owned())];
                 env.extend(args.extra_env.iter().cloned());
-                one_start(binary, function, exe, env, inv, samples).await?;
+                one_start(name, function, exe, env, inv, samples).await?;
                 continue;
             }
             // A fresh table, simulator and fixtures for every start: each first invoke does the
@@ -197,18 +201,18 @@ async fn run() -> Result<(), String> {
             let f = template.functions.get(function).ok_or_else(|| format!("{function} not in template.yaml"))?;
             let mut env = world::function_env(f, &world.offline)?;
             env.extend(args.extra_env.iter().cloned());
-            one_start(binary, function, exe, env, inv, samples).await?;
+            one_start(name, function, exe, env, inv, samples).await?;
         }
     }
 
     let p = |v: &[f64], q: f64| percentile(v, q).unwrap_or(f64::NAN);
     let floor_p50 = results.get(FLOOR).map(|s| p(&s.init_ms, 50.0));
     println!(
-        "| binary | starts | init p50 | init p99 | init p50 / floor | first invoke p50 | first invoke p99 | first status | warm invoke p50 | warm invoke p99 | warm status | binary size |"
+        "| function (binary) | starts | init p50 | init p99 | init p50 / floor | first invoke p50 | first invoke p99 | first status | warm invoke p50 | warm invoke p99 | warm status | binary size |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (binary, _, _) in &subjects {
-        let s = &results[binary];
+    for (name, binary, _, _) in &subjects {
+        let s = &results[name];
         let size = std::fs::metadata(args.bin_dir.join(binary)).map(|m| m.len()).unwrap_or(0);
         let ratio = floor_p50.map_or("-".to_owned(), |f| format!("{:.1}×", p(&s.init_ms, 50.0) / f));
         // "—" where there are no samples (the scheduled function gets no warm invokes).
@@ -216,8 +220,8 @@ async fn run() -> Result<(), String> {
         let st = |m: &BTreeMap<u16, usize>| if m.is_empty() { "—".to_owned() } else { statuses(m) };
         println!(
             "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} MB |",
-            binary,
-            if binary == FLOOR { " (floor)" } else { "" },
+            name,
+            if name == FLOOR { " (floor)".to_owned() } else { format!(" ({binary})") },
             s.init_ms.len(),
             t(&s.init_ms, 50.0),
             t(&s.init_ms, 99.0),

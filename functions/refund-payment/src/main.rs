@@ -1,6 +1,0 @@
-//! Lambda function `refund-payment`: a few lines around the shared handler (`parkpay_api::routes`).
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    parkpay_api::lambda::run(parkpay_api::Endpoint::Refund).await
-}
