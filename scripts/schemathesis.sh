@@ -54,7 +54,7 @@ operator=$(token "sub=schemathesis-operator&operator=true")
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 checks=$checks,response_headers_conformance,negative_data_rejection,missing_required_header,ignored_auth
 checks=$checks,unsupported_method,allow_header_conformance,use_after_free,ensure_resource_availability
-examples=${SCHEMATHESIS_MAX_EXAMPLES:-25}
+examples=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 seed=()
 [ -n "${SCHEMATHESIS_SEED:-}" ] && seed=(--seed "$SCHEMATHESIS_SEED")
 

@@ -261,7 +261,7 @@ fn render_operation(out: &mut String, doc: &Value, path: &str, method: &str, op:
         let required = if body["required"].as_bool() == Some(true) { "required" } else { "optional" };
         let _ = write!(out, "<h3>Request body <span class=\"muted\">({required})</span></h3>");
         out.push_str(&markdown(body["description"].as_str().unwrap_or("")));
-        render_content(out, doc, &body["content"]);
+        render_content(out, doc, &body["content"], true);
     }
 
     // Answers.
@@ -301,19 +301,27 @@ fn render_operation(out: &mut String, doc: &Value, path: &str, method: &str, op:
                 }
                 out.push_str("</table>");
             }
-            render_content(out, doc, &response["content"]);
+            // Successes unfolded; an error's schema is the error shape, its codes listed above.
+            render_content(out, doc, &response["content"], status.starts_with('2'));
         }
     }
     out.push_str("</section>");
 }
 
-/// Each media type's schema (inlined) and examples.
-fn render_content(out: &mut String, doc: &Value, content: &Value) {
+/// Each media type's fields (for an object), schema (inlined; folded unless `open`) and examples.
+fn render_content(out: &mut String, doc: &Value, content: &Value, open: bool) {
     let Some(content) = content.as_mapping() else { return };
     for (media, m) in content {
         let media = media.as_str().unwrap_or("");
-        let _ = write!(out, "<details open><summary>schema, <code>{}</code></summary>", esc(media));
-        out.push_str(&pre_json(&resolve(doc, &m["schema"], 0)));
+        let schema = resolve(doc, &m["schema"], 0);
+        fields_table(out, &schema);
+        let _ = write!(
+            out,
+            "<details{}><summary>schema, <code>{}</code></summary>",
+            if open { " open" } else { "" },
+            esc(media)
+        );
+        out.push_str(&pre_json(&schema));
         out.push_str("</details>");
         if let Some(examples) = m["examples"].as_mapping() {
             for (name, example) in examples {
@@ -328,6 +336,59 @@ fn render_content(out: &mut String, doc: &Value, content: &Value) {
                 out.push_str("</details>");
             }
         }
+    }
+}
+
+/// A table of an object schema's fields: name, type, required, description.
+fn fields_table(out: &mut String, schema: &Value) {
+    let Some(props) = schema["properties"].as_mapping() else { return };
+    let required: Vec<&str> =
+        schema["required"].as_sequence().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    out.push_str("<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>");
+    for (name, p) in props {
+        let name = name.as_str().unwrap_or("");
+        let _ = write!(
+            out,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            esc(&type_of(p)),
+            if required.contains(&name) { "yes" } else { "no" },
+            inline(&p["description"].as_str().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ")),
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// A short description of a schema's type: `string`, `string | null`, `array of object`,
+/// `one of A, B`, `date-time`.
+fn type_of(schema: &Value) -> String {
+    if let Some(values) = schema["enum"].as_sequence() {
+        let values: Vec<String> = values.iter().map(scalar).collect();
+        return format!("one of {}", values.join(", "));
+    }
+    if !schema["const"].is_null() {
+        return format!("= {}", scalar(&schema["const"]));
+    }
+    if let Some(options) = schema["oneOf"].as_sequence() {
+        return options.iter().map(type_of).collect::<Vec<_>>().join(" | ");
+    }
+    let base = match &schema["type"] {
+        Value::String(t) if t == "array" => format!("array of {}", type_of(&schema["items"])),
+        Value::String(t) => t.clone(),
+        Value::Sequence(ts) => ts.iter().map(scalar).collect::<Vec<_>>().join(" | "),
+        _ => "any".to_owned(),
+    };
+    match schema["format"].as_str() {
+        Some(f) => format!("{base} ({f})"),
+        None => base,
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".to_owned(),
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 
