@@ -143,14 +143,21 @@ impl PaymentGateway for NoPhonePe {
 /// The route function's `main` (`functions/routes`, binary [`crate::ROUTES_BINARY`]): serve the
 /// endpoint named by [`crate::ENDPOINT_VARIABLE`] in the function's environment. Missing or
 /// unknown, the function fails its init with one line naming the variable and the names it takes.
+///
+/// [`ANY_ENDPOINT`] serves every route, each request by its method and path, with the settings of
+/// a PhonePe function: for a developer's `cargo lambda watch`, where one process takes every file
+/// of `events/`. On AWS each function names its own route (the drift test checks the template).
 pub async fn run_from_env() -> Result<(), lambda_http::Error> {
     let var = crate::ENDPOINT_VARIABLE;
     let name = std::env::var(var).unwrap_or_default();
+    if name == ANY_ENDPOINT {
+        return serve(None).await;
+    }
     match Endpoint::from_name(&name) {
-        Some(endpoint) => run(endpoint).await,
+        Some(endpoint) => serve(Some(endpoint)).await,
         None => {
             let names: Vec<&str> = crate::ROUTES.iter().map(|r| r.name).collect();
-            let message = format!("{var} is {name:?}: set it to one of {}", names.join(", "));
+            let message = format!("{var} is {name:?}: set it to one of {} (or {ANY_ENDPOINT})", names.join(", "));
             crate::telemetry::init_lambda();
             tracing::error!(error = %message, "start-up failed");
             Err(message.into())
@@ -158,12 +165,24 @@ pub async fn run_from_env() -> Result<(), lambda_http::Error> {
     }
 }
 
+/// The value of [`crate::ENDPOINT_VARIABLE`] that serves every route (development only).
+pub const ANY_ENDPOINT: &str = "any";
+
 /// Run `endpoint` as a Lambda function behind API Gateway (HTTP API, payload 2.0). Logs and
 /// metrics as [`crate::telemetry::init_lambda`] sets them up; each invocation's metrics are
 /// written (EMF, on stdout) when it has its answer.
 pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+    serve(Some(endpoint)).await
+}
+
+/// [`run`] for one endpoint, or for every route (`None`, see [`run_from_env`]).
+async fn serve(endpoint: Option<Endpoint>) -> Result<(), lambda_http::Error> {
     crate::telemetry::init_lambda();
-    let state = match state_from_env(endpoint).await {
+    let built = match endpoint {
+        Some(endpoint) => state_from_env(endpoint).await,
+        None => build_state(true).await,
+    };
+    let state = match built {
         Ok(s) => s,
         Err(e) => {
             // One clear line naming the setting; the runtime reports the init error.
@@ -176,12 +195,28 @@ pub async fn run(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
         async move {
             let ids = crate::telemetry::RequestIds::of(&req);
             crate::telemetry::begin_invocation(Some(&ids.request_id), ids.lambda_request_id.as_deref());
-            let resp = handle(&state, endpoint, req).await;
+            let resp = match endpoint.or_else(|| endpoint_of(&req)) {
+                Some(endpoint) => handle(&state, endpoint, req).await,
+                None => crate::http::ApiError::new(
+                    http::StatusCode::NOT_FOUND,
+                    "ROUTE_NOT_FOUND",
+                    format!("no route for {} {}", req.method(), req.uri().path()),
+                )
+                .into_response_for(Some(&ids.request_id)),
+            };
             crate::telemetry::end_invocation();
             Ok::<Response<Body>, Infallible>(resp)
         }
     }))
     .await
+}
+
+/// The endpoint a request's method and path name, if any.
+fn endpoint_of(req: &Request) -> Option<Endpoint> {
+    match crate::routes::match_route(req.method().as_str(), req.uri().path()) {
+        crate::RouteMatch::Found { route, .. } => Some(route.endpoint),
+        _ => None,
+    }
 }
 
 /// Run the reconciliation function: on each scheduled invocation, tick once a second until

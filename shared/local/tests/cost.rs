@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 /// Held before forwarding each request (a network's round trip, roughly; also what makes
 /// parallel requests overlap measurably on a busy 2-core machine).
-const LATENCY: Duration = Duration::from_millis(25);
+const LATENCY: Duration = Duration::from_millis(50);
 
 /// One recorded request.
 #[derive(Debug, Clone)]
@@ -125,7 +125,16 @@ async fn forward(
     } else {
         body
     };
-    tokio::time::sleep(LATENCY).await;
+    // For a transaction, each item's size before (and below, after): DynamoDB bills each item of
+    // a TransactWriteItems by the larger of the two, twice, and DynamoDB Local gets the table's
+    // share of a multi-item transaction wrong (see `twi_table_units`).
+    let twi_keys = if op == "TransactWriteItems" { transaction_keys(&request) } else { vec![] };
+    let held = tokio::time::sleep(LATENCY);
+    let mut before = Vec::new();
+    for (table, key) in &twi_keys {
+        before.push(proxy.item_size(&headers, table, key).await);
+    }
+    held.await;
     let url = format!("{}{}", proxy.upstream, uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut req = proxy.http.request(method, url).body(body);
     for (name, value) in &headers {
@@ -148,7 +157,15 @@ async fn forward(
     let end = Instant::now();
     if metered {
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let call = describe(&op, &request, &answer, status.is_success(), start, end);
+        let mut call = describe(&op, &request, &answer, status.is_success(), start, end);
+        if !twi_keys.is_empty() && status.is_success() {
+            let mut units = 0.0;
+            for ((table, key), old) in twi_keys.iter().zip(before) {
+                let new = proxy.item_size(&headers, table, key).await;
+                units += 2.0 * (old.max(new).max(1) as f64 / 1024.0).ceil();
+            }
+            call.units.insert("table".to_owned(), units);
+        }
         proxy.recorder.calls.lock().unwrap().push(call);
     }
     let mut out = Response::builder().status(status);
@@ -169,9 +186,49 @@ impl Drop for InFlight {
     }
 }
 
+/// The (table, key) of every item a TransactWriteItems names.
+fn transaction_keys(request: &Value) -> Vec<(String, Value)> {
+    let mut keys = Vec::new();
+    for entry in request["TransactItems"].as_array().into_iter().flatten() {
+        if let Some((_, body)) = entry.as_object().and_then(|o| o.iter().next()) {
+            let table = body["TableName"].as_str().unwrap_or("").to_owned();
+            let key = if body["Key"].is_object() {
+                body["Key"].clone()
+            } else {
+                json!({"PK": body["Item"]["PK"], "SK": body["Item"]["SK"]})
+            };
+            keys.push((table, key));
+        }
+    }
+    keys
+}
+
+impl Proxy {
+    /// The stored size of one item (0 when absent), read with a GetItem of the proxy's own.
+    async fn item_size(&self, headers: &HeaderMap, table: &str, key: &Value) -> usize {
+        let mut req = self
+            .http
+            .post(format!("{}/", self.upstream))
+            .header("x-amz-target", "DynamoDB_20120810.GetItem")
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(json!({"TableName": table, "Key": key, "ConsistentRead": true}).to_string());
+        if let Some(auth) = headers.get("authorization") {
+            req = req.header("authorization", auth);
+        }
+        let answer: Value = match req.send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        item_size(&answer["Item"])
+    }
+}
+
 /// What an item is, from its sort key.
 fn entity(item: &Value) -> &'static str {
     let sk = item["SK"]["S"].as_str().unwrap_or("");
+    if item["PK"]["S"].as_str().is_some_and(|pk| pk.starts_with("USER#")) {
+        return "USER";
+    }
     match sk {
         "#SESSION" => "SESSION",
         "#TXN" => "TXN",
@@ -371,6 +428,7 @@ async fn step<F: std::future::Future<Output = ()>>(proxy: &Proxy, name: &'static
 }
 
 fn fmt_units(u: f64) -> String {
+    let u = u + 0.0;
     if u.fract() == 0.0 { format!("{u:.0}") } else { format!("{u:.1}") }
 }
 
@@ -435,6 +493,7 @@ async fn one_payments_life() {
     // Warm the connections (the SDK's pool), unrecorded.
     let warm = env.book(&token).await;
     env.session(&token, &warm).await;
+    Rec::new(&env).reconciler.tick().await;
     proxy.take_when_quiet(Duration::from_millis(300)).await;
 
     let mut steps = Vec::new();
@@ -543,6 +602,19 @@ async fn one_payments_life() {
         .sum();
     steps.push(paid_path);
 
+    if std::env::var("COST_DEBUG").is_ok() {
+        for st in &steps {
+            let t0 = st.calls.iter().map(|c| c.start).min();
+            if let Some(t0) = t0 {
+                let spans: Vec<String> = st
+                    .calls
+                    .iter()
+                    .map(|c| format!("{}-{}", (c.start - t0).as_millis(), (c.end - t0).as_millis()))
+                    .collect();
+                eprintln!("{}: {}", st.name, spans.join(" "));
+            }
+        }
+    }
     let mut report = table(&steps);
     writeln!(
         report,

@@ -187,7 +187,7 @@ fn record_from_json(text: &str, entity: Entity, key: &ItemKey) -> Result<Record,
         Entity::Payment => Record::Payment(from_json(text, entity, key)?),
         Entity::Refund => Record::Refund(from_json(text, entity, key)?),
         Entity::Obligation => Record::Obligation(from_json(text, entity, key)?),
-        Entity::Txn | Entity::Idempotency => {
+        Entity::Txn | Entity::Idempotency | Entity::UserSession => {
             return Err(corrupt(format!("item {key}: a {} in a session partition", entity.as_str())));
         }
     })

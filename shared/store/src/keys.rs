@@ -115,7 +115,9 @@ pub fn user_gsi1pk(user: &UserId) -> String {
     format!("{USER_PREFIX}{user}")
 }
 
-/// `{created_at unix ms, 15 digits}#{session_id}`: [`GSI1SK`] of a session. 15 digits hold
+/// `{created_at unix ms, 15 digits}#{session_id}`: the sort key of a session's entry in its
+/// user's list (the user-list item's `SK` in DynamoDB; [`GSI1SK`] of sessions written before
+/// user-list items existed). 15 digits hold
 /// [`Timestamp::MAX`], so text order is time order; the id breaks ties.
 pub fn session_gsi1sk(created_at: Timestamp, id: &SessionId) -> String {
     format!("{:015}#{id}", created_at.unix_millis())
@@ -127,10 +129,36 @@ pub fn due_gsi2sk(due_at: Timestamp, sk: &str) -> String {
     format!("{:015}#{sk}", due_at.unix_millis())
 }
 
+/// How late an attempt makes an open obligation overdue, in ms
+/// ([`parkpay_domain::obligation::LATE_ATTEMPT_OVERDUE_SECS`]).
+pub const LATE_MS: i64 = parkpay_domain::obligation::LATE_ATTEMPT_OVERDUE_SECS * 1000;
+
+/// The due-index bound ([`GSI2SK`] `<` it) of the open obligations whose lateness position
+/// (`{next_attempt_at + LATE:015}#OBLIGATION#{target}`) is below the attention-list bound
+/// `bound` (a position, or its 15-digit time alone): the time part moved back by
+/// [`LATE_MS`], the rest kept, so text order still matches. `None` when no time is that
+/// early; an unreadable bound is read as "everything".
+pub fn late_bound(bound: &str) -> Option<String> {
+    let (time, rest) = match bound.split_at_checked(15) {
+        Some((t, rest)) if t.bytes().all(|b| b.is_ascii_digit()) => (t, rest),
+        _ => return Some("\u{10FFFF}".to_owned()),
+    };
+    let t: i64 = time.parse().ok()?;
+    let moved = t.checked_sub(LATE_MS).filter(|m| *m >= 0)?;
+    Some(format!("{moved:015}{rest}"))
+}
+
 /// The exclusive upper bound of [`GSI2SK`] for "due before `t`": every [`due_gsi2sk`] of a
 /// time `< t` sorts below it, every one of a time `>= t` above it.
 pub fn due_gsi2sk_bound(t: Timestamp) -> String {
     format!("{:015}", t.unix_millis())
+}
+
+/// The key of a session's entry in its user's list: `USER#{user_id}` /
+/// `{created_at:015}#{session_id}` (DynamoDB keeps it as an item of its own, so that changing a
+/// session never rewrites an index entry).
+pub fn user_list_key(session: &ParkingSession) -> ItemKey {
+    ItemKey { pk: user_gsi1pk(session.user_id()), sk: session_gsi1sk(session.created_at(), session.id()) }
 }
 
 /// `IDEMPOTENCY#{key}`: the partition of an idempotency record (sort key [`IDEMPOTENCY_SK`]).
@@ -152,6 +180,8 @@ pub enum Entity {
     Obligation,
     Txn,
     Idempotency,
+    /// A session's entry in its user's list (DynamoDB).
+    UserSession,
 }
 
 impl Entity {
@@ -163,6 +193,7 @@ impl Entity {
             Entity::Obligation => "OBLIGATION",
             Entity::Txn => "TXN",
             Entity::Idempotency => "IDEMPOTENCY",
+            Entity::UserSession => "USER_SESSION",
         }
     }
 }
@@ -229,6 +260,22 @@ impl Record {
             ObligationState::Done => return None,
         };
         Some((attention_gsi1pk(list, due_shard(o.target_id())), due_gsi2sk(at, &obligation_sk(o.target_id()))))
+    }
+
+    /// `(GSI1PK, GSI1SK)` DynamoDB writes on this record: its place on an attention list where
+    /// the due index cannot stand in for it. An open obligation is overdue from the earlier of
+    /// its deadline and its next attempt + [`LATE_ATTEMPT_OVERDUE_SECS`]: when the latter comes
+    /// first (most of the time: every new payment check and refund), the due index already holds
+    /// it at its next attempt ([`Record::due_index`]) and the overdue list reads it from there
+    /// ([`late_bound`]); only an open obligation whose deadline comes first carries `OVERDUE`
+    /// keys. One needing a person always carries its `NEEDS_PERSON` keys. So creating and ending
+    /// a payment's check, and each attempt that moves it, write no `GSI1` entry at all.
+    pub fn attention_gsi1(&self) -> Option<(String, String)> {
+        let Record::Obligation(o) = self else { return None };
+        if o.state() == ObligationState::Open && o.overdue_from() != o.due_by() {
+            return None;
+        }
+        self.attention_index()
     }
 
     /// The pointer an insert of this record also writes (payments and refunds only).

@@ -5,9 +5,9 @@
 use http::StatusCode;
 use parkpay_domain::{PaymentId, PaymentStatus, SessionId};
 use parkpay_gateway::{StatusReport, TxnState};
-use parkpay_store::TxnRef;
+use parkpay_store::{SessionBundle, TxnRef};
 
-use super::{ReportSource, apply_payment_report, apply_refund_report, gateway_error, truncate, txn_id};
+use super::{ReportSource, apply_payment_report_from, apply_refund_report, gateway_error, truncate, txn_id};
 use crate::http::ApiError;
 use crate::state::AppState;
 use crate::telemetry;
@@ -53,8 +53,11 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
     let applied = match state.store.find_txn(report.merchant_txn_id.as_str()).await? {
         Some(TxnRef::Payment { session_id, payment_id }) => {
             telemetry::note_session(&session_id);
-            let report = cross_check(state, &session_id, &payment_id, report).await?;
-            apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Callback).await?.1
+            // The session cross_check read is the one the report is applied to (no second read).
+            let (report, loaded) = cross_check(state, &session_id, &payment_id, report).await?;
+            apply_payment_report_from(state, loaded, &session_id, &payment_id, &report, ReportSource::Callback)
+                .await?
+                .1
         }
         Some(TxnRef::Refund { session_id, refund_id }) => {
             telemetry::note_session(&session_id);
@@ -82,16 +85,16 @@ async fn cross_check(
     session_id: &SessionId,
     payment_id: &PaymentId,
     report: StatusReport,
-) -> Result<StatusReport, ApiError> {
-    let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(report) };
-    let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else { return Ok(report) };
+) -> Result<(StatusReport, Option<SessionBundle>), ApiError> {
+    let Some(bundle) = state.store.load_session(session_id).await? else { return Ok((report, None)) };
+    let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else { return Ok((report, None)) };
     let disagrees = match (report.state, payment.status()) {
         (TxnState::Success, PaymentStatus::Failed) | (TxnState::Failed, PaymentStatus::Success) => true,
         (TxnState::Success, _) => report.amount != Some(payment.amount()),
         _ => false,
     };
     if !disagrees {
-        return Ok(report);
+        return Ok((report, Some(bundle)));
     }
     tracing::warn!(security = true, payment = %payment_id, code = %report.code, recorded = payment.status().as_str(),
         "callback disagrees with our record; asking PhonePe's status API");
@@ -114,7 +117,8 @@ async fn cross_check(
             "PhonePe's status API is unavailable; send the callback again later",
         ));
     }
-    Ok(checked)
+    // PhonePe was asked meanwhile: the report is applied to the session as it is then.
+    Ok((checked, None))
 }
 
 /// The code of PhonePe's status API failing (HTTP 5xx).

@@ -31,7 +31,10 @@ pub use obligations::{ObligationView, ObligationsQuery, ObligationsView, list_ob
 pub use payments::{create_payment, verify_payment};
 pub use refunds::{refund, send_refund};
 pub(crate) use reports::automatic_refund_writes;
-pub use reports::{apply_payment_report, apply_refund_report, expire_payment, finish_check, with_obligation};
+pub use reports::{
+    apply_payment_report, apply_payment_report_from, apply_refund_report, apply_refund_report_from, expire_payment,
+    finish_check, with_obligation,
+};
 
 /// How often a use case reloads and retries after losing a race before answering 409.
 pub(crate) const MAX_ATTEMPTS: usize = 8;

@@ -6,12 +6,12 @@
 
 use parkpay_domain::{Obligation, Refund, RefundId, RefundRequest, RefundStatus, UserId, check_refund_limit};
 use parkpay_gateway::{GatewayError, RefundRequest as GatewayRefund, TxnState};
-use parkpay_store::{Record, StoreError, Write};
+use parkpay_store::{Record, SessionBundle, StoreError, Write};
 
 use super::payments::find_payment;
 use super::{
-    MAX_ATTEMPTS, RefundBody, ReportSource, apply_refund_report, error_code, gateway_error, merchant_user_id, txn_id,
-    with_obligation,
+    MAX_ATTEMPTS, RefundBody, ReportSource, apply_refund_report, apply_refund_report_from, error_code, gateway_error,
+    merchant_user_id, txn_id, with_obligation,
 };
 use crate::http::{ApiError, required};
 use crate::identity::Caller;
@@ -37,7 +37,9 @@ pub async fn refund(
     let refund_id = RefundId::from_random(id_bytes);
 
     let mut attempt = 0;
-    let (refund, payer) = loop {
+    // The refund, its payer, and the session as committed (what PhonePe's answer is applied to,
+    // with no second read).
+    let (refund, payer, committed) = loop {
         attempt += 1;
         let bundle = match state.store.load_session(&session_id).await? {
             Some(b) if caller.is_operator || b.session.user_id() == &caller.user_id => b,
@@ -74,7 +76,8 @@ pub async fn refund(
                 return Ok(RefundView::from(current));
             }
             tracing::info!(refund = %refund_id, "retried refund never reached PhonePe; sending it now");
-            break (existing.clone(), bundle.session.user_id().clone());
+            let payer = bundle.session.user_id().clone();
+            break (existing.clone(), payer, bundle);
         }
         let request = RefundRequest {
             amount: asked,
@@ -87,15 +90,23 @@ pub async fn refund(
         let refund = Refund::request(refund_id.clone(), &payment, &bundle.refunds, request, now)?;
         let expected = payment.version();
         payment.note_refund_requested(now);
+        let obligation = Obligation::see_refund_through(&refund, false, now);
         let writes = vec![
             Write::Insert(Record::Refund(refund.clone())),
             Write::Update { record: Record::Payment(payment.clone()), expected_version: expected },
-            Write::Insert(Record::Obligation(Obligation::see_refund_through(&refund, false, now))),
+            Write::Insert(Record::Obligation(obligation.clone())),
         ];
         match state.store.commit(writes).await {
             Ok(()) => {
                 telemetry::refund_requested();
-                break (refund, bundle.session.user_id().clone());
+                let payer = bundle.session.user_id().clone();
+                let mut after = bundle;
+                if let Some(p) = after.payments.iter_mut().find(|p| p.id() == payment.id()) {
+                    *p = payment;
+                }
+                after.refunds.push(refund.clone());
+                after.obligations.push(obligation);
+                break (refund, payer, after);
             }
             Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS => continue,
             Err(e) => return Err(e.into()),
@@ -103,7 +114,7 @@ pub async fn refund(
     };
     tracing::info!(refund = %refund.id(), payment = %payment_id, amount = %refund.amount(),
         by_operator = caller.is_operator, "refund requested");
-    match send_refund(state, &payer, &refund).await? {
+    match send_refund_from(state, Some(committed), &payer, &refund).await? {
         Sent::Refused(e) => Err(gateway_error(e)),
         Sent::Recorded(view) | Sent::Later(view) => Ok(view),
     }
@@ -122,6 +133,17 @@ pub enum Sent {
 
 /// Send `refund` (recorded PENDING) of a payment by `payer` to PhonePe and record the answer.
 pub async fn send_refund(state: &AppState, payer: &UserId, refund: &Refund) -> Result<Sent, ApiError> {
+    send_refund_from(state, None, payer, refund).await
+}
+
+/// [`send_refund`], recording PhonePe's answer on `loaded` (the session as the caller last read
+/// or wrote it) first instead of reading it again.
+pub async fn send_refund_from(
+    state: &AppState,
+    loaded: Option<SessionBundle>,
+    payer: &UserId,
+    refund: &Refund,
+) -> Result<Sent, ApiError> {
     let session_id = refund.session_id();
     let request = GatewayRefund {
         refund_txn_id: txn_id(refund.id().as_str())?,
@@ -133,8 +155,9 @@ pub async fn send_refund(state: &AppState, payer: &UserId, refund: &Refund) -> R
     let target = refund.id().as_str();
     match answer {
         Ok(started) => {
-            let (bundle, _) = apply_refund_report(
+            let (bundle, _) = apply_refund_report_from(
                 state,
+                loaded,
                 session_id,
                 refund.id(),
                 started.state,
@@ -164,7 +187,8 @@ pub async fn send_refund(state: &AppState, payer: &UserId, refund: &Refund) -> R
         Err(e) => {
             tracing::warn!(refund = %refund.id(), error = %e, "refund refused by PhonePe; marked FAILED");
             let code = error_code(&e);
-            apply_refund_report(state, session_id, refund.id(), TxnState::Failed, &code, ReportSource::RefundAnswer)
+            let failed = TxnState::Failed;
+            apply_refund_report_from(state, loaded, session_id, refund.id(), failed, &code, ReportSource::RefundAnswer)
                 .await?;
             Ok(Sent::Refused(e))
         }

@@ -9,8 +9,8 @@
 //!   or a success that makes refunds exceed what was paid: those need a person.
 
 use parkpay_domain::{
-    DomainError, Obligation, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus,
-    SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
+    DomainError, Obligation, ObligationState, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest,
+    RefundStatus, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
 };
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{Record, SessionBundle, StoreError, Write};
@@ -69,11 +69,26 @@ pub async fn apply_payment_report(
     report: &StatusReport,
     source: ReportSource,
 ) -> Result<(SessionBundle, bool), ApiError> {
+    apply_payment_report_from(state, None, session_id, payment_id, report, source).await
+}
+
+/// [`apply_payment_report`], deciding first on `loaded` (the session as the caller has just
+/// read it) instead of reading it again; a commit that loses a race reloads, as always.
+pub async fn apply_payment_report_from(
+    state: &AppState,
+    mut loaded: Option<SessionBundle>,
+    session_id: &SessionId,
+    payment_id: &PaymentId,
+    report: &StatusReport,
+    source: ReportSource,
+) -> Result<(SessionBundle, bool), ApiError> {
     for _ in 0..MAX_ATTEMPTS {
-        let bundle =
-            state.store.load_session(session_id).await?.ok_or_else(|| {
+        let bundle = match loaded.take() {
+            Some(b) => b,
+            None => state.store.load_session(session_id).await?.ok_or_else(|| {
                 ApiError::internal(format!("session {session_id} of payment {payment_id} is missing"))
-            })?;
+            })?,
+        };
         let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id).cloned() else {
             return Err(ApiError::internal(format!("payment {payment_id} is missing from session {session_id}")));
         };
@@ -152,10 +167,11 @@ pub async fn apply_payment_report(
         if session.version() != s_ver {
             writes.push(Write::Update { record: Record::Session(session.clone()), expected_version: s_ver });
         }
-        writes.extend(obligation_write(&bundle, target, obligation.clone()));
+        let ending = split_ending(&bundle, target, &obligation, &mut writes);
         writes.extend(extra);
         match state.store.commit(writes).await {
             Ok(()) => {
+                let obligation = end_after_commit(state, &bundle, target, obligation, ending).await;
                 tracing::info!(payment = %payment_id, status = payment.status().as_str(),
                     session_status = session.status().as_str(), source = source.as_str(), "payment outcome applied");
                 match payment.status() {
@@ -173,10 +189,7 @@ pub async fn apply_payment_report(
                     if let Some(p) = after.payments.iter_mut().find(|p| p.id() == payment_id) {
                         *p = payment;
                     }
-                    match after.obligations.iter_mut().find(|o| o.target_id() == target) {
-                        Some(o) => *o = obligation,
-                        None => after.obligations.push(obligation),
-                    }
+                    set_obligation(&mut after, obligation);
                     return Ok((after, true));
                 };
                 // Best effort now; the obligation recorded with it sees it through.
@@ -211,12 +224,27 @@ pub async fn apply_refund_report(
     code: &str,
     source: ReportSource,
 ) -> Result<(SessionBundle, bool), ApiError> {
+    apply_refund_report_from(state, None, session_id, refund_id, report_state, code, source).await
+}
+
+/// [`apply_refund_report`], deciding first on `loaded` (the session as the caller has just read
+/// or written it) instead of reading it again; a commit that loses a race reloads, as always.
+pub async fn apply_refund_report_from(
+    state: &AppState,
+    mut loaded: Option<SessionBundle>,
+    session_id: &SessionId,
+    refund_id: &RefundId,
+    report_state: TxnState,
+    code: &str,
+    source: ReportSource,
+) -> Result<(SessionBundle, bool), ApiError> {
     for _ in 0..MAX_ATTEMPTS {
-        let bundle = state
-            .store
-            .load_session(session_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(format!("session {session_id} of refund {refund_id} is missing")))?;
+        let bundle = match loaded.take() {
+            Some(b) => b,
+            None => state.store.load_session(session_id).await?.ok_or_else(|| {
+                ApiError::internal(format!("session {session_id} of refund {refund_id} is missing"))
+            })?,
+        };
         let Some(mut refund) = bundle.refunds.iter().find(|r| r.id() == refund_id).cloned() else {
             return Err(ApiError::internal(format!("refund {refund_id} is missing from session {session_id}")));
         };
@@ -275,9 +303,10 @@ pub async fn apply_refund_report(
         if session.version() != s_ver {
             writes.push(Write::Update { record: Record::Session(session.clone()), expected_version: s_ver });
         }
-        writes.extend(obligation_write(&bundle, target, obligation));
+        let ending = split_ending(&bundle, target, &obligation, &mut writes);
         match state.store.commit(writes).await {
             Ok(()) => {
+                let obligation = end_after_commit(state, &bundle, target, obligation, ending).await;
                 tracing::info!(refund = %refund_id, status = refund.status().as_str(), amount = %refund.amount(),
                     session_status = session.status().as_str(), source = source.as_str(), "refund outcome applied");
                 match refund.status() {
@@ -293,6 +322,7 @@ pub async fn apply_refund_report(
                 if let Some(r) = after.refunds.iter_mut().find(|r| r.id() == refund_id) {
                     *r = refund;
                 }
+                set_obligation(&mut after, obligation);
                 return Ok((after, true));
             }
             Err(StoreError::Conflict) => continue,
@@ -300,6 +330,53 @@ pub async fn apply_refund_report(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+/// The obligation about `target` as changed by a report, added to `writes` — unless the report
+/// only ends it (`DONE`): then it is returned, to be written right after the commit
+/// ([`end_after_commit`]). Ending it is the one change reconciliation makes by itself to an
+/// obligation whose payment or refund is final (`reconcile`: "applied elsewhere"), so nothing
+/// depends on its being in the same commit, and written alone it costs a single-item write
+/// instead of a transaction's doubled units. Anything else (a failed payment's 48-hour watch,
+/// a refused automatic refund needing a person, an excess refund) stays in the commit.
+fn split_ending(bundle: &SessionBundle, target: &str, changed: &Obligation, writes: &mut Vec<Write>) -> Option<Write> {
+    let write = obligation_write(bundle, target, changed.clone())?;
+    let was_open = bundle.obligation(target).is_none_or(Obligation::is_open);
+    if changed.state() == ObligationState::Done && was_open {
+        return Some(write);
+    }
+    writes.push(write);
+    None
+}
+
+/// After the commit: `committed` (the obligation as the commit left it), or with `ending`
+/// (from [`split_ending`]) written now, the obligation as stored then. When that write does not
+/// go through (written meanwhile by another, or the store unavailable), the obligation stays as
+/// it was, and reconciliation ends it at its next attempt, finding its target final.
+async fn end_after_commit(
+    state: &AppState,
+    before: &SessionBundle,
+    target: &str,
+    committed: Obligation,
+    ending: Option<Write>,
+) -> Option<Obligation> {
+    let Some(ending) = ending else { return Some(committed) };
+    match state.store.commit(vec![ending]).await {
+        Ok(()) => Some(committed),
+        Err(e) => {
+            tracing::info!(target, error = %e, "obligation not ended now; reconciliation ends it");
+            before.obligation(target).cloned()
+        }
+    }
+}
+
+/// `obligation` in `bundle` in place of the one about the same target (nothing for `None`).
+fn set_obligation(bundle: &mut SessionBundle, obligation: Option<Obligation>) {
+    let Some(obligation) = obligation else { return };
+    match bundle.obligations.iter_mut().find(|o| o.target_id() == obligation.target_id()) {
+        Some(o) => *o = obligation,
+        None => bundle.obligations.push(obligation),
+    }
 }
 
 /// A payment still PENDING at PhonePe's timeout: FAILED, and its session, if still unpaid and
