@@ -226,7 +226,14 @@ pub async fn run_reconciler() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, LambdaEvent};
     use tracing::Instrument;
     crate::telemetry::init_lambda();
-    let state = build_state(true).await?;
+    let state = match build_state(true).await {
+        Ok(s) => s,
+        Err(e) => {
+            // The same one clear line as the route functions (see `serve`).
+            tracing::error!(error = %e, "start-up failed");
+            return Err(e);
+        }
+    };
     let reconciler = Arc::new(crate::reconcile::Reconciler::new(state));
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let reconciler = reconciler.clone();

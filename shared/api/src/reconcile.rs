@@ -37,8 +37,8 @@ use tracing::Instrument;
 pub use parkpay_domain::obligation::{PAYMENT_TIMEOUT_SECS as TIMEOUT_SECS, REFUND_RESEND_GRACE_SECS};
 
 use crate::service::{
-    ReportSource, apply_payment_report, apply_refund_report, error_code, expire_payment, finish_check, send_refund,
-    txn_id, with_obligation,
+    ReportSource, apply_payment_report_from, apply_refund_report_from, error_code, expire_payment, finish_check_from,
+    send_refund_from, txn_id, with_obligation, with_obligation_from,
 };
 use crate::state::AppState;
 use crate::telemetry;
@@ -253,6 +253,11 @@ impl Reconciler {
             Err(StoreError::Conflict) => return Ok(Outcome::Skipped),
             Err(e) => return Err(e.to_string()),
         }
+        // The session as now stored: what the attempt's answer is applied to, with no second read
+        // (a concurrent change meanwhile makes that write conflict, and it reloads).
+        if let Some(o) = bundle.obligations.iter_mut().find(|o| o.target_id() == claimed.target_id()) {
+            *o = claimed.clone();
+        }
         if now >= claimed.due_by() {
             tracing::error!(alert = "OBLIGATION_OVERDUE", kind = claimed.kind().as_str(), session = %entry.session_id,
                 target = %entry.target_id, amount = %claimed.amount(), attempts = claimed.attempts(),
@@ -310,15 +315,17 @@ impl Reconciler {
         let report = self.status(payment_id.as_str()).await?;
         match report.state {
             TxnState::Success | TxnState::Failed => {
+                let loaded = Some(bundle.clone());
+                let source = ReportSource::Reconciliation;
                 let (after, applied) =
-                    apply_payment_report(&self.state, session_id, payment_id, &report, ReportSource::Reconciliation)
+                    apply_payment_report_from(&self.state, loaded, session_id, payment_id, &report, source)
                         .await
                         .map_err(|e| e.message)?;
                 if !applied {
                     // e.g. FAILED again for a payment we hold FAILED, or another amount.
                     let still_open = after.obligation(o.target_id()).is_some_and(|x| x.is_open());
                     if still_open {
-                        finish_check(&self.state, session_id, o.target_id(), &report.code)
+                        finish_check_from(&self.state, Some(after), session_id, o.target_id(), &report.code)
                             .await
                             .map_err(|e| e.message)?;
                     }
@@ -330,7 +337,9 @@ impl Reconciler {
                     expire_payment(&self.state, session_id, payment_id).await.map_err(|e| e.message)?;
                     return Ok(Outcome::Expired);
                 }
-                finish_check(&self.state, session_id, o.target_id(), &report.code).await.map_err(|e| e.message)?;
+                finish_check_from(&self.state, Some(bundle.clone()), session_id, o.target_id(), &report.code)
+                    .await
+                    .map_err(|e| e.message)?;
                 Ok(Outcome::Checked { applied: false })
             }
         }
@@ -354,8 +363,9 @@ impl Reconciler {
         let report = self.status(refund_id.as_str()).await?;
         match report.state {
             TxnState::Success | TxnState::Failed => {
-                let (_, applied) = apply_refund_report(
+                let (_, applied) = apply_refund_report_from(
                     &self.state,
+                    Some(bundle.clone()),
                     session_id,
                     refund_id,
                     report.state,
@@ -370,19 +380,34 @@ impl Reconciler {
                 let last_sent = o.last_sent_at().unwrap_or(refund.created_at());
                 let grace = Duration::from_secs(REFUND_RESEND_GRACE_SECS as u64);
                 if now.saturating_since(last_sent) < grace {
-                    finish_check(&self.state, session_id, o.target_id(), &report.code).await.map_err(|e| e.message)?;
+                    finish_check_from(&self.state, Some(bundle.clone()), session_id, o.target_id(), &report.code)
+                        .await
+                        .map_err(|e| e.message)?;
                     return Ok(Outcome::Checked { applied: false });
                 }
                 // PhonePe never saw it: send it again, same id.
                 tracing::info!(refund = %refund_id, attempts = o.attempts(), "refund unknown to PhonePe; sending it again");
-                with_obligation(&self.state, session_id, o.target_id(), |o, now| o.note_sent(now))
+                let sent =
+                    with_obligation_from(&self.state, Some(bundle.clone()), session_id, o.target_id(), |o, now| {
+                        o.note_sent(now)
+                    })
                     .await
                     .map_err(|e| e.message)?;
-                send_refund(&self.state, bundle.session.user_id(), refund).await.map_err(|e| e.message)?;
+                let mut after = bundle.clone();
+                if let Some(sent) = sent
+                    && let Some(o) = after.obligations.iter_mut().find(|o| o.target_id() == sent.target_id())
+                {
+                    *o = sent;
+                }
+                send_refund_from(&self.state, Some(after), bundle.session.user_id(), refund)
+                    .await
+                    .map_err(|e| e.message)?;
                 Ok(Outcome::Sent)
             }
             TxnState::Pending => {
-                finish_check(&self.state, session_id, o.target_id(), &report.code).await.map_err(|e| e.message)?;
+                finish_check_from(&self.state, Some(bundle.clone()), session_id, o.target_id(), &report.code)
+                    .await
+                    .map_err(|e| e.message)?;
                 Ok(Outcome::Checked { applied: false })
             }
         }

@@ -36,8 +36,9 @@ fn event_files() -> Vec<EventFile> {
 }
 
 /// The DynamoDB actions each function's code path uses (`parkpay_store::dynamo` module docs:
-/// load_session = Query, find_txn = GetItem, commit = TransactWriteItems of conditional Puts,
-/// which IAM authorizes as PutItem; Idempotency-Key records: PutItem, UpdateItem, DeleteItem).
+/// load_session = Query, find_txn = GetItem, commit = one conditional PutItem, or a
+/// TransactWriteItems of conditional Puts, which IAM authorizes as PutItem; Idempotency-Key
+/// records: PutItem, UpdateItem, DeleteItem).
 /// Change it with the code, and the template with it. `events_through_built_binaries` checks
 /// the other direction: every call a function really made is allowed by its policy.
 fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
@@ -56,8 +57,9 @@ fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
         Endpoint::VerifyPayment | Endpoint::PhonePeCallback => {
             &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
         }
-        // list_attention = Query on GSI1 (and only there: see `index_only`).
-        Endpoint::ListObligations => &["dynamodb:Query"],
+        // list_attention = Query on GSI1; the overdue list also Queries GSI2 (late attempts) and
+        // reads those obligations with BatchGetItem.
+        Endpoint::ListObligations => &["dynamodb:BatchGetItem", "dynamodb:Query"],
     }
 }
 

@@ -5,10 +5,11 @@
 //!
 //! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` |
 //! |---|---|---|---|---|---|---|
-//! | session | `SESSION#{session_id}` | `#SESSION` | `USER#{user_id}` | `{created_at}#{session_id}` | — | — |
+//! | session | `SESSION#{session_id}` | `#SESSION` | —³ | —³ | — | — |
+//! | user-list entry | `USER#{user_id}` | `{created_at}#{session_id}` | — | — | — | — |
 //! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — | — | — |
 //! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — | — | — |
-//! | obligation | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`¹ or `NEEDS_PERSON#{shard}`² | `{overdue_from}#OBLIGATION#{target_id}`¹ or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
+//! | obligation | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`² or `NEEDS_PERSON#{shard}`² | `{due_by}#OBLIGATION#{target_id}`² or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
 //! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — |
 //! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — |
 //!
@@ -16,36 +17,48 @@
 //!   ([`keys::due_shard`]). Items written by earlier versions may still carry `GSI2PK` =
 //!   `PENDING` on payments and refunds; nothing reads that partition any more, and the next
 //!   write of such an item (a whole-item Put) drops it.
-//! ² only while the obligation needs a person. `overdue_from` is when the open obligation is
-//!   overdue as it stands ([`Obligation::overdue_from`](parkpay_domain::Obligation::overdue_from)).
+//! ² `OVERDUE` only while the obligation is open and its deadline comes before its next attempt
+//!   is late ([`Record::attention_gsi1`]); `NEEDS_PERSON` only while it needs a person. An open
+//!   obligation whose attempt would be late first is on the overdue list through the due index
+//!   (below). Items written by earlier versions carry `OVERDUE` keys on every open obligation;
+//!   they are read as before, listed once, and dropped by the item's next write.
+//! ³ Sessions written by earlier versions carry `GSI1PK` = `USER#{user_id}`, `GSI1SK` =
+//!   `{created_at}#{session_id}` (their user's list was on `GSI1`), dropped by their next write;
+//!   the sweep's scan gives each such session its user-list entry first.
 //!
-//! - `created_at` in `GSI1SK` and `GSI2SK` is the creation time in Unix milliseconds,
-//!   zero-padded to 15 digits (enough for year 9999), so text order is time order.
-//! - A session, its payments and its refunds share one partition (`SESSION#…`): one strongly
-//!   consistent Query reads the whole aggregate.
+//! - `created_at`, `due_by` and the other times in sort keys are Unix milliseconds, zero-padded
+//!   to 15 digits (enough for year 9999), so text order is time order.
+//! - A session, its payments, its refunds and its obligations share one partition
+//!   (`SESSION#…`): one strongly consistent Query reads the whole aggregate.
 //! - Sessions, payments and refunds keep their fields as native DynamoDB attributes (the domain's
 //!   serde field names: ids, statuses and texts as S, amounts in paise and timestamps in Unix ms
 //!   as N, a missing optional as NULL), plus `entity` = `SESSION` | `PAYMENT` | `REFUND`. Their
-//!   `version` attribute (N) is the optimistic-concurrency check. Reading ignores the key
-//!   attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`, `GSI2SK`).
+//!   `version` attribute (N) is the optimistic-concurrency check. Every item a commit writes
+//!   also carries `write_token` ([`keys::WRITE_TOKEN`]), unique to that commit. Reading ignores
+//!   the key attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`, `GSI2SK`) and `write_token`.
+//! - A session's entry in its user's list (`entity` = `USER_SESSION`, `session_id`) is an item of
+//!   its own, written once, before the session, and never changed: a change to a session writes
+//!   no index entry. An entry whose session is missing (its commit failed) is left out of the
+//!   list.
 //! - A transaction pointer (`entity` = `TXN`) has `kind` (`PAYMENT` | `REFUND`), `session_id`
 //!   and `id`. It is put in the same TransactWriteItems as the insert of its payment or refund,
 //!   conditionally on `attribute_not_exists(PK)`: a merchant transaction id is unique across
 //!   payments and refunds, and is resolved without a scan.
-//! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds sessions under
-//!   `USER#{user}` (a user's sessions newest first) and the attention lists: open obligations
-//!   under `OVERDUE#{shard}` by the time they become overdue, and those needing a person under
-//!   `NEEDS_PERSON#{shard}` by when they came to (32 shards each, like `GSI2`). A list is read
-//!   newest first from each shard (`GSI1SK <` "now" or the cursor) and merged. It is eventually
-//!   consistent; each entry carries the whole obligation as written.
+//! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds the attention lists'
+//!   own entries: open obligations past (or coming to) their deadline under `OVERDUE#{shard}`
+//!   by that deadline, and those needing a person under `NEEDS_PERSON#{shard}` by when they came
+//!   to (32 shards each, like `GSI2`). Each entry carries the whole obligation as written.
 //! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: an
 //!   obligation item carries `GSI2PK` = `DUE#{shard}` and `GSI2SK` exactly while it is open.
-//!   Every write of an obligation is a whole-item Put built from the record, in the commit that
-//!   changes it, so the index entry appears, moves and disappears atomically with it (as the
-//!   index's eventual consistency lets it show). The projected keys say it all: session from
-//!   `PK`, target from `SK`, due time from `GSI2SK`. The entries are spread over 32 partition
-//!   key values so that a peak of payments does not land on one index partition
-//!   (`docs/reconciliation.md` has the arithmetic against DynamoDB's per-partition limits).
+//!   Every write of an obligation is a whole-item Put built from the record, so the index entry
+//!   appears, moves and disappears atomically with it (as the index's eventual consistency lets
+//!   it show). The projected keys say it all: session from `PK`, target from `SK`, due time from
+//!   `GSI2SK`. The entries are spread over 32 partition key values so that a peak of payments
+//!   does not land on one index partition (`docs/reconciliation.md` has the arithmetic against
+//!   DynamoDB's per-partition limits). It is also the overdue list of late attempts: an open
+//!   obligation is overdue from its next attempt + 5 minutes
+//!   ([`LATE_ATTEMPT_OVERDUE_SECS`](parkpay_domain::obligation::LATE_ATTEMPT_OVERDUE_SECS)) unless
+//!   its deadline comes first, and `GSI2SK` already orders by that.
 //! - An idempotency record (`entity` = `IDEMPOTENCY`) has `key`, `payload_hash`, `token` (S),
 //!   `status` (`IN_PROGRESS` | `COMPLETED`), `in_progress_until` and `expires_at` (N, Unix ms),
 //!   `response` (NULL, or M `{status: N, body: S}`), and `expires_at_epoch` (N, Unix seconds,
@@ -54,24 +67,41 @@
 //! - Billing mode PAY_PER_REQUEST. [`table_definition`] is the same description as data; the
 //!   SAM template must match it, and [`create_table`] creates the table from it.
 //!
+//! Why this layout (the write units it saves, step by step, are in the README, "What it costs"):
+//! a transaction bills twice what the same writes bill alone, and an index entry costs a write
+//! unit each time it is written, moved or deleted (with projection ALL, each time its item
+//! changes). So a commit of one item is one PutItem, no session carries an index key, and an
+//! open obligation carries none on `GSI1` while the due index can stand in for it.
+//!
 //! # Access patterns
 //! | operation | DynamoDB call |
 //! |---|---|
 //! | [`Store::load_session`] | Query `PK = SESSION#{id}`, ConsistentRead, all pages |
 //! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
-//! | [`Store::list_sessions`] | Query `GSI1`, `GSI1PK = USER#{user}`, ScanIndexForward=false, Limit |
-//! | [`Store::commit`] | one TransactWriteItems, whatever the number of writes |
-//! | [`AttentionIndex::list_attention`] | 32 Queries on `GSI1` in parallel, `GSI1PK = OVERDUE#{n}` (or `NEEDS_PERSON#{n}`) `AND GSI1SK < {bound}`, ScanIndexForward=false, Limit |
-//! | [`SessionScan::scan_sessions`] | Scan, `SK = #SESSION` filter, ProjectionExpression `PK`, Limit, ExclusiveStartKey |
+//! | [`Store::list_sessions`] | Query `PK = USER#{user}`, ScanIndexForward=false, ConsistentRead, Limit, then BatchGetItem of those sessions (ConsistentRead); beside it, Query `GSI1`, `GSI1PK = USER#{user}` for sessions of earlier versions; merged |
+//! | [`Store::commit`] of a session insert | first a PutItem of its user-list entry (no condition) |
+//! | [`Store::commit`] writing one item | one PutItem, its condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
+//! | [`Store::commit`] writing more | one TransactWriteItems of the conditional Puts |
+//! | [`AttentionIndex::list_attention`] | 32 Queries on `GSI1` in parallel, `GSI1PK = OVERDUE#{n}` (or `NEEDS_PERSON#{n}`) `AND GSI1SK < {bound}`, ScanIndexForward=false, Limit; for the overdue list also 32 Queries on `GSI2`, `GSI2PK = DUE#{n} AND GSI2SK < {bound − 5 min}`, ScanIndexForward=false, Limit, and BatchGetItem (ConsistentRead) of those obligations |
+//! | [`SessionScan::scan_sessions`] | Scan, `SK = #SESSION` filter, ProjectionExpression `PK, SK, GSI1PK, GSI1SK`, Limit, ExclusiveStartKey; a PutItem of the user-list entry of each session of an earlier version |
 //! | [`PendingIndex::list_due`] | 32 Queries on `GSI2` in parallel, `GSI2PK = DUE#{n} AND GSI2SK < {before:015}`, Limit |
 //! | [`IdempotencyStore::acquire`] | PutItem, condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
 //! | [`IdempotencyStore::complete`] | UpdateItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //! | [`IdempotencyStore::release`] | DeleteItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //!
 //! In a commit, an insert is a Put conditioned on `attribute_not_exists(PK)` (plus the pointer
-//! Put for a payment or refund); an update is a Put conditioned on `version = :expected`. Every
-//! commit carries a fresh ClientRequestToken, so the SDK's own retries of a commit that did go
-//! through are answered with success rather than a false conflict.
+//! Put for a payment or refund); an update is a Put conditioned on `version = :expected`. A
+//! commit of one item is that Put alone (a PutItem: half the write units of a transaction of one
+//! item, and as atomic); a commit of more is one TransactWriteItems. The SDK's own retries of a
+//! commit that did go through are answered with success rather than a false conflict: a
+//! transaction carries the commit's token as its ClientRequestToken, and a single Put whose
+//! condition fails gets the stored item back and finds its own `write_token` there.
+//!
+//! The overdue list merges its `GSI1` entries with the due index's late entries: each of those is
+//! read from its item (the index holds keys only) and kept when it is open, still at that place
+//! in the index, and not on `GSI1` (its deadline comes later); a shard is read further down
+//! until it has `limit` such entries, so that deadline entries above them in the due index's
+//! order hide none. An obligation on both (an item of an earlier version) is listed once.
 //!
 //! `acquire` is one PutItem of the whole new record, conditioned on
 //! `attribute_not_exists(PK) OR expires_at <= :now OR (status = IN_PROGRESS AND in_progress_until <= :now)`;
@@ -82,7 +112,8 @@
 //!
 //! # Errors
 //! - TransactionCanceledException with a `ConditionalCheckFailed` or `TransactionConflict`
-//!   reason: [`StoreError::Conflict`] (nothing was written).
+//!   reason, or a single Put's ConditionalCheckFailedException (not its own earlier write) or
+//!   TransactionConflictException: [`StoreError::Conflict`] (nothing was written).
 //! - Throttling, capacity, internal errors, timeouts, connection failures, a missing table:
 //!   [`StoreError::Unavailable`].
 //! - ValidationException (or a `ValidationError` cancellation reason), idempotency mismatch:
@@ -116,8 +147,8 @@ use crate::idempotency::{
 };
 use crate::keys::{
     self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, IDEMPOTENCY_SK, PK, SK,
-    TTL_ATTRIBUTE, TXN_SK, TxnPointer, VERSION, corrupt, due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk,
-    idempotency_key, idempotency_pk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+    TTL_ATTRIBUTE, TXN_SK, TxnPointer, VERSION, WRITE_TOKEN, corrupt, due_from_index, due_gsi2pk, due_gsi2sk_bound,
+    entity_of_sk, idempotency_key, idempotency_pk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
 use crate::{
     Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
@@ -430,7 +461,7 @@ fn describe(item: &Item) -> String {
 /// The entity in `item`, which must be tagged `expected`. Key attributes are ignored.
 fn entity_from_item<T: DeserializeOwned>(mut item: Item, expected: Entity) -> Result<T, StoreError> {
     let what = describe(&item);
-    for key in [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK] {
+    for key in [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, WRITE_TOKEN] {
         item.remove(key);
     }
     match item.remove(ENTITY) {
@@ -573,10 +604,11 @@ impl ConditionalPut {
 
 impl DynamoStore {
     /// A commit of one item: one conditional PutItem, half the write units of a transaction of
-    /// one item and as atomic. Its failed condition returns the stored item, so that an SDK retry
-    /// of a Put that went through (the stored item is exactly this one) is told from a
-    /// concurrent writer, as the transaction's ClientRequestToken does for larger commits.
-    async fn put_one(&self, put: ConditionalPut) -> Result<(), StoreError> {
+    /// one item and as atomic. Its failed condition returns the stored item: one carrying this
+    /// commit's [`WRITE_TOKEN`] is this very Put, retried by the SDK after it went through
+    /// (success), anything else a concurrent writer (conflict) — what the transaction's
+    /// ClientRequestToken does for larger commits.
+    async fn put_one(&self, put: ConditionalPut, token: &str) -> Result<(), StoreError> {
         let (condition, (placeholder, name), value) = put.condition();
         let result = self
             .client
@@ -603,7 +635,7 @@ impl DynamoStore {
             PutItemError::ConditionalCheckFailedException(c) => Some(c),
             _ => None,
         }) {
-            Some(Some(stored)) if stored == put.item => Ok(()),
+            Some(Some(stored)) if string_attr(&stored, WRITE_TOKEN) == Some(token) => Ok(()),
             Some(_) => Err(StoreError::Conflict),
             None => Err(op_error("PutItem", &self.table, &err)),
         }
@@ -612,9 +644,13 @@ impl DynamoStore {
     /// Unconditional Puts of items that only index others (a session's entry in its user's
     /// list), all at once.
     async fn put_plain(&self, items: Vec<Item>) -> Result<(), StoreError> {
-        let puts = items.into_iter().map(|item| self.client.put_item().table_name(&self.table).set_item(Some(item)).send());
-        for result in futures::future::join_all(puts).await {
-            result.map_err(|e| op_error("PutItem", &self.table, &e))?;
+        for chunk in items.chunks(25) {
+            let puts = chunk
+                .iter()
+                .map(|item| self.client.put_item().table_name(&self.table).set_item(Some(item.clone())).send());
+            for result in futures::future::join_all(puts).await {
+                result.map_err(|e| op_error("PutItem", &self.table, &e))?;
+            }
         }
         Ok(())
     }
@@ -624,7 +660,9 @@ impl DynamoStore {
     async fn get_sessions(&self, ids: &[SessionId]) -> Result<Vec<ParkingSession>, StoreError> {
         let keys: Vec<Item> = ids
             .iter()
-            .map(|id| HashMap::from([(PK.to_owned(), string(session_pk(id))), (SK.to_owned(), string(keys::SESSION_SK))]))
+            .map(|id| {
+                HashMap::from([(PK.to_owned(), string(session_pk(id))), (SK.to_owned(), string(keys::SESSION_SK))])
+            })
             .collect();
         let mut sessions = Vec::with_capacity(keys.len());
         for item in self.get_items(keys).await? {
@@ -639,7 +677,11 @@ impl DynamoStore {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut pending = Some(
-                KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build().map_err(invalid)?,
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(invalid)?,
             );
             let mut round = 0u32;
             while let Some(request) = pending.take() {
@@ -663,10 +705,7 @@ impl DynamoStore {
                 if let Some(mut responses) = out.responses {
                     found.extend(responses.remove(&self.table).unwrap_or_default());
                 }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
             }
         }
         Ok(found)
@@ -794,6 +833,7 @@ impl Store for DynamoStore {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_commit(&writes)?;
         let table = self.table.as_str();
+        let token = request_token();
         let mut user_lists = Vec::new();
         let mut puts = Vec::with_capacity(writes.len() * 2);
         for write in &writes {
@@ -818,15 +858,18 @@ impl Store for DynamoStore {
         if !user_lists.is_empty() {
             self.put_plain(user_lists).await?;
         }
+        for put in &mut puts {
+            put.item.insert(WRITE_TOKEN.to_owned(), string(&token));
+        }
         if puts.len() == 1 {
             let Some(put) = puts.pop() else { return Err(StoreError::Invalid("empty commit".into())) };
-            return self.put_one(put).await;
+            return self.put_one(put, &token).await;
         }
         let items = puts.into_iter().map(|p| p.into_transact_item(table)).collect::<Result<Vec<_>, _>>()?;
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .client_request_token(request_token())
+            .client_request_token(token)
             .send()
             .await
             .map_err(|e| commit_error(table, e))?;
@@ -1099,10 +1142,7 @@ impl DynamoStore {
             let keys: Vec<Item> = entries
                 .iter()
                 .filter_map(|e| {
-                    Some(HashMap::from([
-                        (PK.to_owned(), e.get(PK)?.clone()),
-                        (SK.to_owned(), e.get(SK)?.clone()),
-                    ]))
+                    Some(HashMap::from([(PK.to_owned(), e.get(PK)?.clone()), (SK.to_owned(), e.get(SK)?.clone())]))
                 })
                 .collect();
             let mut page_found = Vec::new();
@@ -1153,7 +1193,8 @@ impl AttentionIndex for DynamoStore {
         };
         let late = late_bound.iter().flat_map(|b| (0..keys::DUE_SHARDS).map(move |shard| (shard, b)));
         let late = late.map(|(shard, b)| self.list_late_shard(shard, b, limit));
-        let (listed, late) = futures::future::join(futures::future::join_all(shards), futures::future::join_all(late)).await;
+        let (listed, late) =
+            futures::future::join(futures::future::join_all(shards), futures::future::join_all(late)).await;
         // An obligation on both (an entry written before the due index stood in for GSI1): once,
         // as read from its item.
         let mut all: HashMap<String, AttentionEntry> = HashMap::new();
@@ -1180,9 +1221,11 @@ impl SessionScan for DynamoStore {
             .scan()
             .table_name(&self.table)
             .filter_expression("#sk = :session")
-            .projection_expression("#pk, #sk")
+            .projection_expression("#pk, #sk, #gsi1pk, #gsi1sk")
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#sk", SK)
+            .expression_attribute_names("#gsi1pk", GSI1PK)
+            .expression_attribute_names("#gsi1sk", GSI1SK)
             .expression_attribute_values(":session", string(keys::SESSION_SK))
             .limit(i32::try_from(page_items.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start)
@@ -1190,13 +1233,29 @@ impl SessionScan for DynamoStore {
             .await
             .map_err(|e| StoreError::Unavailable(sdk_message("Scan", &self.table, &e)))?;
         let mut sessions = Vec::new();
+        let mut relist = Vec::new();
         for item in out.items.unwrap_or_default() {
             let pk = string_attr(&item, PK).unwrap_or_default();
             let id = pk
                 .strip_prefix(keys::SESSION_PREFIX)
                 .and_then(|id| SessionId::parse(id).ok())
                 .ok_or_else(|| corrupt(format!("{}: not a session key", describe(&item))))?;
+            // A session written before user-list items existed (its user's list was GSI1):
+            // give it its user-list entry, so that it stays listed once a change drops those keys.
+            if let (Some(user_pk), Some(user_sk)) = (string_attr(&item, GSI1PK), string_attr(&item, GSI1SK))
+                && user_pk.starts_with(keys::USER_PREFIX)
+            {
+                relist.push(HashMap::from([
+                    (PK.to_owned(), string(user_pk)),
+                    (SK.to_owned(), string(user_sk)),
+                    (ENTITY.to_owned(), string(Entity::UserSession.as_str())),
+                    ("session_id".to_owned(), string(id.as_str())),
+                ]));
+            }
             sessions.push(id);
+        }
+        if !relist.is_empty() {
+            self.put_plain(relist).await?;
         }
         let next = out.last_evaluated_key.filter(|k| !k.is_empty()).and_then(|k| {
             Some(ScanCursor { pk: string_attr(&k, PK)?.to_owned(), sk: string_attr(&k, SK)?.to_owned() })
@@ -1233,8 +1292,14 @@ mod tests {
         let item = record_item(&Record::Session(s.clone())).unwrap();
         assert_eq!(string_attr(&item, PK), Some(session_pk(s.id()).as_str()));
         assert_eq!(string_attr(&item, SK), Some("#SESSION"));
-        assert_eq!(string_attr(&item, GSI1PK), Some("USER#driver-1"));
-        assert_eq!(string_attr(&item, GSI1SK).unwrap(), format!("000000000001000#{}", s.id()));
+        // No index keys: the user's list has an item of its own, so changing a session never
+        // rewrites an index entry.
+        assert!(!item.contains_key(GSI1PK) && !item.contains_key(GSI1SK) && !item.contains_key(GSI2PK));
+        let listed = user_list_item(&s);
+        assert_eq!(string_attr(&listed, PK), Some("USER#driver-1"));
+        assert_eq!(string_attr(&listed, SK).unwrap(), format!("000000000001000#{}", s.id()));
+        assert_eq!(string_attr(&listed, ENTITY), Some("USER_SESSION"));
+        assert_eq!(string_attr(&listed, "session_id"), Some(s.id().as_str()));
         assert_eq!(string_attr(&item, ENTITY), Some("SESSION"));
         assert_eq!(item.get("version"), Some(&AttributeValue::N("1".into())));
         assert_eq!(item.get("amount"), Some(&AttributeValue::N("10000".into())));

@@ -36,6 +36,11 @@ pub const LEGACY_PENDING_GSI2PK: &str = "PENDING";
 /// (idempotency records). DynamoDB deletes such items some time after (up to days); it only
 /// cleans up, and readers judge expiry from their own stored timestamps.
 pub const TTL_ATTRIBUTE: &str = "expires_at_epoch";
+/// Attribute of every item a commit writes in DynamoDB: a token unique to that commit, so that
+/// the SDK's retry of a single-item write that went through is told from a concurrent writer
+/// (the failed condition returns the stored item, and with it the token). Never read into an
+/// entity.
+pub const WRITE_TOKEN: &str = "write_token";
 /// Attribute naming what an item is: [`Entity::as_str`].
 pub const ENTITY: &str = "entity";
 /// The version attribute of sessions, payments and refunds (a Number in DynamoDB).
@@ -56,7 +61,7 @@ const DUE_PREFIX: &str = "DUE#";
 const OVERDUE_PREFIX: &str = "OVERDUE#";
 const NEEDS_PERSON_PREFIX: &str = "NEEDS_PERSON#";
 const TXN_PREFIX: &str = "TXN#";
-const USER_PREFIX: &str = "USER#";
+pub(crate) const USER_PREFIX: &str = "USER#";
 const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
 
 /// `SESSION#{session_id}`: the partition of a session, its payments and its refunds.
@@ -264,7 +269,7 @@ impl Record {
 
     /// `(GSI1PK, GSI1SK)` DynamoDB writes on this record: its place on an attention list where
     /// the due index cannot stand in for it. An open obligation is overdue from the earlier of
-    /// its deadline and its next attempt + [`LATE_ATTEMPT_OVERDUE_SECS`]: when the latter comes
+    /// its deadline and its next attempt + [`LATE_MS`]: when the latter comes
     /// first (most of the time: every new payment check and refund), the due index already holds
     /// it at its next attempt ([`Record::due_index`]) and the overdue list reads it from there
     /// ([`late_bound`]); only an open obligation whose deadline comes first carries `OVERDUE`

@@ -905,6 +905,63 @@ async fn attention_lists_follow_obligations(store: Arc<dyn Backend>) {
     assert!(store.list_attention(AttentionList::Overdue, at(last), None, 0).await.unwrap().is_empty());
 }
 
+/// The overdue list holds both kinds of overdue: obligations past their deadline, and
+/// obligations whose attempt is late (DynamoDB reads the latter from the due index). With both
+/// kinds in one shard — late ones newer on the list while the deadline ones come first in the
+/// due index's order — pages of every size list each exactly once, newest first.
+async fn overdue_list_mixes_deadlines_and_late_attempts(store: Arc<dyn Backend>) {
+    let store = &*store;
+    let a = book(1, "driver-1", 1_000);
+    store.commit(vec![ins_session(&a)]).await.unwrap();
+    // Eight payment ids in one due-index shard.
+    let shard = parkpay_store::keys::due_shard("PPM0");
+    let ids: Vec<String> = (0..10_000)
+        .map(|n| format!("PPM{n}"))
+        .filter(|id| parkpay_store::keys::due_shard(id) == shard)
+        .take(8)
+        .collect();
+    let t0 = 10_000_000i64;
+    let mut listed = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let i = i as i64;
+        // Four checks claimed 26 minutes in: their next try (+5 s) makes their deadline (30
+        // minutes) come first. Four started 25 minutes later and never tried: late from 20 s + 5
+        // minutes on, newer than the deadlines, yet due earlier than the claimed ones' next try.
+        let created = if i < 4 { t0 + i * 1_000 } else { t0 + 25 * 60_000 + (i - 4) * 1_000 };
+        let p = start(id, &a, &[], created);
+        let first = Obligation::check_payment(&p, p.created_at());
+        let mut o = first.clone();
+        store.commit(vec![ins_payment(&p), ins_obligation(&first)]).await.unwrap();
+        if i < 4 {
+            assert_eq!(o.claim(at(created + 26 * 60_000)), Transition::Applied);
+            assert_eq!(o.overdue_from(), o.due_by(), "deadline first");
+            store.commit(vec![upd_obligation(&o, first.version())]).await.unwrap();
+        } else {
+            assert!(o.overdue_from() < o.due_by(), "late first");
+        }
+        listed.push((o.overdue_from(), o.next_attempt_at(), id.clone()));
+    }
+    let (deadlines, lates) = listed.split_at(4);
+    assert!(lates.iter().all(|l| deadlines.iter().all(|d| l.0 > d.0 && l.1 < d.1)), "{listed:?}");
+    listed.sort_by_key(|x| std::cmp::Reverse(x.0));
+    let expected: Vec<String> = listed.iter().map(|x| x.2.clone()).collect();
+    let now = t0 + 40 * 60_000;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    for page in [1, 2, 3, 8, 50] {
+        loop {
+            let got = attention(store, AttentionList::Overdue, now, page).await;
+            if got == expected || tokio::time::Instant::now() > deadline {
+                assert_eq!(got, expected, "page {page}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Just past the deadlines, before the late ones are late: only the deadline ones.
+    let only_deadlines: Vec<String> = expected[4..].to_vec();
+    assert_eq!(attention(store, AttentionList::Overdue, t0 + 30 * 60_000 + 10_000, 3).await, only_deadlines);
+}
+
 /// A scan in small pages finds every session exactly once, among all the other items.
 async fn scan_finds_every_session(store: Arc<dyn Backend>) {
     let store = &*store;
@@ -1042,6 +1099,7 @@ contract!(
     due_index_follows_obligations,
     due_index_spreads_and_merges,
     attention_lists_follow_obligations,
+    overdue_list_mixes_deadlines_and_late_attempts,
     scan_finds_every_session,
 );
 
@@ -1206,14 +1264,184 @@ async fn dynamodb_table_and_items_as_documented() {
     assert_eq!(item.get("entity").cloned(), s_("OBLIGATION"));
     assert_eq!(item.get("kind").cloned(), s_("CHECK_PAYMENT"));
     assert_eq!(item.get("next_attempt_at").cloned(), n("22000"));
+    // Open and not past its deadline: the due index stands in for the overdue list, no GSI1
+    // entry.
+    assert!(!item.contains_key("GSI1PK") && !item.contains_key("GSI1SK"), "{item:?}");
     for sk in ["#SESSION", "PAYMENT#PP1"] {
         let other = get(pk.clone(), sk).await.unwrap().item.unwrap();
-        assert!(!other.contains_key("GSI2PK"), "{sk}");
+        assert!(!other.contains_key("GSI2PK") && !other.contains_key("GSI1PK"), "{sk}");
+        assert!(other.get("write_token").and_then(|t| t.as_s().ok()).is_some_and(|t| !t.is_empty()), "{sk}");
     }
+    // The session's entry in its user's list is an item of its own.
+    let listed = get("USER#driver-1".into(), &format!("{:015}#{}", 1_000, s.id())).await.unwrap().item.unwrap();
+    assert_eq!(listed.get("entity").cloned(), s_("USER_SESSION"));
+    assert_eq!(listed.get("session_id").cloned(), s_(s.id().as_str()));
     assert_eq!(o.done("paid", at(3_000)), Transition::Applied);
     store.commit(vec![upd_obligation(&o, 1)]).await.unwrap();
     let item = get(pk, "OBLIGATION#PP1").await.unwrap().item.unwrap();
     assert!(!item.contains_key("GSI2PK") && !item.contains_key("GSI2SK"), "{item:?}");
+}
+
+/// Items as earlier versions wrote them stay listed: a session carrying its user's list on GSI1
+/// (`GSI1PK` = `USER#…`, no user-list item) is listed beside new ones, gets its user-list item
+/// from the sweep's scan, and so stays listed once a change drops those keys; an open obligation
+/// carrying an `OVERDUE` entry for a late attempt is listed once.
+#[tokio::test]
+async fn dynamodb_items_of_earlier_layouts_stay_listed() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some((store, client, table)) = open_dynamodb("legacy").await else { return };
+    let str = |v: &str| AttributeValue::S(v.to_owned());
+    let new = book(1, "driver-1", 2_000);
+    let mut old = book(2, "driver-1", 1_000);
+    store.commit(vec![ins_session(&new), ins_session(&old)]).await.unwrap();
+    // Make `old` what an earlier version wrote: GSI1 keys on the session, no user-list item.
+    let old_pk = format!("SESSION#{}", old.id());
+    let user_sk = format!("{:015}#{}", 1_000, old.id());
+    client
+        .update_item()
+        .table_name(&table)
+        .key("PK", str(&old_pk))
+        .key("SK", str("#SESSION"))
+        .update_expression("SET GSI1PK = :pk, GSI1SK = :sk")
+        .expression_attribute_values(":pk", str("USER#driver-1"))
+        .expression_attribute_values(":sk", str(&user_sk))
+        .send()
+        .await
+        .unwrap();
+    client
+        .delete_item()
+        .table_name(&table)
+        .key("PK", str("USER#driver-1"))
+        .key("SK", str(&user_sk))
+        .send()
+        .await
+        .unwrap();
+    assert_listed(&*store, &user("driver-1"), 10, &[&new, &old]).await;
+    assert_listed(&*store, &user("driver-1"), 1, &[&new]).await;
+
+    // The sweep's scan gives it its user-list item; a change then drops its GSI1 keys.
+    let mut after = None;
+    loop {
+        let page = store.scan_sessions(after.as_ref(), 100).await.unwrap();
+        match page.next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    let listed = client
+        .get_item()
+        .table_name(&table)
+        .key("PK", str("USER#driver-1"))
+        .key("SK", str(&user_sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.item.is_some(), "the scan wrote the user-list item");
+    let read = old.clone();
+    assert_eq!(old.cancel(at(3_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_session(&old, read.version())]).await.unwrap();
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("PK", str(&old_pk))
+        .key("SK", str("#SESSION"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!item.contains_key("GSI1PK"), "a change writes the session without index keys");
+    assert_listed(&*store, &user("driver-1"), 10, &[&new, &old]).await;
+
+    // An open obligation with an OVERDUE entry for its late attempt (every open obligation had
+    // one): on the list once, from the moment it is late.
+    let p = start("PPL1", &new, &[], 5_000);
+    let o = Obligation::check_payment(&p, p.created_at());
+    store.commit(vec![ins_payment(&p), ins_obligation(&o)]).await.unwrap();
+    let position = format!("{:015}#OBLIGATION#PPL1", o.overdue_from().unix_millis());
+    let shard = parkpay_store::keys::due_shard("PPL1");
+    client
+        .update_item()
+        .table_name(&table)
+        .key("PK", str(&format!("SESSION#{}", new.id())))
+        .key("SK", str("OBLIGATION#PPL1"))
+        .update_expression("SET GSI1PK = :pk, GSI1SK = :sk")
+        .expression_attribute_values(":pk", str(&format!("OVERDUE#{shard:02}")))
+        .expression_attribute_values(":sk", str(&position))
+        .send()
+        .await
+        .unwrap();
+    let late = o.overdue_from().unix_millis();
+    assert_eq!(attention(&*store, AttentionList::Overdue, late - 1, 10).await, Vec::<String>::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = attention(&*store, AttentionList::Overdue, late, 10).await;
+        if got == ["PPL1"] || tokio::time::Instant::now() > deadline {
+            assert_eq!(got, ["PPL1"]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let entries = store.list_attention(AttentionList::Overdue, at(late), None, 10).await.unwrap();
+    assert_eq!((entries.len(), entries[0].position.as_str()), (1, position.as_str()));
+}
+
+/// Answers the first response it sees with HTTP 500 instead (the request did go through), so the
+/// SDK sends the same request again.
+#[derive(Debug, Default)]
+struct LoseFirstAnswer(std::sync::atomic::AtomicUsize);
+
+impl aws_sdk_dynamodb::config::Intercept for LoseFirstAnswer {
+    fn name(&self) -> &'static str {
+        "LoseFirstAnswer"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            *context.response_mut().status_mut() = 500u16.try_into()?;
+        }
+        Ok(())
+    }
+}
+
+/// A single-item commit (one conditional PutItem, no transaction) whose answer is lost after it
+/// went through is retried by the SDK; the retry's failed condition finds the commit's own write
+/// (its write token), so the commit succeeds rather than reporting a false conflict — and a
+/// transaction's retry likewise (its ClientRequestToken).
+#[tokio::test]
+async fn dynamodb_retried_commit_that_went_through_succeeds() {
+    let Some((store, client, table)) = open_dynamodb("retried").await else { return };
+    let s = book(1, "driver-1", 1_000);
+    let p = start("PPR1", &s, &[], 2_000);
+    let o = Obligation::check_payment(&p, p.created_at());
+    store.commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&o)]).await.unwrap();
+    let lossy = |client: &aws_sdk_dynamodb::Client| {
+        let conf = client.config().to_builder().interceptor(LoseFirstAnswer::default()).build();
+        DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table.clone())
+    };
+
+    let mut claimed = o.clone();
+    assert_eq!(claimed.claim(at(22_000)), Transition::Applied);
+    assert_eq!(lossy(&client).commit(vec![upd_obligation(&claimed, o.version())]).await, Ok(()));
+    assert_eq!(load(&*store, s.id()).await.obligations, vec![claimed.clone()]);
+    // Another commit of the very same record from the same read is still a conflict.
+    assert_eq!(store.commit(vec![upd_obligation(&claimed, o.version())]).await, Err(StoreError::Conflict));
+
+    let mut paid = p.clone();
+    assert_eq!(paid.succeed(report(&p), at(23_000)), Ok(Transition::Applied));
+    let mut done = claimed.clone();
+    assert_eq!(done.done("paid", at(23_000)), Transition::Applied);
+    let writes = vec![upd_payment(&paid, p.version()), upd_obligation(&done, claimed.version())];
+    assert_eq!(lossy(&client).commit(writes).await, Ok(()));
+    let bundle = load(&*store, s.id()).await;
+    assert_eq!((bundle.payments, bundle.obligations), (vec![paid], vec![done]));
 }
 
 /// A table that does not exist: `Unavailable`, with the table's name.

@@ -55,9 +55,7 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
             telemetry::note_session(&session_id);
             // The session cross_check read is the one the report is applied to (no second read).
             let (report, loaded) = cross_check(state, &session_id, &payment_id, report).await?;
-            apply_payment_report_from(state, loaded, &session_id, &payment_id, &report, ReportSource::Callback)
-                .await?
-                .1
+            apply_payment_report_from(state, loaded, &session_id, &payment_id, &report, ReportSource::Callback).await?.1
         }
         Some(TxnRef::Refund { session_id, refund_id }) => {
             telemetry::note_session(&session_id);

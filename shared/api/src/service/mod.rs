@@ -29,11 +29,11 @@ mod reports;
 pub use callbacks::callback;
 pub use obligations::{ObligationView, ObligationsQuery, ObligationsView, list_obligations};
 pub use payments::{create_payment, verify_payment};
-pub use refunds::{refund, send_refund};
+pub use refunds::{refund, send_refund, send_refund_from};
 pub(crate) use reports::automatic_refund_writes;
 pub use reports::{
     apply_payment_report, apply_payment_report_from, apply_refund_report, apply_refund_report_from, expire_payment,
-    finish_check, with_obligation,
+    finish_check, finish_check_from, with_obligation, with_obligation_from,
 };
 
 /// How often a use case reloads and retries after losing a race before answering 409.

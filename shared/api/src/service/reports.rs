@@ -239,12 +239,13 @@ pub async fn apply_refund_report_from(
     source: ReportSource,
 ) -> Result<(SessionBundle, bool), ApiError> {
     for _ in 0..MAX_ATTEMPTS {
-        let bundle = match loaded.take() {
-            Some(b) => b,
-            None => state.store.load_session(session_id).await?.ok_or_else(|| {
-                ApiError::internal(format!("session {session_id} of refund {refund_id} is missing"))
-            })?,
-        };
+        let bundle =
+            match loaded.take() {
+                Some(b) => b,
+                None => state.store.load_session(session_id).await?.ok_or_else(|| {
+                    ApiError::internal(format!("session {session_id} of refund {refund_id} is missing"))
+                })?,
+            };
         let Some(mut refund) = bundle.refunds.iter().find(|r| r.id() == refund_id).cloned() else {
             return Err(ApiError::internal(format!("refund {refund_id} is missing from session {session_id}")));
         };
@@ -425,8 +426,26 @@ pub async fn with_obligation(
     target_id: &str,
     change: impl Fn(&mut Obligation, Timestamp),
 ) -> Result<Option<Obligation>, ApiError> {
+    with_obligation_from(state, None, session_id, target_id, change).await
+}
+
+/// [`with_obligation`], deciding first on `loaded` (the session as the caller last read or wrote
+/// it) instead of reading it again; a write that loses a race reloads, as always.
+pub async fn with_obligation_from(
+    state: &AppState,
+    mut loaded: Option<SessionBundle>,
+    session_id: &SessionId,
+    target_id: &str,
+    change: impl Fn(&mut Obligation, Timestamp),
+) -> Result<Option<Obligation>, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
-        let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(None) };
+        let bundle = match loaded.take() {
+            Some(b) => b,
+            None => match state.store.load_session(session_id).await? {
+                Some(b) => b,
+                None => return Ok(None),
+            },
+        };
         let Some(old) = bundle.obligation(target_id) else { return Ok(None) };
         let mut changed = old.clone();
         change(&mut changed, state.clock.now());
@@ -448,7 +467,18 @@ pub async fn finish_check(
     target_id: &str,
     code: &str,
 ) -> Result<Option<Obligation>, ApiError> {
-    with_obligation(state, session_id, target_id, |o, now| {
+    finish_check_from(state, None, session_id, target_id, code).await
+}
+
+/// [`finish_check`] on `loaded` first (see [`with_obligation_from`]).
+pub async fn finish_check_from(
+    state: &AppState,
+    loaded: Option<SessionBundle>,
+    session_id: &SessionId,
+    target_id: &str,
+    code: &str,
+) -> Result<Option<Obligation>, ApiError> {
+    with_obligation_from(state, loaded, session_id, target_id, |o, now| {
         if o.kind() == parkpay_domain::ObligationKind::RecheckFailedPayment && o.past_recheck_window(now) {
             let _ = o.done("no late success within 48 hours", now);
         } else if o.last_code() != Some(code) || o.errors() > 0 {
