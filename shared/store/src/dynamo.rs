@@ -30,12 +30,14 @@
 //!   to 15 digits (enough for year 9999), so text order is time order.
 //! - A session, its payments, its refunds and its obligations share one partition
 //!   (`SESSION#…`): one strongly consistent Query reads the whole aggregate.
-//! - Sessions, payments and refunds keep their fields as native DynamoDB attributes (the domain's
-//!   serde field names: ids, statuses and texts as S, amounts in paise and timestamps in Unix ms
-//!   as N, a missing optional as NULL), plus `entity` = `SESSION` | `PAYMENT` | `REFUND`. Their
-//!   `version` attribute (N) is the optimistic-concurrency check. Every item a commit writes
-//!   also carries `write_token` ([`keys::WRITE_TOKEN`]), unique to that commit. Reading ignores
-//!   the key attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`, `GSI2SK`) and `write_token`.
+//! - Sessions, payments, refunds and obligations keep their fields as native DynamoDB attributes
+//!   (the domain's serde field names: ids, statuses and texts as S, amounts in paise and
+//!   timestamps in Unix ms as N, a missing optional as NULL), plus `entity` = `SESSION` |
+//!   `PAYMENT` | `REFUND` | `OBLIGATION`. Their `version` attribute (N) is the
+//!   optimistic-concurrency check. Every item a commit writes conditionally (these, and
+//!   transaction pointers) also carries `write_token` ([`keys::WRITE_TOKEN`]), unique to that
+//!   commit. Reading ignores the key attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`,
+//!   `GSI2SK`) and `write_token`.
 //! - A session's entry in its user's list (`entity` = `USER_SESSION`, `session_id`) is an item of
 //!   its own, written once, before the session, and never changed: a change to a session writes
 //!   no index entry. An entry whose session is missing (its commit failed) is left out of the
@@ -45,9 +47,10 @@
 //!   conditionally on `attribute_not_exists(PK)`: a merchant transaction id is unique across
 //!   payments and refunds, and is resolved without a scan.
 //! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds the attention lists'
-//!   own entries: open obligations past (or coming to) their deadline under `OVERDUE#{shard}`
-//!   by that deadline, and those needing a person under `NEEDS_PERSON#{shard}` by when they came
-//!   to (32 shards each, like `GSI2`). Each entry carries the whole obligation as written.
+//!   own entries: open obligations whose deadline comes before their next attempt is late under
+//!   `OVERDUE#{shard}` by that deadline, and those needing a person under `NEEDS_PERSON#{shard}`
+//!   by when they came to (32 shards each, like `GSI2`). Each entry carries the whole obligation
+//!   as written. Sessions of earlier versions are on it too, under `USER#{user_id}` (³).
 //! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: an
 //!   obligation item carries `GSI2PK` = `DUE#{shard}` and `GSI2SK` exactly while it is open.
 //!   Every write of an obligation is a whole-item Put built from the record, so the index entry
@@ -543,7 +546,8 @@ fn failed_condition<E, R>(
     }
 }
 
-/// A token for TransactWriteItems' idempotency (at most 36 characters), unique per commit: two
+/// A commit's token (at most 36 characters, as TransactWriteItems' ClientRequestToken allows),
+/// unique per commit: its transaction's ClientRequestToken and its items' [`WRITE_TOKEN`]. Two
 /// independently seeded SipHash outputs over a process-wide counter and the time.
 fn request_token() -> String {
     use std::hash::{BuildHasher, Hasher};

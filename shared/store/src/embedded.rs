@@ -5,16 +5,19 @@
 //! - Table `items`: key `(PK, SK)` (the DynamoDB item's keys), value the item's attributes as a
 //!   JSON object (the entity's serde fields plus `entity`), e.g. `("SESSION#ps_…", "#SESSION")`,
 //!   `("SESSION#ps_…", "PAYMENT#PP…")`, `("TXN#PP…", "#TXN")`.
-//! - Table `by_user`: key `(GSI1PK, GSI1SK)` = `("USER#{user}", "{created_at:015}#{session_id}")`,
-//!   value the session's `PK`: index `GSI1`, maintained in the same transaction as the session.
+//! - Table `by_user`: key `("USER#{user}", "{created_at:015}#{session_id}")`, the key of the
+//!   session's user-list item on DynamoDB ([`crate::keys::user_list_key`]), value the session's
+//!   `PK`; maintained in the same transaction as the session.
 //! - Table `due`: key `(GSI2PK, GSI2SK)` = `("DUE#{shard}", "{next_attempt_at:015}#{SK}")`, value
 //!   the item's `(PK, SK)`: index `GSI2`, holding an obligation exactly while it is open,
 //!   maintained in the same transaction as the record. (Databases written by earlier versions
 //!   also hold a table `pending` of PENDING payments and refunds, no longer read.)
 //! - Table `attention`: key `(GSI1PK, GSI1SK)` of an obligation on an attention list
 //!   (`("OVERDUE#{shard}" | "NEEDS_PERSON#{shard}", "{time:015}#{SK}")`, see
-//!   [`Record::attention_index`]), value the item's `(PK, SK)`: that part of index `GSI1`,
-//!   maintained in the same transaction as the record.
+//!   [`Record::attention_index`]), value the item's `(PK, SK)`, maintained in the same transaction
+//!   as the record. It holds every open obligation's `OVERDUE` entry, where DynamoDB puts on
+//!   `GSI1` only those whose deadline comes first and reads the others from the due index: the
+//!   lists are the same.
 //! - Idempotency records live in `items` under `("IDEMPOTENCY#{key}", "#IDEMPOTENCY")`, as the
 //!   same attributes as on DynamoDB (JSON). Each operation on one is one write transaction: read,
 //!   decide, write. Nothing removes dead records (no TTL here); the next acquire overwrites one.
@@ -25,8 +28,8 @@
 //! transaction (a consistent snapshot). Commits are durable when they return (fsync).
 //!
 //! One difference on damaged data only: an update over a stored record that does not read back
-//! is refused here as [`StoreError::Corrupt`] (the old record is needed to move its user-index
-//! entry), where DynamoDB would check the `version` attribute alone.
+//! is refused here as [`StoreError::Corrupt`] (the old record is needed to move its index
+//! entries), where DynamoDB would check the `version` attribute alone.
 //!
 //! redb is blocking: each operation runs on tokio's blocking pool.
 //!

@@ -13,18 +13,26 @@ use crate::{AttentionList, DueEntry, Record, SessionBundle, StoreError, TxnRef};
 pub const PK: &str = "PK";
 /// Sort key attribute of the table.
 pub const SK: &str = "SK";
-/// Partition key attribute of index [`GSI1`] (sessions only).
+/// Partition key attribute of index [`GSI1`]: carried only by an obligation on an attention list
+/// where the due index cannot stand in for it ([`Record::attention_gsi1`]: `NEEDS_PERSON#{shard}`,
+/// or `OVERDUE#{shard}` for an open one whose deadline comes first). Sessions carry none; those
+/// written by earlier versions still carry `USER#{user_id}` (their user's list was on this index).
 pub const GSI1PK: &str = "GSI1PK";
-/// Sort key attribute of index [`GSI1`] (sessions only).
+/// Sort key attribute of index [`GSI1`]: the obligation's position on its attention list (for
+/// sessions of earlier versions, [`session_gsi1sk`]).
 pub const GSI1SK: &str = "GSI1SK";
-/// The user index: a user's sessions, newest first.
+/// The attention index: obligations needing a person, and open ones whose deadline comes before
+/// their next attempt is late (the rest of the overdue list is read from [`GSI2`]), in
+/// [`DUE_SHARDS`] partitions each. A user's sessions are listed from items of their own
+/// ([`user_list_key`]), not from this index.
 pub const GSI1: &str = "GSI1";
 /// Partition key attribute of index [`GSI2`] (open obligations only).
 pub const GSI2PK: &str = "GSI2PK";
 /// Sort key attribute of index [`GSI2`] (open obligations only).
 pub const GSI2SK: &str = "GSI2SK";
 /// The due index (sparse): open obligations by the time of their next attempt, in
-/// [`DUE_SHARDS`] partitions, for reconciliation.
+/// [`DUE_SHARDS`] partitions, for reconciliation; also where the overdue list finds the
+/// obligations whose attempt is late ([`late_bound`]).
 pub const GSI2: &str = "GSI2";
 /// How many partitions the due index is spread over (`GSI2PK` = `DUE#00` … `DUE#31`); an
 /// obligation's shard is a hash of its target's id. `docs/reconciliation.md` has the arithmetic.
@@ -36,10 +44,10 @@ pub const LEGACY_PENDING_GSI2PK: &str = "PENDING";
 /// (idempotency records). DynamoDB deletes such items some time after (up to days); it only
 /// cleans up, and readers judge expiry from their own stored timestamps.
 pub const TTL_ATTRIBUTE: &str = "expires_at_epoch";
-/// Attribute of every item a commit writes in DynamoDB: a token unique to that commit, so that
-/// the SDK's retry of a single-item write that went through is told from a concurrent writer
-/// (the failed condition returns the stored item, and with it the token). Never read into an
-/// entity.
+/// Attribute of every item a commit writes conditionally in DynamoDB (records and transaction
+/// pointers; not user-list entries): a token unique to that commit, so that the SDK's retry of
+/// a single-item write that went through is told from a concurrent writer (the failed condition
+/// returns the stored item, and with it the token). Never read into an entity.
 pub const WRITE_TOKEN: &str = "write_token";
 /// Attribute naming what an item is: [`Entity::as_str`].
 pub const ENTITY: &str = "entity";
@@ -115,7 +123,8 @@ pub fn txn_pk(merchant_txn_id: &str) -> String {
     format!("{TXN_PREFIX}{merchant_txn_id}")
 }
 
-/// `USER#{user_id}`: [`GSI1PK`] of a session.
+/// `USER#{user_id}`: the partition of a user's list of sessions (the user-list items' `PK`;
+/// [`GSI1PK`] of sessions written before user-list items existed).
 pub fn user_gsi1pk(user: &UserId) -> String {
     format!("{USER_PREFIX}{user}")
 }
@@ -256,7 +265,8 @@ impl Record {
     /// ([`Obligation::overdue_from`](parkpay_domain::Obligation::overdue_from)), one needing a
     /// person under `NEEDS_PERSON#{shard}` at the time it came to need one; the sort key is
     /// `{time:015}#OBLIGATION#{target_id}`, its position in the list. `None` for everything
-    /// else (sessions have their own `GSI1` keys).
+    /// else. This is the entry the embedded store keeps; DynamoDB writes only those of
+    /// [`Record::attention_gsi1`].
     pub fn attention_index(&self) -> Option<(String, String)> {
         let Record::Obligation(o) = self else { return None };
         let (list, at) = match o.state() {
@@ -413,7 +423,8 @@ pub fn is_attention_position(position: &str) -> bool {
             .is_some_and(|id| !impossible_txn_id(id))
 }
 
-/// Checks a session read from the user index of `user`.
+/// Checks a session read from the list of `user` (its user-list entries, or `GSI1` for sessions
+/// of earlier versions).
 pub(crate) fn check_listed(user: &UserId, session: &ParkingSession) -> Result<(), StoreError> {
     if session.user_id() != user {
         return Err(corrupt(format!("session {} is indexed under another user", session.id())));

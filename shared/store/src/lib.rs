@@ -166,13 +166,16 @@ pub trait Store: Send + Sync {
     /// Which payment or refund a merchant transaction id names; strongly consistent.
     async fn find_txn(&self, merchant_txn_id: &str) -> Result<Option<TxnRef>, StoreError>;
 
-    /// A user's sessions, newest first, at most `limit`. May lag a commit by a moment
-    /// (DynamoDB global secondary indexes are eventually consistent).
+    /// A user's sessions, newest first, at most `limit`; read consistently, except that on
+    /// DynamoDB sessions written by earlier versions (listed through index `GSI1`, until their
+    /// user-list entry is written) may lag a commit by a moment.
     async fn list_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError>;
 
     /// Apply all `writes` atomically, each conditionally (see [`Write`]). The same atomic write
     /// keeps the due index ([`PendingIndex`]) in step: an obligation written open enters it (at
-    /// its `next_attempt_at`), one written otherwise leaves it.
+    /// its `next_attempt_at`), one written otherwise leaves it. (On DynamoDB an inserted
+    /// session's entry in its user's list is written just before, on its own: should the commit
+    /// then fail, the entry names no session and the list leaves it out.)
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
 }
 
@@ -377,7 +380,8 @@ pub struct AttentionEntry {
 }
 
 /// The attention lists, newest first. Maintained by [`Store::commit`] in the same atomic write
-/// as the obligation (an index spread over [`keys::DUE_SHARDS`] partitions, like the due index).
+/// as the obligation (an index spread over [`keys::DUE_SHARDS`] partitions, like the due index;
+/// on DynamoDB the overdue list reads obligations whose attempt is late from the due index itself).
 #[async_trait]
 pub trait AttentionIndex: Send + Sync {
     /// At most `limit` entries of `list`, newest first (descending position), only positions

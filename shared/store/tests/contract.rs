@@ -116,7 +116,8 @@ fn assert_invalid(result: Result<(), StoreError>, what: &str) {
     assert!(matches!(result, Err(StoreError::Invalid(_))), "{what}: {result:?}");
 }
 
-/// `list_sessions` until it returns `expected` (the DynamoDB index is eventually consistent).
+/// `list_sessions` until it returns `expected` (on DynamoDB, sessions of earlier versions are
+/// listed through `GSI1`, which is eventually consistent).
 async fn assert_listed(store: &dyn Store, who: &UserId, limit: usize, expected: &[&ParkingSession]) {
     let expected: Vec<ParkingSession> = expected.iter().map(|s| (*s).clone()).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

@@ -7,6 +7,10 @@
 //! - one that fails (declined, expired) is watched for a late success for 48 hours;
 //! - a refund's final outcome ends its obligation, except PhonePe refusing an automatic refund,
 //!   or a success that makes refunds exceed what was paid: those need a person.
+//!
+//! Ending an obligation (`DONE`) is the one change not in that commit: it is written right after
+//! it, as a write of its own ([`split_ending`]); if that write does not happen, reconciliation
+//! ends the obligation at its next attempt.
 
 use parkpay_domain::{
     DomainError, Obligation, ObligationState, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest,

@@ -3,8 +3,9 @@
 //! Local and the PhonePe simulator up, so the real clients are built and used. Measures:
 //!
 //! - init: exec → first `GET /next` (what Lambda bills as Init Duration);
-//! - first invoke: its own `events/<binary>.json` handed over → `/response` received, on a
-//!   freshly seeded table (the realistic answer: 200/201/202);
+//! - first invoke: its own `events/<name>.json` (the route's name, or `reconcile-payments`)
+//!   handed over → `/response` received, on a freshly seeded table (the realistic answer:
+//!   200/201/202);
 //! - warm invokes: the same event again in the same process (answers may differ: e.g. a second
 //!   payment for the same session is a 409).
 //!
