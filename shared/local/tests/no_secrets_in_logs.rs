@@ -12,16 +12,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Distinctive, non-default values, so that any appearance in the logs is ours.
 const JWT_SECRET: &str = "jwt-secret-Zq8vN3xLr7Kp2TwY-do-not-log";
@@ -30,59 +25,10 @@ const SALT_KEY: &str = "salt-key-Hm4Rb9QeUc6JdVs1-do-not-log";
 // ---------------------------------------------------------------------------------------------
 // Capture.
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Records of the `log` facade, into the same buffer.
-struct LogBridge(Capture);
-
-impl log::Log for LogBridge {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("[log] {} {}: {}\n", record.level(), record.target(), record.args());
-        let _ = self.0.clone().write_all(line.as_bytes());
-    }
-    fn flush(&self) {}
-}
+use common::capture::Capture;
 
 fn install_capture() -> Capture {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(FmtSpan::FULL)
-        .with_ansi(false)
-        .with_target(true)
-        .with_writer(capture.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
-    log::set_logger(Box::leak(Box::new(LogBridge(capture.clone())))).expect("the only logger of this test binary");
-    log::set_max_level(log::LevelFilter::Trace);
-    capture
+    common::capture::install(true)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,32 +10,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use reqwest::StatusCode;
 use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 async fn send(
     env: &common::Env,
@@ -61,9 +37,7 @@ async fn send(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_names_its_request() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(capture.clone()).finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this binary");
+    let capture = common::capture::install(false);
     let env = common::embedded().await;
 
     let (status, first, _) = send(&env, "GET", "/api/lots/", None, None).await;
@@ -91,7 +65,7 @@ async fn every_answer_names_its_request() {
     let (status, id, body) = send(&env, "POST", "/api/sessions/", Some(&token), Some(booking)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let session = body["session_id"].as_str().expect("a session id");
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let logs = capture.text();
     let line =
         logs.lines().find(|l| l.contains("session booked")).unwrap_or_else(|| panic!("no booking line:\n{logs}"));
     assert!(line.contains(&format!("request_id={id}")), "the line names the request: {line}");

@@ -19,9 +19,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use common::Env;
 use parkpay_checksum::{SaltIndex, SaltKey, SaltKeys};
@@ -29,57 +26,14 @@ use parkpay_gateway::phonepe_v1::{sign_callback, wire};
 use parkpay_simulator::Operation;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 
 const OLD: &str = "old-salt-Pj5Kw2Xe8Rm4-do-not-log";
 const NEW: &str = "new-salt-Gb3Ty7Nq1Fz9-do-not-log";
 /// The simulation's merchant (the local server's default).
 const MERCHANT: &str = "PGTESTPAYUAT";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-struct LogBridge(Capture);
-
-impl log::Log for LogBridge {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("[log] {} {}: {}\n", record.level(), record.target(), record.args());
-        let _ = self.0.clone().write_all(line.as_bytes());
-    }
-    fn flush(&self) {}
-}
-
-fn install_capture() -> Capture {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(capture.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
-    log::set_logger(Box::leak(Box::new(LogBridge(capture.clone())))).expect("the only logger of this test binary");
-    log::set_max_level(log::LevelFilter::Trace);
-    capture
+fn install_capture() -> common::capture::Capture {
+    common::capture::install(false)
 }
 
 /// Start (or restart) the server on `dir` with a step's salt settings.
@@ -212,7 +166,7 @@ async fn rotating_the_salt_key_refuses_no_callback() {
 
     let Env { server, .. } = env;
     server.stop().await;
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let logs = capture.text();
     assert!(logs.contains("TRACE"), "the capture saw nothing at TRACE");
     for key in [OLD, NEW] {
         let mut forms = vec![key.to_owned(), hex::encode(key)];

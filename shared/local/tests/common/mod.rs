@@ -1,6 +1,8 @@
 //! Shared by the HTTP-level test suites: a local server on either store, a client, helpers.
 #![allow(dead_code)]
 
+pub mod capture;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
