@@ -201,6 +201,9 @@ pub const EXPECTATIONS: &[Expectation] = &[
     ),
     expect("list-obligations.driver.json", 403, &[("/error/code", Json(r#""OPERATOR_ONLY""#))]),
     expect("list-obligations.bad-state.json", 422, &[("/error/code", Json(r#""INVALID_QUERY""#))]),
+    // Nothing is overdue in the fixtures: the answer is empty, and the function's reads (the
+    // OVERDUE entries on GSI1, late attempts on GSI2) are checked against its policy.
+    expect("list-obligations.overdue.json", 200, &[("/obligations", Json("[]")), ("/next_cursor", Json("null"))]),
 ];
 
 pub fn expectation(file: &str) -> Option<&'static Expectation> {
