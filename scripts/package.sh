@@ -10,26 +10,14 @@
 # Zips: target/lambda/<arch>/<binary>/bootstrap.zip; summary: target/lambda/<arch>/sizes.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 
-bash scripts/python-tools.sh
-export PATH="$root/.tools/venv/bin:$PATH"
-export SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-parkpaylocal} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-parkpaylocal}
-export AWS_REGION=${AWS_REGION:-ap-south-1} AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-ap-south-1}}
+# shellcheck source=scripts/lambda-tools.sh
+source scripts/lambda-tools.sh
 
 # The binaries, as the template names them (Metadata.BuildProperties.Binary).
 # (each once: every route function runs the same binary, parkpay-routes)
 mapfile -t bins < <(sed -n 's/^ *Binary: *\([A-Za-z0-9_-]*\) *$/\1/p' template.yaml | sort -u)
 [ "${#bins[@]}" -gt 0 ] || { echo "no BuildProperties.Binary in template.yaml" >&2; exit 1; }
-
-has_target() {
-  if command -v rustup >/dev/null 2>&1; then
-    rustup target list --installed 2>/dev/null | grep -qx "$1"
-  else
-    [ -d "$(rustc --print sysroot)/lib/rustlib/$1" ]
-  fi
-}
 
 arch=${PACKAGE_ARCH:-arm64}
 if [ "$arch" = arm64 ] && ! has_target aarch64-unknown-linux-gnu; then

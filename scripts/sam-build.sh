@@ -13,19 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-bash scripts/python-tools.sh
-export PATH="$root/.tools/venv/bin:$PATH"
-export SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-parkpaylocal} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-parkpaylocal}
-export AWS_REGION=${AWS_REGION:-ap-south-1} AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-ap-south-1}}
+# shellcheck source=scripts/lambda-tools.sh
+source scripts/lambda-tools.sh
 
-has_target() {
-  if command -v rustup >/dev/null 2>&1; then
-    rustup target list --installed 2>/dev/null | grep -qx "$1"
-  else
-    [ -d "$(rustc --print sysroot)/lib/rustlib/$1" ]
-  fi
-}
 arch=${SAM_ARCH:-arm64}
 if [ "$arch" = arm64 ] && ! has_target aarch64-unknown-linux-gnu; then
   echo "WARNING: no Rust target aarch64-unknown-linux-gnu here: building an x86_64 copy of template.yaml" >&2

@@ -30,18 +30,8 @@ if [ ! -x "$venv/bin/schemathesis" ] || [ "$(cat "$venv/.parkpay-requirements" 2
 fi
 
 # The server: the debug build scripts/test.sh has just made (built here if missing).
-bin="${CARGO_TARGET_DIR:-target}/debug/parkpay-local"
-[ -x "$bin" ] || cargo build -q -p parkpay-local
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-data=$(mktemp -d)
-PARKPAY_ADDR=127.0.0.1:$port PARKPAY_DATA_DIR=$data "$bin" >"$data/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-  sleep 0.1
-done
-base=http://127.0.0.1:$port
+# shellcheck source=scripts/fresh-local-server.sh
+source scripts/fresh-local-server.sh
 token() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "$base/_dev/token?$1"; }
 driver=$(token "sub=schemathesis-driver")
 operator=$(token "sub=schemathesis-operator&operator=true")
