@@ -312,6 +312,16 @@ pub(crate) enum TxnKind {
     Refund,
 }
 
+impl TxnKind {
+    /// As stored: `PAYMENT` | `REFUND`.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            TxnKind::Payment => "PAYMENT",
+            TxnKind::Refund => "REFUND",
+        }
+    }
+}
+
 /// The attributes of a pointer item (besides keys and `entity`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TxnPointer {
@@ -351,6 +361,7 @@ pub(crate) fn impossible_txn_id(merchant_txn_id: &str) -> bool {
 /// Collects the items of one session partition, checking each against its key, into a bundle.
 #[derive(Default)]
 pub(crate) struct BundleBuilder {
+    keys: std::collections::HashSet<String>,
     session: Option<ParkingSession>,
     payments: Vec<Payment>,
     refunds: Vec<Refund>,
@@ -379,6 +390,9 @@ impl BundleBuilder {
         if record.key() != expected {
             return Err(corrupt(format!("item {expected} holds a record whose key is {}", record.key())));
         }
+        if !self.keys.insert(sk.to_owned()) {
+            return Err(corrupt(format!("record {expected} is stored twice")));
+        }
         match record {
             Record::Session(s) => self.session = Some(s),
             Record::Payment(p) => self.payments.push(p),
@@ -390,7 +404,7 @@ impl BundleBuilder {
 
     /// The bundle, each list oldest first (ties by id); `None` without a session item.
     pub(crate) fn finish(self) -> Option<SessionBundle> {
-        let BundleBuilder { session, mut payments, mut refunds, mut obligations } = self;
+        let BundleBuilder { session, mut payments, mut refunds, mut obligations, .. } = self;
         payments.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
         refunds.sort_by(|a, b| (a.created_at(), a.id()).cmp(&(b.created_at(), b.id())));
         obligations.sort_by(|a, b| (a.created_at(), a.target_id()).cmp(&(b.created_at(), b.target_id())));
@@ -399,11 +413,15 @@ impl BundleBuilder {
 }
 
 /// The due-index entry with table keys `pk` / `sk` and index sort key `gsi2sk`, checked for
-/// agreement (`gsi2sk` must be `{due_at:015}#{sk}`, `sk` an obligation's).
+/// agreement (`gsi2sk` must be `{due_at:015}#{sk}`, `sk` an obligation's; or, for a session
+/// item's entry, `{due_at:015}#OBLIGATION#{target_id}` of the obligation embedded in it).
 pub(crate) fn due_from_index(pk: &str, sk: &str, gsi2sk: &str) -> Result<DueEntry, StoreError> {
     let bad = || corrupt(format!("due index entry {gsi2sk:?} for item {pk} / {sk}"));
     let (millis, tail) = gsi2sk.split_at_checked(15).ok_or_else(bad)?;
-    if tail.strip_prefix('#') != Some(sk) || !millis.bytes().all(|b| b.is_ascii_digit()) {
+    let indexed = tail.strip_prefix('#');
+    // A session item carries the entry of the one open obligation embedded in it.
+    let sk = if sk == SESSION_SK { indexed.filter(|t| t.starts_with(OBLIGATION_PREFIX)).ok_or_else(bad)? } else { sk };
+    if indexed != Some(sk) || !millis.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let due_at = millis.parse().ok().and_then(|ms| Timestamp::from_unix_millis(ms).ok()).ok_or_else(bad)?;

@@ -1251,36 +1251,79 @@ async fn dynamodb_table_and_items_as_documented() {
     assert_eq!(response.get("status").cloned(), n("201"));
     assert_eq!(response.get("body").cloned(), s_(&created().body));
 
-    // An obligation carries the GSI2 keys (its shard, its next attempt) while open only;
-    // payments and sessions never.
+    // A session item holds its payments and obligations as map attributes, less what the item
+    // says already (`session_id`, the session's `user_id`, empty optionals), and carries the due
+    // entry (GSI2) of its one open obligation, named by `due_target`.
     let s = book(1, "driver-1", 1_000);
     let p = start("PP1", &s, &[], 2_000);
     let mut o = Obligation::check_payment(&p, at(2_000));
     store.commit(vec![ins_session(&s), ins_payment(&p), ins_obligation(&o)]).await.unwrap();
     let pk = format!("SESSION#{}", s.id());
-    let item = get(pk.clone(), "OBLIGATION#PP1").await.unwrap().item.unwrap();
+    let item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
     let shard = parkpay_store::keys::due_shard("PP1");
     assert_eq!(item.get("GSI2PK").cloned(), s_(&format!("DUE#{shard:02}")));
     assert_eq!(item.get("GSI2SK").cloned(), s_("000000000022000#OBLIGATION#PP1"));
-    assert_eq!(item.get("entity").cloned(), s_("OBLIGATION"));
-    assert_eq!(item.get("kind").cloned(), s_("CHECK_PAYMENT"));
-    assert_eq!(item.get("next_attempt_at").cloned(), n("22000"));
+    assert_eq!(item.get("due_target").cloned(), s_("PP1"));
+    assert_eq!(item.get("entity").cloned(), s_("SESSION"));
+    assert_eq!(item.get("status").cloned(), s_("PENDING_PAYMENT"));
+    let embedded = item.get("O#PP1").unwrap().as_m().unwrap();
+    assert_eq!(embedded.get("kind").cloned(), s_("CHECK_PAYMENT"));
+    assert_eq!(embedded.get("next_attempt_at").cloned(), n("22000"));
+    assert_eq!(embedded.get("version").cloned(), n("1"));
+    assert!(!embedded.contains_key("session_id") && !embedded.contains_key("refund_id"), "{embedded:?}");
+    let payment = item.get("P#PP1").unwrap().as_m().unwrap();
+    assert_eq!(payment.get("status").cloned(), s_("PENDING"));
+    assert!(!payment.contains_key("user_id") && !payment.contains_key("utr"), "{payment:?}");
     // Open and not past its deadline: the due index stands in for the overdue list, no GSI1
-    // entry.
+    // entry; nothing else in the partition.
     assert!(!item.contains_key("GSI1PK") && !item.contains_key("GSI1SK"), "{item:?}");
-    for sk in ["#SESSION", "PAYMENT#PP1"] {
-        let other = get(pk.clone(), sk).await.unwrap().item.unwrap();
-        assert!(!other.contains_key("GSI2PK") && !other.contains_key("GSI1PK"), "{sk}");
-        assert!(other.get("write_token").and_then(|t| t.as_s().ok()).is_some_and(|t| !t.is_empty()), "{sk}");
+    assert!(item.get("write_token").and_then(|t| t.as_s().ok()).is_some_and(|t| !t.is_empty()));
+    for sk in ["PAYMENT#PP1", "OBLIGATION#PP1"] {
+        assert!(get(pk.clone(), sk).await.unwrap().item.is_none(), "{sk}");
     }
+    let pointer = get("TXN#PP1".into(), "#TXN").await.unwrap().item.unwrap();
+    assert_eq!(pointer.get("session_id").cloned(), s_(s.id().as_str()));
     // The session's entry in its user's list is an item of its own.
     let listed = get("USER#driver-1".into(), &format!("{:015}#{}", 1_000, s.id())).await.unwrap().item.unwrap();
     assert_eq!(listed.get("entity").cloned(), s_("USER_SESSION"));
     assert_eq!(listed.get("session_id").cloned(), s_(s.id().as_str()));
+    // Ended: the due entry goes, the obligation stays embedded.
     assert_eq!(o.done("paid", at(3_000)), Transition::Applied);
     store.commit(vec![upd_obligation(&o, 1)]).await.unwrap();
-    let item = get(pk, "OBLIGATION#PP1").await.unwrap().item.unwrap();
-    assert!(!item.contains_key("GSI2PK") && !item.contains_key("GSI2SK"), "{item:?}");
+    let item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
+    for gone in ["GSI2PK", "GSI2SK", "due_target"] {
+        assert!(!item.contains_key(gone), "{gone}: {item:?}");
+    }
+    assert_eq!(item.get("O#PP1").unwrap().as_m().unwrap().get("state").cloned(), s_("DONE"));
+
+    // A second open obligation while one holds the slot, and one that needs a person, are items
+    // of their own with their own index entries.
+    let mut paid = p.clone();
+    assert!(paid.succeed(report(&p), at(3_000)).unwrap().is_applied());
+    let r1 = Refund::request(rid("RF1"), &paid, &[], refund_request(s.user_id(), Some(1_000)), at(4_000)).unwrap();
+    let o1 = Obligation::see_refund_through(&r1, false, at(4_000));
+    store.commit(vec![upd_payment(&paid, 1), ins_refund(&r1), ins_obligation(&o1)]).await.unwrap();
+    let r2 =
+        Refund::request(rid("RF2"), &paid, &[r1.clone()], refund_request(s.user_id(), Some(1_000)), at(5_000)).unwrap();
+    let o2 = Obligation::see_refund_through(&r2, false, at(5_000));
+    store.commit(vec![ins_refund(&r2), ins_obligation(&o2)]).await.unwrap();
+    let item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
+    assert_eq!(item.get("due_target").cloned(), s_("RF1"));
+    assert!(item.contains_key("R#RF1") && item.contains_key("R#RF2") && item.contains_key("O#RF1"));
+    assert!(!item.contains_key("O#RF2"));
+    let own = get(pk.clone(), "OBLIGATION#RF2").await.unwrap().item.unwrap();
+    assert_eq!(own.get("GSI2PK").cloned(), s_(&format!("DUE#{:02}", parkpay_store::keys::due_shard("RF2"))));
+    let mut stuck = o1.clone();
+    assert_eq!(stuck.needs_person("refused", at(6_000)), Transition::Applied);
+    store.commit(vec![upd_obligation(&stuck, o1.version())]).await.unwrap();
+    let item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
+    assert!(!item.contains_key("O#RF1") && !item.contains_key("due_target"), "moved out: {item:?}");
+    let own = get(pk.clone(), "OBLIGATION#RF1").await.unwrap().item.unwrap();
+    assert!(own.get("GSI1PK").and_then(|v| v.as_s().ok()).is_some_and(|v| v.starts_with("NEEDS_PERSON#")));
+    let bundle = load(&*store, s.id()).await;
+    assert_eq!(bundle.obligations, vec![o, stuck, o2]);
+    assert_eq!(bundle.refunds, vec![r1, r2]);
+    assert_eq!(bundle.payments, vec![paid]);
 }
 
 /// Items as earlier versions wrote them stay listed: a session carrying its user's list on GSI1
@@ -1358,15 +1401,19 @@ async fn dynamodb_items_of_earlier_layouts_stay_listed() {
 
     // An open obligation with an OVERDUE entry for its late attempt (every open obligation had
     // one): on the list once, from the moment it is late.
-    let p = start("PPL1", &new, &[], 5_000);
+    // (Records of an earlier version are items of their own: committed before their session
+    // item exists, they are stored so.)
+    let legacy = book(3, "driver-1", 4_000);
+    let p = start("PPL1", &legacy, &[], 5_000);
     let o = Obligation::check_payment(&p, p.created_at());
     store.commit(vec![ins_payment(&p), ins_obligation(&o)]).await.unwrap();
+    store.commit(vec![ins_session(&legacy)]).await.unwrap();
     let position = format!("{:015}#OBLIGATION#PPL1", o.overdue_from().unix_millis());
     let shard = parkpay_store::keys::due_shard("PPL1");
     client
         .update_item()
         .table_name(&table)
-        .key("PK", str(&format!("SESSION#{}", new.id())))
+        .key("PK", str(&format!("SESSION#{}", legacy.id())))
         .key("SK", str("OBLIGATION#PPL1"))
         .update_expression("SET GSI1PK = :pk, GSI1SK = :sk")
         .expression_attribute_values(":pk", str(&format!("OVERDUE#{shard:02}")))
@@ -1387,6 +1434,35 @@ async fn dynamodb_items_of_earlier_layouts_stay_listed() {
     }
     let entries = store.list_attention(AttentionList::Overdue, at(late), None, 10).await.unwrap();
     assert_eq!((entries.len(), entries[0].position.as_str()), (1, position.as_str()));
+
+    // Records in items of their own are updated where they are, in the same commit as the
+    // session item's change (the first try assumes them embedded; its failed condition shows
+    // where they are).
+    let mut paid = p.clone();
+    assert!(paid.succeed(report(&p), at(6_000)).unwrap().is_applied());
+    let mut session = legacy.clone();
+    assert!(session.mark_paid(paid.id(), paid.amount(), at(6_000)).unwrap().is_applied());
+    let mut ended = o.clone();
+    assert_eq!(ended.done("paid", at(6_000)), Transition::Applied);
+    store
+        .commit(vec![upd_payment(&paid, p.version()), upd_session(&session, 1), upd_obligation(&ended, o.version())])
+        .await
+        .unwrap();
+    let bundle = load(&*store, legacy.id()).await;
+    assert_eq!((bundle.session, bundle.payments, bundle.obligations), (session, vec![paid], vec![ended.clone()]));
+    let own = client
+        .get_item()
+        .table_name(&table)
+        .key("PK", str(&format!("SESSION#{}", legacy.id())))
+        .key("SK", str("OBLIGATION#PPL1"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!own.contains_key("GSI2PK") && !own.contains_key("GSI1PK"), "{own:?}");
+    assert_eq!(store.commit(vec![upd_obligation(&ended, o.version())]).await, Err(StoreError::Conflict));
 }
 
 /// Answers the first response it sees with HTTP 500 instead (the request did go through), so the

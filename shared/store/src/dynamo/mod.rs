@@ -124,6 +124,9 @@
 //! - A failed condition of an idempotency operation: see [`IdempotencyStore`].
 //! - An item that does not read back into its entity: [`StoreError::Corrupt`].
 
+mod aggregate;
+mod commit;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -156,7 +159,7 @@ use crate::keys::{
 use crate::{
     Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
     PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef,
-    Write, validate_commit,
+    Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -670,7 +673,7 @@ impl DynamoStore {
             .collect();
         let mut sessions = Vec::with_capacity(keys.len());
         for item in self.get_items(keys).await? {
-            sessions.push(entity_from_item(item, Entity::Session)?);
+            sessions.push(aggregate::read_session_only(item)?);
         }
         Ok(sessions)
     }
@@ -756,7 +759,7 @@ impl DynamoStore {
     /// items existed carry `GSI1PK` = `USER#{user}`).
     async fn legacy_listed_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError> {
         let items = self.query_below(GSI1, (GSI1PK, GSI1SK), user_gsi1pk(user), "\u{10FFFF}", false, limit).await?;
-        items.into_iter().map(|item| entity_from_item(item, Entity::Session)).collect()
+        items.into_iter().map(aggregate::read_session_only).collect()
     }
 }
 
@@ -784,7 +787,16 @@ impl Store for DynamoStore {
                 let sk = sk.to_owned();
                 let entity = entity_of_sk(&sk)
                     .ok_or_else(|| corrupt(format!("{}: unknown sort key in a session partition", describe(&item))))?;
-                bundle.add(id, &sk, record_from_item(item, entity)?)?;
+                if entity == Entity::Session {
+                    let (session, embedded) = aggregate::read_session_item(item)?;
+                    bundle.add(id, &sk, Record::Session(session))?;
+                    for record in embedded {
+                        let sk = record.key().sk;
+                        bundle.add(id, &sk, record)?;
+                    }
+                } else {
+                    bundle.add(id, &sk, record_from_item(item, entity)?)?;
+                }
             }
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start_key = Some(key),
@@ -835,49 +847,7 @@ impl Store for DynamoStore {
     }
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        validate_commit(&writes)?;
-        let table = self.table.as_str();
-        let token = request_token();
-        let mut user_lists = Vec::new();
-        let mut puts = Vec::with_capacity(writes.len() * 2);
-        for write in &writes {
-            match write {
-                Write::Insert(record) => {
-                    if let Record::Session(s) = record {
-                        user_lists.push(user_list_item(s));
-                    }
-                    puts.push(ConditionalPut::insert(record_item(record)?));
-                    if let Some((key, pointer)) = record.txn_pointer() {
-                        puts.push(ConditionalPut::insert(pointer_item(key, &pointer)?));
-                    }
-                }
-                Write::Update { record, expected_version } => {
-                    puts.push(ConditionalPut::update(record_item(record)?, *expected_version));
-                }
-            }
-        }
-        // A new session's entry in its user's list goes first: if the commit then fails, the
-        // entry names no session and the list leaves it out; the other way round, a session
-        // could be stored and never listed.
-        if !user_lists.is_empty() {
-            self.put_plain(user_lists).await?;
-        }
-        for put in &mut puts {
-            put.item.insert(WRITE_TOKEN.to_owned(), string(&token));
-        }
-        if puts.len() == 1 {
-            let Some(put) = puts.pop() else { return Err(StoreError::Invalid("empty commit".into())) };
-            return self.put_one(put, &token).await;
-        }
-        let items = puts.into_iter().map(|p| p.into_transact_item(table)).collect::<Result<Vec<_>, _>>()?;
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(token)
-            .send()
-            .await
-            .map_err(|e| commit_error(table, e))?;
-        Ok(())
+        self.commit_writes(writes).await
     }
 }
 
@@ -1151,7 +1121,15 @@ impl DynamoStore {
                 .collect();
             let mut page_found = Vec::new();
             for item in self.get_items(keys).await? {
-                let record = Record::Obligation(entity_from_item(item, Entity::Obligation)?);
+                let record = if string_attr(&item, SK) == Some(keys::SESSION_SK) {
+                    // A session item: the embedded obligation whose due entry it carries.
+                    match aggregate::due_obligation(item)? {
+                        Some(o) => Record::Obligation(o),
+                        None => continue,
+                    }
+                } else {
+                    Record::Obligation(entity_from_item(item, Entity::Obligation)?)
+                };
                 if record.attention_gsi1().is_some() {
                     continue;
                 }

@@ -1,0 +1,539 @@
+//! A session's item holds its whole aggregate: the session's own attributes, and its payments,
+//! refunds and obligations embedded as map attributes. So a commit about one session is, in the
+//! usual case, one UpdateItem of one item: one write unit while the item stays under 1 KB, where
+//! a transaction of the same records bills two per record.
+//!
+//! This module is pure: it reads and builds items, and plans a commit into the requests that make
+//! it ([`plan`]); `commit.rs` sends them.
+//!
+//! # Layout of the session item
+//! - The session's fields as native attributes, exactly as before (so a session item written by an
+//!   earlier version reads the same).
+//! - `P#{payment_id}`, `R#{refund_id}`, `O#{target_id}` (M): an embedded payment, refund or
+//!   obligation, its fields as native attributes, less what the item already says: `session_id`
+//!   (the key), `user_id` when it is the session's, and empty optionals (NULL).
+//! - At most one embedded obligation is open: the one whose due-index entry the item carries,
+//!   named by `due_target` (S), with `GSI2PK`/`GSI2SK` exactly as its own item would carry them
+//!   (`DUE#{shard}`, `{next_attempt_at}#OBLIGATION#{target_id}`).
+//!
+//! An obligation is kept in an item of its own (the layout of earlier versions, with its own
+//! index entries) when it is on an attention list's `GSI1` (its deadline comes first, or it needs
+//! a person), or when it is open while another embedded obligation holds the due slot. Records
+//! written by earlier versions as items of their own stay there: an update finds them by the
+//! failed condition of a first try (below). Once in an item of its own, a record stays there; an
+//! embedded obligation that comes onto `GSI1` moves out (one transaction removes it from the
+//! session item and puts its own item).
+//!
+//! # Planning without reading
+//! A commit does not read before writing. It is planned on a [`View`] of each session item: first
+//! the assumed one (the item exists; every record updated is embedded at the version the caller
+//! read; the due slot is held by the first obligation updated, or free), and every assumption is
+//! a condition of the write. When a condition fails, DynamoDB returns the item as stored
+//! (`ReturnValuesOnConditionCheckFailure=ALL_OLD`); the commit is planned again on that known
+//! view, whose facts are again conditions, and sent again. A version that differs from the one
+//! the caller read is a conflict, as ever.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use parkpay_domain::{Obligation, ParkingSession, SessionId};
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
+
+use super::{ConditionalPut, Item, entity_from_item, record_item, string};
+use crate::keys::{
+    self, Entity, GSI1PK, GSI1SK, GSI2PK, GSI2SK, ItemKey, PK, SK, TxnPointer, VERSION, WRITE_TOKEN, corrupt,
+};
+use crate::{Record, StoreError, Write};
+
+/// The embedded obligation whose due entry the session item carries.
+pub(super) const DUE_TARGET: &str = "due_target";
+const PAYMENT_ATTR: &str = "P#";
+const REFUND_ATTR: &str = "R#";
+const OBLIGATION_ATTR: &str = "O#";
+/// The session's fields that serialise only when set (`skip_serializing_if`): an update that
+/// leaves one out removes it. `session_optional_fields_are_listed` keeps this in step with the
+/// domain.
+pub(super) const SESSION_OPTIONAL_FIELDS: [&str; 1] = ["paid_by"];
+
+/// The attribute of the session item that holds `record` (`None` for the session itself).
+pub(super) fn attr_name(record: &Record) -> Option<String> {
+    match record {
+        Record::Session(_) => None,
+        Record::Payment(p) => Some(format!("{PAYMENT_ATTR}{}", p.id())),
+        Record::Refund(r) => Some(format!("{REFUND_ATTR}{}", r.id())),
+        Record::Obligation(o) => Some(format!("{OBLIGATION_ATTR}{}", o.target_id())),
+    }
+}
+
+fn embedded_entity(name: &str) -> Option<Entity> {
+    if name.starts_with(PAYMENT_ATTR) {
+        Some(Entity::Payment)
+    } else if name.starts_with(REFUND_ATTR) {
+        Some(Entity::Refund)
+    } else if name.starts_with(OBLIGATION_ATTR) {
+        Some(Entity::Obligation)
+    } else {
+        None
+    }
+}
+
+/// `record` as an attribute of its session's item (see the module docs for what is left out).
+pub(super) fn embedded_value(record: &Record, session_user: Option<&str>) -> Result<AttributeValue, StoreError> {
+    let serialised: Result<Item, _> = match record {
+        Record::Session(x) => dynamo_serde::to_item(x),
+        Record::Payment(x) => dynamo_serde::to_item(x),
+        Record::Refund(x) => dynamo_serde::to_item(x),
+        Record::Obligation(x) => dynamo_serde::to_item(x),
+    };
+    let mut map = serialised.map_err(|e| StoreError::Invalid(format!("cannot serialise {}: {e}", record.key())))?;
+    map.remove("session_id");
+    if let (Some(user), Some(AttributeValue::S(own))) = (session_user, map.get("user_id"))
+        && own == user
+    {
+        map.remove("user_id");
+    }
+    map.retain(|_, v| !matches!(v, AttributeValue::Null(_)));
+    Ok(AttributeValue::M(map))
+}
+
+/// The record embedded under `name`, given its session.
+fn embedded_record(name: &str, value: AttributeValue, session: &ParkingSession) -> Result<Record, StoreError> {
+    let what = || format!("attribute {name} of session {}", session.id());
+    let (Some(entity), AttributeValue::M(mut map)) = (embedded_entity(name), value) else {
+        return Err(corrupt(format!("{}: not an embedded record", what())));
+    };
+    map.insert("session_id".to_owned(), string(session.id().as_str()));
+    if entity == Entity::Payment {
+        map.entry("user_id".to_owned()).or_insert_with(|| string(session.user_id().as_str()));
+    }
+    let bad = |e: serde_dynamo::Error| corrupt(format!("{}: not a valid {}: {e}", what(), entity.as_str()));
+    let record = match entity {
+        Entity::Payment => Record::Payment(dynamo_serde::from_item(map).map_err(bad)?),
+        Entity::Refund => Record::Refund(dynamo_serde::from_item(map).map_err(bad)?),
+        _ => Record::Obligation(dynamo_serde::from_item(map).map_err(bad)?),
+    };
+    if attr_name(&record).as_deref() != Some(name) {
+        return Err(corrupt(format!("{}: holds the record {}", what(), record.key())));
+    }
+    Ok(record)
+}
+
+/// The session item split into the session and the records embedded in it.
+pub(super) fn read_session_item(item: Item) -> Result<(ParkingSession, Vec<Record>), StoreError> {
+    let (own, embedded) = split(item);
+    let session: ParkingSession = entity_from_item(own, Entity::Session)?;
+    let records = embedded.into_iter().map(|(k, v)| embedded_record(&k, v, &session)).collect::<Result<_, _>>()?;
+    Ok((session, records))
+}
+
+/// Only the session of a session item (its embedded records are not read).
+pub(super) fn read_session_only(item: Item) -> Result<ParkingSession, StoreError> {
+    entity_from_item(split(item).0, Entity::Session)
+}
+
+fn split(item: Item) -> (Item, Vec<(String, AttributeValue)>) {
+    let mut own = Item::with_capacity(item.len());
+    let mut embedded = Vec::new();
+    for (name, value) in item {
+        if embedded_entity(&name).is_some() {
+            embedded.push((name, value));
+        } else if name != DUE_TARGET {
+            own.insert(name, value);
+        }
+    }
+    (own, embedded)
+}
+
+/// The open obligation whose due entry a session item carries, if any.
+pub(super) fn due_obligation(item: Item) -> Result<Option<Obligation>, StoreError> {
+    let Some(target) = item.get(DUE_TARGET).and_then(|v| v.as_s().ok()).cloned() else { return Ok(None) };
+    let (_, records) = read_session_item(item)?;
+    Ok(records.into_iter().find_map(|r| match r {
+        Record::Obligation(o) if o.target_id() == target => Some(o),
+        _ => None,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+/// What a commit is planned on: a session item as assumed, or as a failed condition returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct View {
+    exists: bool,
+    /// Learned from the item rather than assumed.
+    known: bool,
+    session_version: Option<u64>,
+    /// Embedded records: attribute name → version.
+    embedded: HashMap<String, u64>,
+    /// `due_target`.
+    slot: Option<String>,
+}
+
+impl View {
+    /// The usual case, for the writes of one session: the item exists (unless the commit inserts
+    /// the session), every record updated is embedded at the version the caller read, and the due
+    /// slot is held by the first obligation updated, or free.
+    pub(super) fn assumed(writes: &[&Write]) -> View {
+        let mut view = View { exists: true, known: false, session_version: None, embedded: HashMap::new(), slot: None };
+        for write in writes {
+            match write {
+                Write::Insert(Record::Session(_)) => view.exists = false,
+                Write::Insert(_) => {}
+                Write::Update { record: Record::Session(_), expected_version } => {
+                    view.session_version = Some(*expected_version);
+                }
+                Write::Update { record, expected_version } => {
+                    if let Some(name) = attr_name(record) {
+                        view.embedded.insert(name, *expected_version);
+                    }
+                    if let Record::Obligation(o) = record
+                        && view.slot.is_none()
+                    {
+                        view.slot = Some(o.target_id().to_owned());
+                    }
+                }
+            }
+        }
+        view
+    }
+
+    /// The item as stored (`None`: there is none).
+    pub(super) fn known(image: Option<&Item>) -> Result<View, StoreError> {
+        let Some(item) = image else {
+            return Ok(View {
+                exists: false,
+                known: true,
+                session_version: None,
+                embedded: HashMap::new(),
+                slot: None,
+            });
+        };
+        let number = |v: &AttributeValue| v.as_n().ok().and_then(|n| n.parse::<u64>().ok());
+        let mut embedded = HashMap::new();
+        for (name, value) in item {
+            if embedded_entity(name).is_some() {
+                let version = value.as_m().ok().and_then(|m| m.get(VERSION)).and_then(number);
+                let version = version.ok_or_else(|| corrupt(format!("attribute {name}: no version")))?;
+                embedded.insert(name.clone(), version);
+            }
+        }
+        Ok(View {
+            exists: true,
+            known: true,
+            session_version: item.get(VERSION).and_then(number),
+            embedded,
+            slot: item.get(DUE_TARGET).and_then(|v| v.as_s().ok()).cloned(),
+        })
+    }
+}
+
+/// The token a stored item carries, if any.
+pub(super) fn write_token_of(item: &Item) -> Option<&str> {
+    item.get(WRITE_TOKEN).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans
+
+/// A condition on the session item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Condition {
+    /// The item exists.
+    Exists,
+    /// The session's `version`.
+    SessionVersion(u64),
+    /// An embedded record's `version`.
+    Version(String, u64),
+    /// No such attribute (no such embedded record).
+    Absent(String),
+    /// `due_target` names this obligation.
+    SlotHeldBy(String),
+    /// No `due_target`.
+    SlotFree,
+}
+
+/// An UpdateItem of a session item (or, with nothing to set or remove, a ConditionCheck in a
+/// transaction).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AggregateUpdate {
+    pub session: SessionId,
+    pub key: ItemKey,
+    pub set: Vec<(String, AttributeValue)>,
+    pub remove: Vec<String>,
+    pub conditions: Vec<Condition>,
+}
+
+impl AggregateUpdate {
+    pub(super) fn is_check_only(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// What is done to one session item.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum AggregateOp {
+    /// A new session item (condition: none exists).
+    Put {
+        session: SessionId,
+        key: ItemKey,
+        item: Item,
+    },
+    Update(AggregateUpdate),
+}
+
+impl AggregateOp {
+    pub(super) fn session(&self) -> &SessionId {
+        match self {
+            AggregateOp::Put { session, .. } => session,
+            AggregateOp::Update(u) => &u.session,
+        }
+    }
+}
+
+/// A commit as requests: session items, items of their own, and the transaction pointers of the
+/// payments and refunds it inserts.
+#[derive(Default)]
+pub(super) struct Plan {
+    pub aggregates: Vec<AggregateOp>,
+    pub separate: Vec<ConditionalPut>,
+    pub pointers: Vec<(ItemKey, TxnPointer)>,
+}
+
+/// Where an obligation is before or after a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    New,
+    Embedded,
+    Own,
+}
+
+/// Plans `writes` (validated) on `views` (one per session written; a missing one is assumed).
+/// [`StoreError::Conflict`] when a known view already shows the commit cannot apply.
+pub(super) fn plan(writes: &[Write], views: &HashMap<SessionId, View>) -> Result<Plan, StoreError> {
+    let mut groups: Vec<(SessionId, Vec<&Write>)> = Vec::new();
+    for write in writes {
+        let sid = write_record(write).session_id();
+        match groups.iter_mut().find(|(id, _)| id == sid) {
+            Some((_, group)) => group.push(write),
+            None => groups.push((sid.clone(), vec![write])),
+        }
+    }
+    let mut plan = Plan::default();
+    for (sid, group) in groups {
+        let view = match views.get(&sid) {
+            Some(v) => v.clone(),
+            None => View::assumed(&group),
+        };
+        plan_session(&sid, &group, &view, &mut plan)?;
+    }
+    Ok(plan)
+}
+
+fn write_record(write: &Write) -> &Record {
+    match write {
+        Write::Insert(r) | Write::Update { record: r, .. } => r,
+    }
+}
+
+fn plan_session(sid: &SessionId, writes: &[&Write], view: &View, plan: &mut Plan) -> Result<(), StoreError> {
+    let key = ItemKey { pk: keys::session_pk(sid), sk: keys::SESSION_SK.to_owned() };
+    let inserted_session = writes.iter().find_map(|w| match w {
+        Write::Insert(Record::Session(s)) => Some(s),
+        _ => None,
+    });
+    if inserted_session.is_some() && view.exists {
+        return Err(StoreError::Conflict);
+    }
+    if inserted_session.is_none() && !view.exists {
+        // No session item: every record in an item of its own (as earlier versions stored them).
+        for write in writes {
+            match write {
+                Write::Insert(record) => {
+                    plan.separate.push(ConditionalPut::insert(record_item(record)?));
+                    plan.pointers.extend(record.txn_pointer());
+                }
+                Write::Update { record, expected_version } => {
+                    plan.separate.push(ConditionalPut::update(record_item(record)?, *expected_version));
+                }
+            }
+        }
+        return Ok(());
+    }
+    let session_user = writes.iter().find_map(|w| match write_record(w) {
+        Record::Session(s) => Some(s.user_id().as_str().to_owned()),
+        _ => None,
+    });
+    let user = session_user.as_deref();
+    let mut update = AggregateUpdate {
+        session: sid.clone(),
+        key: key.clone(),
+        set: Vec::new(),
+        remove: Vec::new(),
+        conditions: Vec::new(),
+    };
+    if inserted_session.is_none() {
+        update.conditions.push(Condition::Exists);
+    }
+    let mut obligations: Vec<(&Obligation, Option<u64>)> = Vec::new();
+    for write in writes {
+        match write {
+            Write::Insert(Record::Session(_)) => {}
+            Write::Update { record: Record::Session(s), expected_version } => {
+                if view.known && view.session_version != Some(*expected_version) {
+                    return Err(StoreError::Conflict);
+                }
+                update.conditions.push(Condition::SessionVersion(*expected_version));
+                let attributes: Item = dynamo_serde::to_item(s)
+                    .map_err(|e| StoreError::Invalid(format!("cannot serialise session {}: {e}", s.id())))?;
+                for field in SESSION_OPTIONAL_FIELDS {
+                    if !attributes.contains_key(field) {
+                        update.remove.push(field.to_owned());
+                    }
+                }
+                // A session of an earlier version listed its user's sessions on GSI1; the sweep's
+                // scan gives it a user-list item instead, and a change drops those keys (a session
+                // item carries no other GSI1 entry).
+                update.remove.extend([GSI1PK.to_owned(), GSI1SK.to_owned()]);
+                update.set.extend(attributes);
+            }
+            Write::Insert(Record::Obligation(o)) => obligations.push((o, None)),
+            Write::Update { record: Record::Obligation(o), expected_version } => {
+                obligations.push((o, Some(*expected_version)));
+            }
+            Write::Insert(record) => {
+                let name = attr_name(record).unwrap_or_default();
+                if view.embedded.contains_key(&name) {
+                    return Err(StoreError::Conflict);
+                }
+                update.conditions.push(Condition::Absent(name.clone()));
+                update.set.push((name, embedded_value(record, user)?));
+                plan.pointers.extend(record.txn_pointer());
+            }
+            Write::Update { record, expected_version } => {
+                let name = attr_name(record).unwrap_or_default();
+                match view.embedded.get(&name) {
+                    Some(v) if v == expected_version => {
+                        update.conditions.push(Condition::Version(name.clone(), *expected_version));
+                        update.set.push((name, embedded_value(record, user)?));
+                    }
+                    Some(_) => return Err(StoreError::Conflict),
+                    None => plan.separate.push(ConditionalPut::update(record_item(record)?, *expected_version)),
+                }
+            }
+        }
+    }
+    plan_obligations(&obligations, view, user, &mut update, plan)?;
+
+    if let Some(session) = inserted_session {
+        let mut item = record_item(&Record::Session(session.clone()))?;
+        item.extend(update.set);
+        plan.aggregates.push(AggregateOp::Put { session: sid.clone(), key, item });
+    } else if !update.is_check_only() || update.conditions.iter().any(|c| *c != Condition::Exists) {
+        plan.aggregates.push(AggregateOp::Update(update));
+    }
+    Ok(())
+}
+
+/// Places each obligation written (see the module docs) and keeps the due slot right.
+fn plan_obligations(
+    obligations: &[(&Obligation, Option<u64>)],
+    view: &View,
+    user: Option<&str>,
+    update: &mut AggregateUpdate,
+    plan: &mut Plan,
+) -> Result<(), StoreError> {
+    if obligations.is_empty() {
+        return Ok(());
+    }
+    let mut before = Vec::with_capacity(obligations.len());
+    for (o, expected) in obligations {
+        let name = format!("{OBLIGATION_ATTR}{}", o.target_id());
+        let place = match (expected, view.embedded.get(&name)) {
+            (None, None) => Place::New,
+            (None, Some(_)) => return Err(StoreError::Conflict),
+            (Some(e), Some(v)) if e == v => Place::Embedded,
+            (Some(_), Some(_)) => return Err(StoreError::Conflict),
+            (Some(_), None) => Place::Own,
+        };
+        before.push(place);
+    }
+    let written: HashSet<&str> = obligations.iter().map(|(o, _)| o.target_id()).collect();
+    // The slot's holder keeps it if it stays embedded and open; the others ask in commit order.
+    let mut slot = view.slot.clone().filter(|t| !written.contains(t.as_str()));
+    let mut order: Vec<usize> = (0..obligations.len()).collect();
+    order.sort_by_key(|&i| view.slot.as_deref() != Some(obligations[i].0.target_id()));
+    let mut after = vec![Place::Own; obligations.len()];
+    for i in order {
+        let (o, _) = obligations[i];
+        let record = Record::Obligation(o.clone());
+        after[i] = if before[i] == Place::Own || record.attention_gsi1().is_some() {
+            Place::Own
+        } else if !o.is_open() {
+            Place::Embedded
+        } else if slot.is_none() {
+            slot = Some(o.target_id().to_owned());
+            Place::Embedded
+        } else {
+            Place::Own
+        };
+    }
+    let mut touches_slot = false;
+    for (i, (o, expected)) in obligations.iter().enumerate() {
+        let record = Record::Obligation((*o).clone());
+        let name = format!("{OBLIGATION_ATTR}{}", o.target_id());
+        match (before[i], after[i], expected) {
+            (Place::Own, _, Some(v)) => plan.separate.push(ConditionalPut::update(record_item(&record)?, *v)),
+            (Place::New, Place::Own, _) => {
+                update.conditions.push(Condition::Absent(name));
+                plan.separate.push(ConditionalPut::insert(record_item(&record)?));
+            }
+            (Place::Embedded, Place::Own, Some(v)) => {
+                touches_slot = true;
+                update.conditions.push(Condition::Version(name.clone(), *v));
+                update.remove.push(name);
+                plan.separate.push(ConditionalPut::insert(record_item(&record)?));
+            }
+            (_, Place::Embedded, expected) => {
+                touches_slot = true;
+                update.conditions.push(match expected {
+                    Some(v) => Condition::Version(name.clone(), *v),
+                    None => Condition::Absent(name.clone()),
+                });
+                update.set.push((name, embedded_value(&record, user)?));
+            }
+            (Place::Own | Place::Embedded, _, None) | (_, Place::New, _) => {
+                return Err(StoreError::Invalid("obligation placed nowhere".into()));
+            }
+        }
+    }
+    if !touches_slot {
+        return Ok(());
+    }
+    update.conditions.push(match &view.slot {
+        Some(t) => Condition::SlotHeldBy(t.clone()),
+        None => Condition::SlotFree,
+    });
+    match &slot {
+        Some(holder) => {
+            if let Some((o, _)) = obligations.iter().find(|(o, _)| o.target_id() == holder) {
+                let Some((gsi2pk, gsi2sk)) = Record::Obligation((*o).clone()).due_index() else {
+                    return Err(StoreError::Invalid("the due slot's holder is not open".into()));
+                };
+                update.set.push((GSI2PK.to_owned(), string(gsi2pk)));
+                update.set.push((GSI2SK.to_owned(), string(gsi2sk)));
+                update.set.push((DUE_TARGET.to_owned(), string(holder.as_str())));
+            }
+        }
+        None if view.slot.is_some() => {
+            update.remove.extend([GSI2PK.to_owned(), GSI2SK.to_owned(), DUE_TARGET.to_owned()]);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// The key attributes of `key`.
+pub(super) fn key_item(key: &ItemKey) -> Item {
+    HashMap::from([(PK.to_owned(), string(&key.pk)), (SK.to_owned(), string(&key.sk))])
+}

@@ -1,0 +1,460 @@
+//! Sending a commit planned by [`aggregate`](super::aggregate).
+//!
+//! - A commit that writes one session item and nothing else (the usual case: booking, creating a
+//!   payment, applying an outcome, reconciliation's claims) is one PutItem or UpdateItem. The
+//!   transaction pointers of the payments and refunds it inserts are put first, each on its own,
+//!   conditionally on `attribute_not_exists(PK)`: an id already used by another payment or refund
+//!   is a conflict before anything else is written, and a pointer already there for this very
+//!   record (a caller's retry with the same id) is left as it is. Should the session item's write
+//!   then fail, the pointers stay: each names a record that does not exist (yet: a caller retries
+//!   with the same id), which [`Store::find_txn`](crate::Store::find_txn)'s callers read as
+//!   unknown. They are not deleted again: a concurrent commit with the same id may be relying on
+//!   one, and no single conditional write can tell.
+//! - One item of its own and nothing else: one conditional PutItem, as before.
+//! - Anything else: one TransactWriteItems of all of it, pointers included.
+//!
+//! A failed condition on a session item returns the item as stored; the commit is planned again
+//! on it (at most [`MAX_PLANS`] times, then a conflict). The SDK's own retry of a write that went
+//! through is recognised by the commit's token on the item (single writes) or by the
+//! transaction's ClientRequestToken.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use parkpay_domain::SessionId;
+
+use super::aggregate::{self, AggregateOp, AggregateUpdate, Condition, DUE_TARGET, Plan, View, key_item};
+use super::{
+    DynamoStore, Item, commit_error, entity_from_item, failed_condition, invalid, op_error, pointer_item,
+    request_token, sdk_message, string, user_list_item,
+};
+use crate::keys::{Entity, ItemKey, PK, TxnPointer, VERSION, WRITE_TOKEN};
+use crate::{Record, StoreError, Write, validate_commit};
+
+/// Plans a commit may take (each after a failed condition showed the item as stored) before it
+/// is a conflict.
+pub(super) const MAX_PLANS: u32 = 4;
+
+/// What one try of a plan came to.
+enum Sent {
+    Done,
+    /// Conditions on these session items failed: here they are as stored.
+    Learned(Vec<(SessionId, View)>),
+    Failed(StoreError),
+}
+
+/// Expression attribute names and values of one request.
+#[derive(Default)]
+struct Expression {
+    names: HashMap<String, String>,
+    placeholders: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expression {
+    fn name(&mut self, attribute: &str) -> String {
+        if let Some(p) = self.placeholders.get(attribute) {
+            return p.clone();
+        }
+        let p = format!("#n{}", self.placeholders.len());
+        self.placeholders.insert(attribute.to_owned(), p.clone());
+        self.names.insert(p.clone(), attribute.to_owned());
+        p
+    }
+
+    fn value(&mut self, value: AttributeValue) -> String {
+        let p = format!(":v{}", self.values.len());
+        self.values.insert(p.clone(), value);
+        p
+    }
+
+    fn values(self) -> (HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
+        let values = (!self.values.is_empty()).then_some(self.values);
+        (self.names, values)
+    }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// The update and condition expressions of `update`; the update sets `token` too.
+fn render(update: &AggregateUpdate, token: &str, e: &mut Expression) -> (Option<String>, String) {
+    let mut expression = String::new();
+    if !update.is_check_only() {
+        let mut sets: Vec<String> =
+            update.set.iter().map(|(name, value)| format!("{} = {}", e.name(name), e.value(value.clone()))).collect();
+        sets.push(format!("{} = {}", e.name(WRITE_TOKEN), e.value(string(token))));
+        expression = format!("SET {}", sets.join(", "));
+        if !update.remove.is_empty() {
+            let removes: Vec<String> = update.remove.iter().map(|name| e.name(name)).collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+    }
+    let conditions: Vec<String> = update
+        .conditions
+        .iter()
+        .map(|c| match c {
+            Condition::Exists => format!("attribute_exists({})", e.name(PK)),
+            Condition::SessionVersion(v) => format!("{} = {}", e.name(VERSION), e.value(number(*v))),
+            Condition::Version(name, v) => {
+                format!("{}.{} = {}", e.name(name), e.name(VERSION), e.value(number(*v)))
+            }
+            Condition::Absent(name) => format!("attribute_not_exists({})", e.name(name)),
+            Condition::SlotHeldBy(target) => format!("{} = {}", e.name(DUE_TARGET), e.value(string(target))),
+            Condition::SlotFree => format!("attribute_not_exists({})", e.name(DUE_TARGET)),
+        })
+        .collect();
+    ((!expression.is_empty()).then_some(expression), conditions.join(" AND "))
+}
+
+impl DynamoStore {
+    /// [`Store::commit`](crate::Store::commit): see the module docs.
+    pub(super) async fn commit_writes(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        validate_commit(&writes)?;
+        let token = request_token();
+        // A new session's entry in its user's list goes first: if the commit then fails, the
+        // entry names no session and the list leaves it out; the other way round, a session
+        // could be stored and never listed.
+        let user_lists: Vec<Item> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Insert(Record::Session(s)) => Some(user_list_item(s)),
+                _ => None,
+            })
+            .collect();
+        if !user_lists.is_empty() {
+            self.put_plain(user_lists).await?;
+        }
+        let mut views: HashMap<SessionId, View> = HashMap::new();
+        let mut pointers_put = false;
+        for attempt in 0..MAX_PLANS {
+            let sent = match aggregate::plan(&writes, &views) {
+                Ok(plan) => self.send(plan, &token, attempt, &mut pointers_put).await,
+                Err(e) => Sent::Failed(e),
+            };
+            match sent {
+                Sent::Done => return Ok(()),
+                Sent::Learned(learned) => views.extend(learned),
+                Sent::Failed(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn send(&self, mut plan: Plan, token: &str, attempt: u32, pointers_put: &mut bool) -> Sent {
+        if *pointers_put {
+            plan.pointers.clear();
+        }
+        for put in &mut plan.separate {
+            put.item.insert(WRITE_TOKEN.to_owned(), string(token));
+        }
+        let single = plan.aggregates.len() == 1
+            && plan.separate.is_empty()
+            && !matches!(plan.aggregates.first(), Some(AggregateOp::Update(u)) if u.is_check_only());
+        if single && let Some(op) = plan.aggregates.pop() {
+            for (key, pointer) in &plan.pointers {
+                if let Err(e) = self.put_pointer(key, pointer, token).await {
+                    return Sent::Failed(e);
+                }
+            }
+            *pointers_put = true;
+            return self.send_one(op, token).await;
+        }
+        if plan.aggregates.is_empty()
+            && plan.pointers.is_empty()
+            && plan.separate.len() == 1
+            && let Some(put) = plan.separate.pop()
+        {
+            return match self.put_one(put, token).await {
+                Ok(()) => Sent::Done,
+                Err(e) => Sent::Failed(e),
+            };
+        }
+        self.send_transaction(plan, token, attempt).await
+    }
+
+    /// Puts a transaction pointer on its own, or finds the same pointer there already (a retry of
+    /// a commit with the same id); another pointer under its key is a conflict.
+    async fn put_pointer(&self, key: &ItemKey, pointer: &TxnPointer, token: &str) -> Result<(), StoreError> {
+        let mut item = pointer_item(key.clone(), pointer)?;
+        item.insert(WRITE_TOKEN.to_owned(), string(token));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if let SdkError::ServiceError(e) = &err
+            && let PutItemError::TransactionConflictException(_) = e.err()
+        {
+            return Err(StoreError::Conflict);
+        }
+        match failed_condition(&err, |e| match e {
+            PutItemError::ConditionalCheckFailedException(c) => Some(c),
+            _ => None,
+        }) {
+            Some(Some(stored)) => {
+                let existing: TxnPointer = entity_from_item(stored, Entity::Txn)?;
+                if &existing == pointer { Ok(()) } else { Err(StoreError::Conflict) }
+            }
+            Some(None) => Err(StoreError::Conflict),
+            None => Err(op_error("PutItem", &self.table, &err)),
+        }
+    }
+
+    /// One session item's write on its own.
+    async fn send_one(&self, op: AggregateOp, token: &str) -> Sent {
+        let session = op.session().clone();
+        let image = match op {
+            AggregateOp::Put { mut item, .. } => {
+                item.insert(WRITE_TOKEN.to_owned(), string(token));
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", PK)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                    .send()
+                    .await;
+                let err = match result {
+                    Ok(_) => return Sent::Done,
+                    Err(e) => e,
+                };
+                if let SdkError::ServiceError(e) = &err
+                    && let PutItemError::TransactionConflictException(_) = e.err()
+                {
+                    return Sent::Failed(StoreError::Conflict);
+                }
+                match failed_condition(&err, |e| match e {
+                    PutItemError::ConditionalCheckFailedException(c) => Some(c),
+                    _ => None,
+                }) {
+                    Some(image) => image,
+                    None => return Sent::Failed(op_error("PutItem", &self.table, &err)),
+                }
+            }
+            AggregateOp::Update(update) => {
+                let mut e = Expression::default();
+                let (expression, condition) = render(&update, token, &mut e);
+                let (names, values) = e.values();
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_item(&update.key)))
+                    .set_update_expression(expression)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(values)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                    .send()
+                    .await;
+                let err = match result {
+                    Ok(_) => return Sent::Done,
+                    Err(e) => e,
+                };
+                if let SdkError::ServiceError(e) = &err
+                    && let UpdateItemError::TransactionConflictException(_) = e.err()
+                {
+                    return Sent::Failed(StoreError::Conflict);
+                }
+                match failed_condition(&err, |e| match e {
+                    UpdateItemError::ConditionalCheckFailedException(c) => Some(c),
+                    _ => None,
+                }) {
+                    Some(image) => image,
+                    None => return Sent::Failed(op_error("UpdateItem", &self.table, &err)),
+                }
+            }
+        };
+        // The stored item carries this commit's token: this very write, retried by the SDK after
+        // it went through.
+        if image.as_ref().and_then(aggregate::write_token_of) == Some(token) {
+            return Sent::Done;
+        }
+        match View::known(image.as_ref()) {
+            Ok(view) => Sent::Learned(vec![(session, view)]),
+            Err(e) => Sent::Failed(e),
+        }
+    }
+
+    /// Everything in one TransactWriteItems.
+    async fn send_transaction(&self, plan: Plan, token: &str, attempt: u32) -> Sent {
+        match self.try_transaction(plan, token, attempt).await {
+            Ok(sent) => sent,
+            Err(e) => Sent::Failed(e),
+        }
+    }
+
+    async fn try_transaction(&self, plan: Plan, token: &str, attempt: u32) -> Result<Sent, StoreError> {
+        let table = self.table.as_str();
+        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
+        let mut items = Vec::new();
+        for (key, pointer) in &plan.pointers {
+            let mut item = pointer_item(key.clone(), pointer)?;
+            item.insert(WRITE_TOKEN.to_owned(), string(token));
+            // Absent, or this very pointer (a retry of a commit with the same id).
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk) OR (#sid = :sid AND #kind = :kind AND #id = :id)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sid", "session_id")
+                .expression_attribute_names("#kind", "kind")
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_values(":sid", string(pointer.session_id.as_str()))
+                .expression_attribute_values(":kind", string(pointer.kind.as_str()))
+                .expression_attribute_values(":id", string(&pointer.id))
+                .build()
+                .map_err(invalid)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let mut aggregates_at = HashMap::new();
+        for op in plan.aggregates {
+            aggregates_at.insert(items.len(), op.session().clone());
+            let item = match op {
+                AggregateOp::Put { mut item, .. } => {
+                    item.insert(WRITE_TOKEN.to_owned(), string(token));
+                    let put = Put::builder()
+                        .table_name(table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(#pk)")
+                        .expression_attribute_names("#pk", PK)
+                        .return_values_on_condition_check_failure(all_old.clone())
+                        .build()
+                        .map_err(invalid)?;
+                    TransactWriteItem::builder().put(put).build()
+                }
+                AggregateOp::Update(update) if update.is_check_only() => {
+                    let mut e = Expression::default();
+                    let (_, condition) = render(&update, token, &mut e);
+                    let (names, values) = e.values();
+                    let check = ConditionCheck::builder()
+                        .table_name(table)
+                        .set_key(Some(key_item(&update.key)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(values)
+                        .return_values_on_condition_check_failure(all_old.clone())
+                        .build()
+                        .map_err(invalid)?;
+                    TransactWriteItem::builder().condition_check(check).build()
+                }
+                AggregateOp::Update(update) => {
+                    let mut e = Expression::default();
+                    let (expression, condition) = render(&update, token, &mut e);
+                    let (names, values) = e.values();
+                    let update = Update::builder()
+                        .table_name(table)
+                        .set_key(Some(key_item(&update.key)))
+                        .set_update_expression(expression)
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(values)
+                        .return_values_on_condition_check_failure(all_old.clone())
+                        .build()
+                        .map_err(invalid)?;
+                    TransactWriteItem::builder().update(update).build()
+                }
+            };
+            items.push(item);
+        }
+        for put in plan.separate {
+            items.push(put.into_transact_item(table)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(format!("{token}-{attempt}"))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Sent::Done),
+            Err(e) => e,
+        };
+        let reasons: Option<Vec<CancellationReason>> = match &err {
+            SdkError::ServiceError(e) => match e.err() {
+                TransactWriteItemsError::TransactionCanceledException(c) => Some(c.cancellation_reasons().to_vec()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(reasons) = reasons else { return Err(commit_error(table, err)) };
+        // A session item that is not as assumed is learned, and the commit planned again (an item
+        // of its own may have failed only because of what was assumed). Failed conditions on other
+        // items alone are a conflict.
+        let mut learned = Vec::new();
+        for (i, reason) in reasons.iter().enumerate() {
+            match reason.code() {
+                None | Some("None") => {}
+                Some("ConditionalCheckFailed") => {
+                    if let Some(session) = aggregates_at.get(&i) {
+                        learned.push((session.clone(), View::known(reason.item())?));
+                    }
+                }
+                _ => return Err(commit_error(table, err)),
+            }
+        }
+        if learned.is_empty() {
+            return Err(commit_error(table, err));
+        }
+        Ok(Sent::Learned(learned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SESSION_SK;
+
+    #[test]
+    fn expressions_name_every_attribute_and_condition() {
+        let session = SessionId::from_random([1; 16]);
+        let update = AggregateUpdate {
+            session: session.clone(),
+            key: ItemKey { pk: crate::keys::session_pk(&session), sk: SESSION_SK.to_owned() },
+            set: vec![("P#PP1".into(), string("x")), ("GSI2SK".into(), string("y"))],
+            remove: vec!["paid_by".into()],
+            conditions: vec![
+                Condition::Exists,
+                Condition::SessionVersion(3),
+                Condition::Version("P#PP1".into(), 2),
+                Condition::Absent("O#PP1".into()),
+                Condition::SlotHeldBy("PP1".into()),
+                Condition::SlotFree,
+            ],
+        };
+        let mut e = Expression::default();
+        let (expression, condition) = render(&update, "tok", &mut e);
+        assert_eq!(expression.as_deref(), Some("SET #n0 = :v0, #n1 = :v1, #n2 = :v2 REMOVE #n3"));
+        assert_eq!(
+            condition,
+            "attribute_exists(#n4) AND #n5 = :v3 AND #n0.#n5 = :v4 AND attribute_not_exists(#n6) AND #n7 = :v5 \
+             AND attribute_not_exists(#n7)"
+        );
+        assert_eq!(e.names["#n0"], "P#PP1");
+        assert_eq!(e.names["#n2"], WRITE_TOKEN);
+        assert_eq!(e.names["#n7"], DUE_TARGET);
+        assert_eq!(e.values[":v2"], string("tok"));
+        assert_eq!(e.values[":v4"], number(2));
+    }
+}
