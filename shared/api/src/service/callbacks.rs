@@ -7,7 +7,7 @@ use parkpay_domain::{PaymentId, PaymentStatus, SessionId};
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{SessionBundle, TxnRef};
 
-use super::{ReportSource, apply_payment_report_from, apply_refund_report, gateway_error, truncate, txn_id};
+use super::{ReportSource, apply_payment_report_from, apply_refund_report_from, gateway_error, truncate, txn_id};
 use crate::http::ApiError;
 use crate::state::AppState;
 use crate::telemetry;
@@ -54,14 +54,34 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
         Some(TxnRef::Payment { session_id, payment_id }) => {
             telemetry::note_session(&session_id);
             // The session cross_check read is the one the report is applied to (no second read).
-            let (report, loaded) = cross_check(state, &session_id, &payment_id, report).await?;
-            apply_payment_report_from(state, loaded, &session_id, &payment_id, &report, ReportSource::Callback).await?.1
+            match cross_check(state, &session_id, &payment_id, report).await? {
+                Some((report, loaded)) => {
+                    apply_payment_report_from(state, loaded, &session_id, &payment_id, &report, ReportSource::Callback)
+                        .await?
+                        .1
+                }
+                None => unknown_transaction(&payment_id),
+            }
         }
         Some(TxnRef::Refund { session_id, refund_id }) => {
             telemetry::note_session(&session_id);
-            apply_refund_report(state, &session_id, &refund_id, report.state, &report.code, ReportSource::Callback)
+            let loaded = state.store.load_session(&session_id).await?;
+            if loaded.as_ref().is_some_and(|b| b.refunds.iter().any(|r| r.id() == &refund_id)) {
+                // The session read here is the one the report is applied to (no second read).
+                apply_refund_report_from(
+                    state,
+                    loaded,
+                    &session_id,
+                    &refund_id,
+                    report.state,
+                    &report.code,
+                    ReportSource::Callback,
+                )
                 .await?
                 .1
+            } else {
+                unknown_transaction(&refund_id)
+            }
         }
         None => {
             // Authentic but not ours to know (another environment sharing the merchant id, or a
@@ -74,25 +94,34 @@ pub async fn callback(state: &AppState, headers: &http::HeaderMap, body: &[u8]) 
     Ok(CallbackAck { success: true, applied })
 }
 
+/// A transaction pointer whose record is missing (on DynamoDB a pointer is put before its
+/// session's item, and stays if that write fails): as unknown as no pointer at all.
+fn unknown_transaction(id: &impl std::fmt::Display) -> bool {
+    tracing::warn!(txn = %id, "callback for a transaction with no record; acknowledged, not applied");
+    telemetry::callback_rejected("UNKNOWN_TRANSACTION");
+    false
+}
+
 /// A callback that contradicts our record — success for a payment we hold FAILED, failure for
 /// one we hold SUCCESS, or another amount than ours — is checked against PhonePe's status API
-/// (the source of truth) and what the status API says is applied instead. If PhonePe cannot be
+/// (the source of truth) and what the status API says is applied instead. `None`: no such
+/// payment is stored. If PhonePe cannot be
 /// asked, the callback is answered 503 so that PhonePe sends it again later.
 async fn cross_check(
     state: &AppState,
     session_id: &SessionId,
     payment_id: &PaymentId,
     report: StatusReport,
-) -> Result<(StatusReport, Option<SessionBundle>), ApiError> {
-    let Some(bundle) = state.store.load_session(session_id).await? else { return Ok((report, None)) };
-    let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else { return Ok((report, None)) };
+) -> Result<Option<(StatusReport, Option<SessionBundle>)>, ApiError> {
+    let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(None) };
+    let Some(payment) = bundle.payments.iter().find(|p| p.id() == payment_id) else { return Ok(None) };
     let disagrees = match (report.state, payment.status()) {
         (TxnState::Success, PaymentStatus::Failed) | (TxnState::Failed, PaymentStatus::Success) => true,
         (TxnState::Success, _) => report.amount != Some(payment.amount()),
         _ => false,
     };
     if !disagrees {
-        return Ok((report, Some(bundle)));
+        return Ok(Some((report, Some(bundle))));
     }
     tracing::warn!(security = true, payment = %payment_id, code = %report.code, recorded = payment.status().as_str(),
         "callback disagrees with our record; asking PhonePe's status API");
@@ -116,7 +145,7 @@ async fn cross_check(
         ));
     }
     // PhonePe was asked meanwhile: the report is applied to the session as it is then.
-    Ok((checked, None))
+    Ok(Some((checked, None)))
 }
 
 /// The code of PhonePe's status API failing (HTTP 5xx).

@@ -300,8 +300,7 @@ pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody)
     telemetry::note_session(&session_id);
     telemetry::note_txn(&payment_id);
     let bundle = load_visible(state, caller, &session_id).await.map_err(|_| ApiError::payment_not_found())?;
-    let recorded =
-        bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(|| ApiError::internal("payment vanished"))?;
+    let recorded = bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(ApiError::payment_not_found)?;
     let bundle = if may_ask_phonepe(state, &bundle, recorded).await? {
         match state.gateway.status(&txn_id(payment_id.as_str())?).await {
             Ok(report) => apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Verify).await?.0,
@@ -315,8 +314,7 @@ pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody)
     } else {
         bundle
     };
-    let payment =
-        bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(|| ApiError::internal("payment vanished"))?;
+    let payment = bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(ApiError::payment_not_found)?;
     Ok(VerifyView {
         merchant_txn_id: payment.id().as_str().to_owned(),
         verified: payment.status() == PaymentStatus::Success,

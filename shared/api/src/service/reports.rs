@@ -13,8 +13,8 @@
 //! ends the obligation at its next attempt.
 
 use parkpay_domain::{
-    DomainError, Obligation, ObligationState, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest,
-    RefundStatus, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
+    DomainError, Obligation, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus,
+    SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
 };
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{Record, SessionBundle, StoreError, Write};
@@ -171,11 +171,10 @@ pub async fn apply_payment_report_from(
         if session.version() != s_ver {
             writes.push(Write::Update { record: Record::Session(session.clone()), expected_version: s_ver });
         }
-        let ending = split_ending(&bundle, target, &obligation, &mut writes);
+        writes.extend(obligation_write(&bundle, target, obligation.clone()));
         writes.extend(extra);
         match state.store.commit(writes).await {
             Ok(()) => {
-                let obligation = end_after_commit(state, &bundle, target, obligation, ending).await;
                 tracing::info!(payment = %payment_id, status = payment.status().as_str(),
                     session_status = session.status().as_str(), source = source.as_str(), "payment outcome applied");
                 match payment.status() {
@@ -193,7 +192,7 @@ pub async fn apply_payment_report_from(
                     if let Some(p) = after.payments.iter_mut().find(|p| p.id() == payment_id) {
                         *p = payment;
                     }
-                    set_obligation(&mut after, obligation);
+                    set_obligation(&mut after, obligation.clone());
                     return Ok((after, true));
                 };
                 // Best effort now; the obligation recorded with it sees it through.
@@ -308,10 +307,9 @@ pub async fn apply_refund_report_from(
         if session.version() != s_ver {
             writes.push(Write::Update { record: Record::Session(session.clone()), expected_version: s_ver });
         }
-        let ending = split_ending(&bundle, target, &obligation, &mut writes);
+        writes.extend(obligation_write(&bundle, target, obligation.clone()));
         match state.store.commit(writes).await {
             Ok(()) => {
-                let obligation = end_after_commit(state, &bundle, target, obligation, ending).await;
                 tracing::info!(refund = %refund_id, status = refund.status().as_str(), amount = %refund.amount(),
                     session_status = session.status().as_str(), source = source.as_str(), "refund outcome applied");
                 match refund.status() {
@@ -327,7 +325,7 @@ pub async fn apply_refund_report_from(
                 if let Some(r) = after.refunds.iter_mut().find(|r| r.id() == refund_id) {
                     *r = refund;
                 }
-                set_obligation(&mut after, obligation);
+                set_obligation(&mut after, obligation.clone());
                 return Ok((after, true));
             }
             Err(StoreError::Conflict) => continue,
@@ -337,47 +335,8 @@ pub async fn apply_refund_report_from(
     Err(StoreError::Conflict.into())
 }
 
-/// The obligation about `target` as changed by a report, added to `writes` — unless the report
-/// only ends it (`DONE`): then it is returned, to be written right after the commit
-/// ([`end_after_commit`]). Ending it is the one change reconciliation makes by itself to an
-/// obligation whose payment or refund is final (`reconcile`: "applied elsewhere"), so nothing
-/// depends on its being in the same commit, and written alone it costs a single-item write
-/// instead of a transaction's doubled units. Anything else (a failed payment's 48-hour watch,
-/// a refused automatic refund needing a person, an excess refund) stays in the commit.
-fn split_ending(bundle: &SessionBundle, target: &str, changed: &Obligation, writes: &mut Vec<Write>) -> Option<Write> {
-    let write = obligation_write(bundle, target, changed.clone())?;
-    let was_open = bundle.obligation(target).is_none_or(Obligation::is_open);
-    if changed.state() == ObligationState::Done && was_open {
-        return Some(write);
-    }
-    writes.push(write);
-    None
-}
-
-/// After the commit: `committed` (the obligation as the commit left it), or with `ending`
-/// (from [`split_ending`]) written now, the obligation as stored then. When that write does not
-/// go through (written meanwhile by another, or the store unavailable), the obligation stays as
-/// it was, and reconciliation ends it at its next attempt, finding its target final.
-async fn end_after_commit(
-    state: &AppState,
-    before: &SessionBundle,
-    target: &str,
-    committed: Obligation,
-    ending: Option<Write>,
-) -> Option<Obligation> {
-    let Some(ending) = ending else { return Some(committed) };
-    match state.store.commit(vec![ending]).await {
-        Ok(()) => Some(committed),
-        Err(e) => {
-            tracing::info!(target, error = %e, "obligation not ended now; reconciliation ends it");
-            before.obligation(target).cloned()
-        }
-    }
-}
-
-/// `obligation` in `bundle` in place of the one about the same target (nothing for `None`).
-fn set_obligation(bundle: &mut SessionBundle, obligation: Option<Obligation>) {
-    let Some(obligation) = obligation else { return };
+/// `obligation` in `bundle` in place of the one about the same target.
+fn set_obligation(bundle: &mut SessionBundle, obligation: Obligation) {
     match bundle.obligations.iter_mut().find(|o| o.target_id() == obligation.target_id()) {
         Some(o) => *o = obligation,
         None => bundle.obligations.push(obligation),

@@ -537,3 +537,232 @@ fn plan_obligations(
 pub(super) fn key_item(key: &ItemKey) -> Item {
     HashMap::from([(PK.to_owned(), string(&key.pk)), (SK.to_owned(), string(&key.sk))])
 }
+
+#[cfg(test)]
+mod tests {
+    use parkpay_domain::{
+        BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument,
+        SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
+    };
+
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(ms).unwrap()
+    }
+
+    fn session(user: &str) -> ParkingSession {
+        let request = BookingRequest {
+            user_id: UserId::parse(user).unwrap(),
+            lot_id: LotId::parse("MG-ROAD-1").unwrap(),
+            vehicle: VehicleNumber::parse("KA01AB1234").unwrap(),
+            hours: Hours::new(2, 24).unwrap(),
+        };
+        ParkingSession::book(&LotCatalog::default_local(), SessionId::from_random([7; 16]), request, at(1_000)).unwrap()
+    }
+
+    /// The create-payment commit and the callback's, as the service makes them.
+    fn paid_path(user: &str) -> (ParkingSession, [Vec<Write>; 2]) {
+        let booked = session(user);
+        let mut started = booked.clone();
+        let p = Payment::start(PaymentId::from_random([9; 16]), &booked, &[], PaymentInstrument::PayPage, at(2_000))
+            .unwrap();
+        started.note_payment_started(at(2_000));
+        let o = Obligation::check_payment(&p, at(2_000));
+        let create = vec![
+            Write::Insert(Record::Payment(p.clone())),
+            Write::Update { record: Record::Session(started.clone()), expected_version: booked.version() },
+            Write::Insert(Record::Obligation(o.clone())),
+        ];
+        let mut paid = p.clone();
+        let report = SuccessReport {
+            amount: p.amount(),
+            provider_txn_id: Some("T2611011845123456789012345".into()),
+            utr: Some("612345678901".into()),
+        };
+        assert!(paid.succeed(report, at(3_000)).unwrap().is_applied());
+        let mut done = started.clone();
+        assert!(done.mark_paid(paid.id(), paid.amount(), at(3_000)).unwrap().is_applied());
+        let mut ended = o.clone();
+        assert!(ended.done("paid", at(3_000)).is_applied());
+        let callback = vec![
+            Write::Update { record: Record::Payment(paid), expected_version: p.version() },
+            Write::Update { record: Record::Session(done), expected_version: started.version() },
+            Write::Update { record: Record::Obligation(ended), expected_version: o.version() },
+        ];
+        (booked, [create, callback])
+    }
+
+    fn one_update(plan: &Plan) -> &AggregateUpdate {
+        assert!(plan.separate.is_empty(), "nothing in items of their own");
+        match plan.aggregates.as_slice() {
+            [AggregateOp::Update(u)] => u,
+            other => panic!("expected one UpdateItem, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_paid_path_is_one_update_per_commit_on_assumptions_it_checks() {
+        let (s, [create, callback]) = paid_path("driver-1");
+        let planned = super::plan(&create, &HashMap::new()).unwrap();
+        assert_eq!(planned.pointers.len(), 1, "the payment's pointer");
+        let u = one_update(&planned);
+        let target = match &create[0] {
+            Write::Insert(Record::Payment(p)) => p.id().as_str().to_owned(),
+            _ => unreachable!(),
+        };
+        assert!(u.conditions.contains(&Condition::Exists));
+        assert!(u.conditions.contains(&Condition::SessionVersion(s.version())));
+        assert!(u.conditions.contains(&Condition::Absent(format!("P#{target}"))));
+        assert!(u.conditions.contains(&Condition::Absent(format!("O#{target}"))));
+        assert!(u.conditions.contains(&Condition::SlotFree));
+        let set: HashMap<_, _> = u.set.iter().cloned().collect();
+        assert_eq!(set.get(DUE_TARGET), Some(&string(target.as_str())));
+        assert!(set.contains_key(GSI2PK) && set.contains_key(GSI2SK));
+
+        let planned = super::plan(&callback, &HashMap::new()).unwrap();
+        assert!(planned.pointers.is_empty());
+        let u = one_update(&planned);
+        assert!(u.conditions.contains(&Condition::Version(format!("P#{target}"), 1)));
+        assert!(u.conditions.contains(&Condition::Version(format!("O#{target}"), 1)));
+        assert!(u.conditions.contains(&Condition::SlotHeldBy(target.clone())));
+        for gone in [GSI2PK, GSI2SK, DUE_TARGET] {
+            assert!(u.remove.iter().any(|r| r == gone), "{gone} removed");
+        }
+    }
+
+    /// What a failed condition shows decides the next plan: a record elsewhere is written there,
+    /// another version is a conflict before anything is sent.
+    #[test]
+    fn known_views_place_records_or_refuse() {
+        let (s, [_, callback]) = paid_path("driver-1");
+        let sid = s.id().clone();
+        // Stored by an earlier version: nothing embedded.
+        let mut item = record_item(&Record::Session(s.clone())).unwrap();
+        item.insert(VERSION.to_owned(), AttributeValue::N("2".into()));
+        let view = View::known(Some(&item)).unwrap();
+        let planned = super::plan(&callback, &HashMap::from([(sid.clone(), view)])).unwrap();
+        assert_eq!(planned.separate.len(), 2, "payment and obligation where they are");
+        let u = match planned.aggregates.as_slice() {
+            [AggregateOp::Update(u)] => u,
+            _ => panic!(),
+        };
+        assert_eq!(u.conditions, vec![Condition::Exists, Condition::SessionVersion(2)]);
+        // The session moved on meanwhile.
+        item.insert(VERSION.to_owned(), AttributeValue::N("3".into()));
+        let view = View::known(Some(&item)).unwrap();
+        assert!(matches!(super::plan(&callback, &HashMap::from([(sid.clone(), view)])), Err(StoreError::Conflict)));
+        // No session item at all.
+        let view = View::known(None).unwrap();
+        let planned = super::plan(&callback, &HashMap::from([(sid, view)])).unwrap();
+        assert!(planned.aggregates.is_empty());
+        assert_eq!(planned.separate.len(), 3);
+    }
+
+    #[test]
+    fn a_second_open_obligation_gets_an_item_of_its_own() {
+        let (_, [create, _]) = paid_path("driver-1");
+        let Write::Insert(Record::Obligation(o)) = &create[2] else { unreachable!() };
+        let s = o.session_id().clone();
+        let mut view = View::assumed(&[]);
+        view.known = true;
+        view.slot = Some("PPOTHER".into());
+        view.session_version = Some(1);
+        let planned = super::plan(&create, &HashMap::from([(s, view)])).unwrap();
+        assert_eq!(planned.separate.len(), 1, "the obligation");
+        let u = match planned.aggregates.as_slice() {
+            [AggregateOp::Update(u)] => u,
+            _ => panic!(),
+        };
+        assert!(!u.set.iter().any(|(k, _)| k == DUE_TARGET || k.starts_with(OBLIGATION_ATTR)));
+        assert!(u.conditions.contains(&Condition::Absent(format!("O#{}", o.target_id()))));
+    }
+
+    #[test]
+    fn embedded_records_round_trip_without_what_the_item_says() {
+        let (booked, [create, callback]) = paid_path("driver-1");
+        let mut item = record_item(&Record::Session(booked.clone())).unwrap();
+        let mut expected = Vec::new();
+        for write in create.iter().chain(&callback) {
+            let record = write_record(write);
+            if let Some(name) = attr_name(record) {
+                item.insert(name, embedded_value(record, Some("driver-1")).unwrap());
+                expected.retain(|r: &Record| r.key() != record.key());
+                expected.push(record.clone());
+            }
+        }
+        let payment = item.iter().find(|(k, _)| k.starts_with(PAYMENT_ATTR)).unwrap().1.as_m().unwrap();
+        assert!(!payment.contains_key("session_id") && !payment.contains_key("user_id"));
+        let (session, mut records) = read_session_item(item.clone()).unwrap();
+        assert_eq!(session, booked);
+        records.sort_by_key(Record::key);
+        expected.sort_by_key(Record::key);
+        assert_eq!(records, expected);
+        // A payment of another user keeps its user_id.
+        let Write::Update { record, .. } = &callback[0] else { unreachable!() };
+        let AttributeValue::M(kept) = embedded_value(record, Some("someone-else")).unwrap() else { panic!() };
+        assert!(kept.contains_key("user_id"));
+        // Corrupt embedded records are errors, never panics.
+        for (name, value) in [
+            ("P#PPX", string("not a map")),
+            ("O#PPX", AttributeValue::M(HashMap::new())),
+            ("R#RF1", payment_value(&item)),
+        ] {
+            let mut bad = item.clone();
+            bad.insert(name.to_owned(), value);
+            assert!(matches!(read_session_item(bad), Err(StoreError::Corrupt(_))), "{name}");
+        }
+    }
+
+    fn payment_value(item: &Item) -> AttributeValue {
+        item.iter().find(|(k, _)| k.starts_with(PAYMENT_ATTR)).unwrap().1.clone()
+    }
+
+    #[test]
+    fn session_optional_fields_are_listed() {
+        let (_, [_, callback]) = paid_path("driver-1");
+        let Write::Update { record: Record::Session(paid), .. } = &callback[1] else { unreachable!() };
+        let with: Item = dynamo_serde::to_item(paid).unwrap();
+        let without: Item = dynamo_serde::to_item(session("driver-1")).unwrap();
+        let mut optional: Vec<&str> = with.keys().filter(|k| !without.contains_key(*k)).map(String::as_str).collect();
+        optional.sort_unstable();
+        assert_eq!(optional, SESSION_OPTIONAL_FIELDS);
+    }
+
+    /// DynamoDB's size of an attribute value (names and values in UTF-8; a number about one byte
+    /// per two digits plus one; a map 3 bytes plus 1 per element).
+    fn value_size(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) => s.len(),
+            AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+            AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+            _ => 1,
+        }
+    }
+
+    /// The paid path is 7 write units only while the session item stays under 1 KB: with the
+    /// longest user id, lot id and vehicle number there are, it still does (at its largest: after
+    /// the payment's creation, or after its success).
+    #[test]
+    fn a_paid_session_item_stays_under_one_kilobyte_at_the_longest() {
+        let user = "u".repeat(UserId::MAX_LEN);
+        let (booked, [create, callback]) = paid_path(&user);
+        let mut item = record_item(&Record::Session(booked)).unwrap();
+        item.insert(WRITE_TOKEN.to_owned(), string("0".repeat(32)));
+        let mut largest = 0;
+        for writes in [&create, &callback] {
+            let planned = super::plan(writes, &HashMap::new()).unwrap();
+            let u = one_update(&planned);
+            item.extend(u.set.iter().cloned());
+            for name in &u.remove {
+                item.remove(name);
+            }
+            let size: usize = item.iter().map(|(k, v)| k.len() + value_size(v)).sum();
+            largest = largest.max(size);
+        }
+        // The test's lot id and vehicle number are shorter than the longest allowed.
+        let slack = (LotId::MAX_LEN - "MG-ROAD-1".len()) + (VehicleNumber::MAX_INPUT_LEN - "KA01AB1234".len());
+        eprintln!("largest paid session item: {largest} B + {slack} B");
+        assert!(largest + slack < 1024, "{largest} B + {slack} B");
+    }
+}

@@ -33,7 +33,7 @@ use parkpay_domain::SessionId;
 use super::aggregate::{self, AggregateOp, AggregateUpdate, Condition, DUE_TARGET, Plan, View, key_item};
 use super::{
     DynamoStore, Item, commit_error, entity_from_item, failed_condition, invalid, op_error, pointer_item,
-    request_token, sdk_message, string, user_list_item,
+    request_token, string, user_list_item,
 };
 use crate::keys::{Entity, ItemKey, PK, TxnPointer, VERSION, WRITE_TOKEN};
 use crate::{Record, StoreError, Write, validate_commit};
