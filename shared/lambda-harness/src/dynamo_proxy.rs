@@ -1,8 +1,10 @@
 //! A recording proxy in front of DynamoDB Local: point a function's `AWS_ENDPOINT_URL_DYNAMODB`
 //! at it and it forwards every call unchanged while noting the IAM action each one needs
 //! (`X-Amz-Target`; a TransactWriteItems counts as the actions of its items: Put → `PutItem`,
-//! Update → `UpdateItem`, Delete → `DeleteItem`, ConditionCheck → `ConditionCheckItem`). The
-//! events test compares what each function really called with what template.yaml allows it.
+//! Update → `UpdateItem`, Delete → `DeleteItem`, ConditionCheck → `ConditionCheckItem`), with
+//! the kind of item a single-item call names (its partition key's prefix, what a policy's
+//! `dynamodb:LeadingKeys` condition matches). The events test compares what each function really
+//! called with what template.yaml allows it.
 //! (DynamoDB Local does not check request signatures, so the changed host is fine.)
 
 use std::collections::BTreeSet;
@@ -15,11 +17,19 @@ use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// One IAM-relevant call: the action and the index it used, if any.
+/// One IAM-relevant call: the action, the index it used, if any, and for a call on one item the
+/// prefix of its partition key up to the first `#` (`SESSION#`, `TXN#`, …).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Call {
     pub action: String,
     pub index: Option<String>,
+    pub leading_key: Option<String>,
+}
+
+/// The `PK` prefix (through the first `#`) of the item a request body names in `Key` or `Item`.
+fn leading_key(body: &serde_json::Value) -> Option<String> {
+    let pk = body["Key"]["PK"]["S"].as_str().or_else(|| body["Item"]["PK"]["S"].as_str())?;
+    Some(pk.split_inclusive('#').next().unwrap_or(pk).to_owned())
 }
 
 struct Shared {
@@ -64,9 +74,10 @@ impl Drop for DynamoProxy {
 pub fn actions_of(target: &str, body: &[u8]) -> Vec<Call> {
     let op = target.rsplit('.').next().unwrap_or(target);
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let call = |action: &str, index: Option<&str>| Call {
+    let call = |action: &str, index: Option<&str>, body: &serde_json::Value| Call {
         action: format!("dynamodb:{action}"),
         index: index.map(str::to_owned),
+        leading_key: leading_key(body),
     };
     match op {
         "TransactWriteItems" => json["TransactItems"]
@@ -74,18 +85,18 @@ pub fn actions_of(target: &str, body: &[u8]) -> Vec<Call> {
             .into_iter()
             .flatten()
             .filter_map(|item| {
-                let kind = item.as_object()?.keys().next()?.clone();
+                let (kind, body) = item.as_object()?.iter().next()?;
                 Some(match kind.as_str() {
-                    "Put" => call("PutItem", None),
-                    "Update" => call("UpdateItem", None),
-                    "Delete" => call("DeleteItem", None),
-                    "ConditionCheck" => call("ConditionCheckItem", None),
-                    other => call(other, None),
+                    "Put" => call("PutItem", None, body),
+                    "Update" => call("UpdateItem", None, body),
+                    "Delete" => call("DeleteItem", None, body),
+                    "ConditionCheck" => call("ConditionCheckItem", None, body),
+                    other => call(other, None, body),
                 })
             })
             .collect(),
-        "TransactGetItems" => vec![call("GetItem", None)],
-        _ => vec![call(op, json["IndexName"].as_str())],
+        "TransactGetItems" => vec![call("GetItem", None, &serde_json::Value::Null)],
+        _ => vec![call(op, json["IndexName"].as_str(), &json)],
     }
 }
 
@@ -131,11 +142,21 @@ mod tests {
 
     #[test]
     fn transactions_count_per_item() {
-        let body = br#"{"TransactItems":[{"Put":{}},{"Update":{}},{"Put":{}}]}"#;
-        let got: Vec<String> =
-            actions_of("DynamoDB_20120810.TransactWriteItems", body).into_iter().map(|c| c.action).collect();
-        assert_eq!(got, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]);
+        let body = br#"{"TransactItems":[{"Put":{"Item":{"PK":{"S":"TXN#PP1"}}}},
+            {"Update":{"Key":{"PK":{"S":"SESSION#ps_1"}}}},{"Put":{}}]}"#;
+        let got: Vec<(String, Option<String>)> = actions_of("DynamoDB_20120810.TransactWriteItems", body)
+            .into_iter()
+            .map(|c| (c.action, c.leading_key))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("dynamodb:PutItem".into(), Some("TXN#".into())),
+                ("dynamodb:UpdateItem".into(), Some("SESSION#".into())),
+                ("dynamodb:PutItem".into(), None)
+            ]
+        );
         let q = actions_of("DynamoDB_20120810.Query", br#"{"IndexName":"GSI2"}"#);
-        assert_eq!(q, [Call { action: "dynamodb:Query".into(), index: Some("GSI2".into()) }]);
+        assert_eq!(q, [Call { action: "dynamodb:Query".into(), index: Some("GSI2".into()), leading_key: None }]);
     }
 }

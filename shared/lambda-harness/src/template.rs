@@ -78,6 +78,30 @@ fn scalar(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// One Allow statement of a function's inline policy, as far as DynamoDB's item-level condition
+/// goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub actions: Vec<String>,
+    /// `Condition.ForAllValues:StringLike.dynamodb:LeadingKeys`, e.g. `IDEMPOTENCY#*`.
+    pub leading_keys: Option<Vec<String>>,
+}
+
+impl Grant {
+    /// Whether this statement allows `action` on an item whose partition key starts with
+    /// `leading_key` (`None`: not a call on one item, so a condition on the key is not judged).
+    pub fn allows(&self, action: &str, leading_key: Option<&str>) -> bool {
+        self.actions.iter().any(|a| a == action)
+            && match (&self.leading_keys, leading_key) {
+                (None, _) | (Some(_), None) => true,
+                (Some(patterns), Some(key)) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                    Some(prefix) => key.starts_with(prefix) || prefix.starts_with(key),
+                    None => p == key,
+                }),
+            }
+    }
+}
+
 /// An `AWS::Serverless::Function`, with `Globals.Function` applied.
 #[derive(Debug, Clone)]
 pub struct Function {
@@ -93,6 +117,9 @@ pub struct Function {
     pub env: BTreeMap<String, Value>,
     /// Every IAM action of its inline policy statements (`Policies`), e.g. `dynamodb:Query`.
     pub actions: BTreeSet<String>,
+    /// Each Allow statement's actions with its `dynamodb:LeadingKeys` patterns (`None`: no such
+    /// condition).
+    pub grants: Vec<Grant>,
     /// Every resource those statements name (as written, e.g. `GetAtt Table.Arn`).
     pub resources: Vec<Value>,
     /// Its SAM `Events` (none for the HTTP functions: routes are ApiGatewayV2 resources).
@@ -214,18 +241,23 @@ impl Template {
                 }
             }
             let mut actions = BTreeSet::new();
+            let mut grants = Vec::new();
             let mut policy_resources = Vec::new();
             for policy in props.get("Policies").and_then(Value::as_sequence).into_iter().flatten() {
                 for st in policy.get("Statement").and_then(Value::as_sequence).into_iter().flatten() {
+                    let mut statement_actions = Vec::new();
                     match st.get("Action") {
-                        Some(Value::String(a)) => {
-                            actions.insert(a.clone());
-                        }
+                        Some(Value::String(a)) => statement_actions.push(a.clone()),
                         Some(Value::Sequence(list)) => {
-                            actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                            statement_actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
                         }
                         _ => {}
                     }
+                    let leading_keys = get(st, &["Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"])
+                        .and_then(Value::as_sequence)
+                        .map(|l| l.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect());
+                    actions.extend(statement_actions.iter().cloned());
+                    grants.push(Grant { actions: statement_actions, leading_keys });
                     match st.get("Resource") {
                         Some(Value::Sequence(list)) => policy_resources.extend(list.iter().cloned()),
                         Some(r) => policy_resources.push(r.clone()),
@@ -253,6 +285,7 @@ impl Template {
                     code_uri: scalar(prop("CodeUri")),
                     env,
                     actions,
+                    grants,
                     resources: policy_resources,
                     events,
                     log_group: get(&props, &["LoggingConfig", "LogGroup"])

@@ -36,9 +36,11 @@ fn event_files() -> Vec<EventFile> {
 }
 
 /// The DynamoDB actions each function's code path uses (`parkpay_store::dynamo` module docs:
-/// load_session = Query, find_txn = GetItem, commit = one conditional PutItem, or a
-/// TransactWriteItems of conditional Puts, which IAM authorizes as PutItem; Idempotency-Key
-/// records: PutItem, UpdateItem, DeleteItem).
+/// load_session = Query, find_txn = GetItem, commit = an UpdateItem of the session item after
+/// PutItems of pointers, or a TransactWriteItems, which IAM authorizes per item as UpdateItem,
+/// ConditionCheckItem and PutItem; Idempotency-Key records: PutItem, UpdateItem, DeleteItem).
+/// `events_through_built_binaries` also checks each item-level call against the statements'
+/// `dynamodb:LeadingKeys` conditions.
 /// Change it with the code, and the template with it. `events_through_built_binaries` checks
 /// the other direction: every call a function really made is allowed by its policy.
 fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
@@ -48,15 +50,21 @@ fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
         Endpoint::GetSession => &["dynamodb:Query"],
         // + resuming a payment by its merchant transaction id: find_txn = GetItem
         // + Idempotency-Key: acquire = PutItem, complete = UpdateItem, release = DeleteItem
-        Endpoint::CreatePayment => {
-            &["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-        }
-        Endpoint::Refund => {
-            &["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
-        }
-        Endpoint::VerifyPayment | Endpoint::PhonePeCallback => {
-            &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
-        }
+        Endpoint::CreatePayment | Endpoint::Refund => &[
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
+        Endpoint::VerifyPayment | Endpoint::PhonePeCallback => &[
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ],
         // list_attention = Query on GSI1; the overdue list also Queries GSI2 (late attempts) and
         // reads those obligations with BatchGetItem.
         Endpoint::ListObligations => &["dynamodb:BatchGetItem", "dynamodb:Query"],
@@ -105,11 +113,20 @@ fn drift() {
             problems.push(format!("{}: a scheduled function has an HTTP route", s.function));
         }
         let got: BTreeSet<&str> = f.actions.iter().map(String::as_str).filter(|a| a.starts_with("dynamodb:")).collect();
-        // list_due = Query on GSI2, load_session = Query, commit = Puts; automatic refunds
-        // (stray successes) go through the refund use case: find_txn = GetItem; the attention
-        // lists' sizes (metrics): Query on GSI1 and GSI2, BatchGetItem of late attempts.
-        let want: BTreeSet<&str> =
-            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"].into_iter().collect();
+        // list_due = Query on GSI2, load_session = Query, commit = UpdateItem of session items,
+        // Puts, ConditionChecks; automatic refunds (stray successes) go through the refund use
+        // case: find_txn = GetItem; the attention lists' sizes (metrics): Query on GSI1 and GSI2,
+        // BatchGetItem of late attempts.
+        let want: BTreeSet<&str> = [
+            "dynamodb:BatchGetItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+        ]
+        .into_iter()
+        .collect();
         if got != want {
             problems.push(format!("{}: DynamoDB actions {got:?}, reconciliation uses {want:?}", s.function));
         }
@@ -640,6 +657,12 @@ fn check_calls(
     for call in calls {
         if !f.actions.contains(&call.action) {
             failures.push(format!("{function} called {} but template.yaml does not allow it", call.action));
+        } else if !f.grants.iter().any(|g| g.allows(&call.action, call.leading_key.as_deref())) {
+            failures.push(format!(
+                "{function} called {} on a {} item, but its policy allows that only on other items (LeadingKeys)",
+                call.action,
+                call.leading_key.as_deref().unwrap_or("?")
+            ));
         }
         if let Some(index) = &call.index {
             let granted = f

@@ -12,8 +12,10 @@
 //! update is ever lost to a concurrent one, and "payment SUCCESS + session PAID" is one commit.
 //!
 //! Payment and refund ids are PhonePe merchant transaction ids: unique across both kinds, and
-//! found without a scan through [`Store::find_txn`] (the store keeps a pointer record, written in
-//! the same commit as the payment or refund it points to).
+//! found without a scan through [`Store::find_txn`] (the store keeps a pointer record, written
+//! with the payment or refund it points to; on DynamoDB just before it (the `dynamo` module), so a
+//! pointer can outlive a commit that failed: [`Store::find_txn`] may name a record that
+//! [`Store::load_session`] does not have, and callers treat that as unknown).
 //!
 //! Two narrower traits sit beside [`Store`], so that a function depends only on what it uses
 //! (and its IAM policy grants only those calls):
@@ -163,7 +165,9 @@ pub trait Store: Send + Sync {
     /// [`StoreError::Corrupt`].
     async fn load_session(&self, id: &SessionId) -> Result<Option<SessionBundle>, StoreError>;
 
-    /// Which payment or refund a merchant transaction id names; strongly consistent.
+    /// Which payment or refund a merchant transaction id names; strongly consistent. On
+    /// DynamoDB the record may be missing from its session (its commit failed after the pointer
+    /// was put): treat that as unknown.
     async fn find_txn(&self, merchant_txn_id: &str) -> Result<Option<TxnRef>, StoreError>;
 
     /// A user's sessions, newest first, at most `limit`; read consistently, except that on

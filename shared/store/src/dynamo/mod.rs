@@ -5,11 +5,10 @@
 //!
 //! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` |
 //! |---|---|---|---|---|---|---|
-//! | session | `SESSION#{session_id}` | `#SESSION` | —³ | —³ | — | — |
+//! | session (with its payments, refunds and obligations embedded) | `SESSION#{session_id}` | `#SESSION` | —³ | —³ | `DUE#{shard}`⁴ | `{next_attempt_at}#OBLIGATION#{target_id}`⁴ |
 //! | user-list entry | `USER#{user_id}` | `{created_at}#{session_id}` | — | — | — | — |
-//! | payment | `SESSION#{session_id}` | `PAYMENT#{payment_id}` | — | — | — | — |
-//! | refund | `SESSION#{session_id}` | `REFUND#{refund_id}` | — | — | — | — |
-//! | obligation | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`² or `NEEDS_PERSON#{shard}`² | `{due_by}#OBLIGATION#{target_id}`² or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
+//! | obligation of its own⁵ | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`² or `NEEDS_PERSON#{shard}`² | `{due_by}#OBLIGATION#{target_id}`² or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
+//! | payment or refund of an earlier version⁵ | `SESSION#{session_id}` | `PAYMENT#{payment_id}` / `REFUND#{refund_id}` | — | — | — | — |
 //! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — |
 //! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — |
 //!
@@ -25,37 +24,47 @@
 //! ³ Sessions written by earlier versions carry `GSI1PK` = `USER#{user_id}`, `GSI1SK` =
 //!   `{created_at}#{session_id}` (their user's list was on `GSI1`), dropped by their next write;
 //!   the sweep's scan gives each such session its user-list entry first.
+//! ⁴ the entry of the one open obligation embedded in the session item, which `due_target` (S)
+//!   names; absent when none is open. The layout of the session item, and when an obligation is
+//!   kept in an item of its own instead, are in [`aggregate`].
+//! ⁵ an obligation on an attention list's `GSI1`, or open while another holds the session item's
+//!   due entry, is an item of its own; so are the payments, refunds and obligations earlier
+//!   versions wrote (each stays where it is).
 //!
 //! - `created_at`, `due_by` and the other times in sort keys are Unix milliseconds, zero-padded
 //!   to 15 digits (enough for year 9999), so text order is time order.
-//! - A session, its payments, its refunds and its obligations share one partition
-//!   (`SESSION#…`): one strongly consistent Query reads the whole aggregate.
-//! - Sessions, payments, refunds and obligations keep their fields as native DynamoDB attributes
+//! - A session's item holds its payments, refunds and obligations as map attributes `P#{id}`,
+//!   `R#{id}`, `O#{target_id}` ([`aggregate`]); the few records in items of their own share its
+//!   partition (`SESSION#…`): one strongly consistent Query reads the whole aggregate.
+//! - Sessions, and records in items of their own, keep their fields as native DynamoDB attributes
 //!   (the domain's serde field names: ids, statuses and texts as S, amounts in paise and
 //!   timestamps in Unix ms as N, a missing optional as NULL), plus `entity` = `SESSION` |
-//!   `PAYMENT` | `REFUND` | `OBLIGATION`. Their `version` attribute (N) is the
-//!   optimistic-concurrency check. Every item a commit writes conditionally (these, and
-//!   transaction pointers) also carries `write_token` ([`keys::WRITE_TOKEN`]), unique to that
-//!   commit. Reading ignores the key attributes (`PK`, `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`,
-//!   `GSI2SK`) and `write_token`.
+//!   `PAYMENT` | `REFUND` | `OBLIGATION`; embedded records likewise inside their map, less what
+//!   the session item says already. Their `version` attribute (N) is the
+//!   optimistic-concurrency check (an embedded record's, inside its map). Every item a commit
+//!   writes conditionally (these, and transaction pointers) also carries `write_token`
+//!   ([`keys::WRITE_TOKEN`]), unique to that commit. Reading ignores the key attributes (`PK`,
+//!   `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`, `GSI2SK`), `due_target` and `write_token`.
 //! - A session's entry in its user's list (`entity` = `USER_SESSION`, `session_id`) is an item of
 //!   its own, written once, before the session, and never changed: a change to a session writes
 //!   no index entry. An entry whose session is missing (its commit failed) is left out of the
 //!   list.
 //! - A transaction pointer (`entity` = `TXN`) has `kind` (`PAYMENT` | `REFUND`), `session_id`
-//!   and `id`. It is put in the same TransactWriteItems as the insert of its payment or refund,
-//!   conditionally on `attribute_not_exists(PK)`: a merchant transaction id is unique across
-//!   payments and refunds, and is resolved without a scan.
+//!   and `id`. It is put conditionally on `attribute_not_exists(PK)` just before the session
+//!   item's write that inserts its payment or refund (in the same TransactWriteItems when the
+//!   commit is one): a merchant transaction id is unique across payments and refunds, and is
+//!   resolved without a scan. A pointer may outlive a failed commit (`commit.rs`); read without
+//!   its record, it is unknown.
 //! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds the attention lists'
 //!   own entries: open obligations whose deadline comes before their next attempt is late under
 //!   `OVERDUE#{shard}` by that deadline, and those needing a person under `NEEDS_PERSON#{shard}`
 //!   by when they came to (32 shards each, like `GSI2`). Each entry carries the whole obligation
 //!   as written. Sessions of earlier versions are on it too, under `USER#{user_id}` (³).
-//! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: an
-//!   obligation item carries `GSI2PK` = `DUE#{shard}` and `GSI2SK` exactly while it is open.
-//!   Every write of an obligation is a whole-item Put built from the record, so the index entry
-//!   appears, moves and disappears atomically with it (as the index's eventual consistency lets
-//!   it show). The projected keys say it all: session from `PK`, target from `SK`, due time from
+//! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: each open
+//!   obligation has exactly one entry, `GSI2PK` = `DUE#{shard}` and `GSI2SK` on its own item or
+//!   on the session item that embeds it, written in the same request as the obligation, so the
+//!   entry appears, moves and disappears atomically with it (as the index's eventual consistency
+//!   lets it show). The projected keys say it all: session from `PK`, target and due time from
 //!   `GSI2SK`. The entries are spread over 32 partition key values so that a peak of payments
 //!   does not land on one index partition (`docs/reconciliation.md` has the arithmetic against
 //!   DynamoDB's per-partition limits). It is also the overdue list of late attempts: an open
@@ -73,8 +82,11 @@
 //! Why this layout (the write units it saves, step by step, are in the README, "What it costs"):
 //! a transaction bills twice what the same writes bill alone, and an index entry costs a write
 //! unit each time it is written, moved or deleted (with projection ALL, each time its item
-//! changes). So a commit of one item is one PutItem, no session carries an index key, and an
-//! open obligation carries none on `GSI1` while the due index can stand in for it.
+//! changes), and a write bills per KB of the larger of the item before and after. So a session's
+//! records live in its one item (a commit about one session is one UpdateItem, one unit while the
+//! item is under 1 KB, as a paid session's is), the session item carries the due entry of one
+//! open obligation only, and an open obligation carries none on `GSI1` while the due index can
+//! stand in for it.
 //!
 //! # Access patterns
 //! | operation | DynamoDB call |
@@ -83,8 +95,9 @@
 //! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
 //! | [`Store::list_sessions`] | Query `PK = USER#{user}`, ScanIndexForward=false, ConsistentRead, Limit, then BatchGetItem of those sessions (ConsistentRead); beside it, Query `GSI1`, `GSI1PK = USER#{user}` for sessions of earlier versions; merged |
 //! | [`Store::commit`] of a session insert | first a PutItem of its user-list entry (no condition) |
-//! | [`Store::commit`] writing one item | one PutItem, its condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
-//! | [`Store::commit`] writing more | one TransactWriteItems of the conditional Puts |
+//! | [`Store::commit`] writing one session item | PutItem of each inserted payment's or refund's pointer, then one UpdateItem (PutItem for a new session) with the conditions in [`aggregate`], ReturnValuesOnConditionCheckFailure=ALL_OLD; after a failed condition, planned again on the item returned |
+//! | [`Store::commit`] writing one item of its own | one PutItem, its condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
+//! | [`Store::commit`] writing more | one TransactWriteItems of all of it (Updates of session items, Puts, ConditionChecks), ALL_OLD on each session item |
 //! | [`AttentionIndex::list_attention`] | 32 Queries on `GSI1` in parallel, `GSI1PK = OVERDUE#{n}` (or `NEEDS_PERSON#{n}`) `AND GSI1SK < {bound}`, ScanIndexForward=false, Limit; for the overdue list also 32 Queries on `GSI2`, `GSI2PK = DUE#{n} AND GSI2SK < {bound − 5 min}`, ScanIndexForward=false, Limit, and BatchGetItem (ConsistentRead) of those obligations |
 //! | [`SessionScan::scan_sessions`] | Scan, `SK = #SESSION` filter, ProjectionExpression `PK, SK, GSI1PK, GSI1SK`, Limit, ExclusiveStartKey; a PutItem of the user-list entry of each session of an earlier version |
 //! | [`PendingIndex::list_due`] | 32 Queries on `GSI2` in parallel, `GSI2PK = DUE#{n} AND GSI2SK < {before:015}`, Limit |
@@ -92,16 +105,18 @@
 //! | [`IdempotencyStore::complete`] | UpdateItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //! | [`IdempotencyStore::release`] | DeleteItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //!
-//! In a commit, an insert is a Put conditioned on `attribute_not_exists(PK)` (plus the pointer
-//! Put for a payment or refund); an update is a Put conditioned on `version = :expected`. A
-//! commit of one item is that Put alone (a PutItem: half the write units of a transaction of one
-//! item, and as atomic); a commit of more is one TransactWriteItems. The SDK's own retries of a
-//! commit that did go through are answered with success rather than a false conflict: a
-//! transaction carries the commit's token as its ClientRequestToken, and a single Put whose
-//! condition fails gets the stored item back and finds its own `write_token` there.
+//! In a commit, a record embedded in its session's item is set with a condition on its version
+//! (`#P.version = :expected`) or, inserted, on its absence; an item of its own is a Put
+//! conditioned on `attribute_not_exists(PK)` or `version = :expected`. A commit of one item is
+//! one request (half the write units of a transaction of one item, and as atomic); a commit of
+//! more is one TransactWriteItems (`commit.rs`). The SDK's own retries of a commit that did go
+//! through are answered with success rather than a false conflict: a transaction carries the
+//! commit's token in its ClientRequestToken, and a single write whose condition fails gets the
+//! stored item back and finds its own `write_token` there.
 //!
 //! The overdue list merges its `GSI1` entries with the due index's late entries: each of those is
-//! read from its item (the index holds keys only) and kept when it is open, still at that place
+//! read from its item (the index holds keys only; a session item's is the obligation it names in
+//! `due_target`) and kept when it is open, still at that place
 //! in the index, and not on `GSI1` (its deadline comes later); a shard is read further down
 //! until it has `limit` such entries, so that deadline entries above them in the due index's
 //! order hide none. An obligation on both (an item of an earlier version) is listed once.
