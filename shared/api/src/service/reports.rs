@@ -8,9 +8,8 @@
 //! - a refund's final outcome ends its obligation, except PhonePe refusing an automatic refund,
 //!   or a success that makes refunds exceed what was paid: those need a person.
 //!
-//! Ending an obligation (`DONE`) is the one change not in that commit: it is written right after
-//! it, as a write of its own ([`split_ending`]); if that write does not happen, reconciliation
-//! ends the obligation at its next attempt.
+//! The obligation's change (ended, watched, needing a person) is in that same commit: on
+//! DynamoDB one write of the session's item.
 
 use parkpay_domain::{
     DomainError, Obligation, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus,
