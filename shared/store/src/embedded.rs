@@ -51,10 +51,11 @@ use crate::keys::{
     due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key, session_gsi1sk, session_pk, txn_pk,
     user_gsi1pk,
 };
+use crate::token::{self, TokenItem, token_key};
 use crate::{
     Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
-    PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef,
-    Write, validate_commit,
+    PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse,
+    StoredToken, TokenState, TokenStore, TxnRef, Write, validate_commit,
 };
 
 const ITEMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("items");
@@ -190,7 +191,7 @@ fn record_from_json(text: &str, entity: Entity, key: &ItemKey) -> Result<Record,
         Entity::Payment => Record::Payment(from_json(text, entity, key)?),
         Entity::Refund => Record::Refund(from_json(text, entity, key)?),
         Entity::Obligation => Record::Obligation(from_json(text, entity, key)?),
-        Entity::Txn | Entity::Idempotency | Entity::UserSession => {
+        Entity::Txn | Entity::Idempotency | Entity::UserSession | Entity::Token => {
             return Err(corrupt(format!("item {key}: a {} in a session partition", entity.as_str())));
         }
     })
@@ -600,6 +601,100 @@ impl Store for EmbeddedStore {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_commit(&writes)?;
         self.run(move |db| commit_blocking(db, &writes)).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared OAuth token
+
+/// The token item `name`, or the empty one (generation 0) when there is none.
+fn read_token(items: &Items<'_>, name: &str) -> Result<TokenItem, StoreError> {
+    let key = token_key(name);
+    match get_item(items, &key)? {
+        None => Ok(TokenItem::default()),
+        Some(text) => from_json(&text, Entity::Token, &key),
+    }
+}
+
+fn write_token(items: &mut Items<'_>, name: &str, item: &TokenItem) -> Result<(), StoreError> {
+    let key = token_key(name);
+    let json = to_json(item, Entity::Token, &key)?;
+    items.insert((key.pk.as_str(), key.sk.as_str()), json.as_str()).map_err(db_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl TokenStore for EmbeddedStore {
+    async fn load_token(&self, name: &str) -> Result<TokenState, StoreError> {
+        token::check_name("a token name", name)?;
+        let name = name.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(db_error)?;
+            let key = token_key(&name);
+            let items = txn.open_table(ITEMS).map_err(db_error);
+            let text = match items {
+                Ok(items) => get_item(&items, &key)?,
+                Err(_) => None,
+            };
+            match text {
+                None => Ok(TokenState::default()),
+                Some(text) => Ok(from_json::<TokenItem>(&text, Entity::Token, &key)?.into_state()),
+            }
+        })
+        .await
+    }
+
+    async fn begin_refresh(
+        &self,
+        name: &str,
+        seen_generation: u64,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        token::check_begin(name, holder, now, until)?;
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.run(move |db| {
+            in_write(db, |txn| {
+                let mut items: Items<'_> = txn.open_table(ITEMS).map_err(db_error)?;
+                let mut stored = read_token(&items, &name)?;
+                if !token::may_begin(&stored, seen_generation, now) {
+                    return Ok(false);
+                }
+                stored.refresh_holder = Some(holder);
+                stored.refresh_until = Some(until);
+                write_token(&mut items, &name, &stored)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn finish_refresh(&self, name: &str, holder: &str, new: &StoredToken) -> Result<bool, StoreError> {
+        token::check_name("a token name", name)?;
+        token::check_name("a lock holder", holder)?;
+        token::check_token(new)?;
+        let (name, holder, new) = (name.to_owned(), holder.to_owned(), new.clone());
+        self.run(move |db| {
+            in_write(db, |txn| {
+                let mut items: Items<'_> = txn.open_table(ITEMS).map_err(db_error)?;
+                let stored = read_token(&items, &name)?;
+                if !token::may_finish(&stored, &holder) {
+                    return Ok(false);
+                }
+                let next = TokenItem {
+                    access_token: Some(new.access_token),
+                    issued_at: Some(new.issued_at),
+                    expires_at: Some(new.expires_at),
+                    generation: stored.generation + 1,
+                    refresh_holder: None,
+                    refresh_until: None,
+                };
+                write_token(&mut items, &name, &next)?;
+                Ok(true)
+            })
+        })
+        .await
     }
 }
 

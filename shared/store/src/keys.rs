@@ -196,6 +196,8 @@ pub enum Entity {
     Idempotency,
     /// A session's entry in its user's list (DynamoDB).
     UserSession,
+    /// The deployment's shared OAuth token ([`crate::TokenStore`]).
+    Token,
 }
 
 impl Entity {
@@ -208,6 +210,7 @@ impl Entity {
             Entity::Txn => "TXN",
             Entity::Idempotency => "IDEMPOTENCY",
             Entity::UserSession => "USER_SESSION",
+            Entity::Token => "TOKEN",
         }
     }
 }

@@ -48,11 +48,13 @@ pub mod dynamo;
 pub mod embedded;
 mod idempotency;
 pub mod keys;
+mod token;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{DynamoStore, IndexDefinition, KeyAttribute, TableDefinition, create_table, table_definition};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
+pub use token::{MAX_ACCESS_TOKEN_BYTES, MAX_TOKEN_NAME_BYTES, StoredToken, TokenState, TokenStore};
 
 /// One stored entity.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,12 +19,12 @@ use parkpay_domain::{
 use parkpay_store::{
     Acquire, AttentionIndex, AttentionList, DueEntry, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus,
     IdempotencyStore, MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, ScanCursor,
-    SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
+    SessionBundle, SessionScan, Store, StoreError, StoredResponse, StoredToken, TokenState, TokenStore, TxnRef, Write,
 };
 
 /// What each backend is.
-trait Backend: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan {}
-impl<T: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan> Backend for T {}
+trait Backend: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan + TokenStore {}
+impl<T: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan + TokenStore> Backend for T {}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -996,6 +996,72 @@ async fn scan_finds_every_session(store: Arc<dyn Backend>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The shared OAuth token
+
+fn token(text: &str, issued_ms: i64) -> StoredToken {
+    StoredToken { access_token: text.to_owned(), issued_at: at(issued_ms), expires_at: at(issued_ms + 3_600_000) }
+}
+
+/// One token per name: the lock is taken for the generation read, by one holder, until its time
+/// runs out; finishing stores the next generation and frees the lock; a caller that read an older
+/// generation does not refresh again.
+async fn token_refresh_is_locked_per_generation(store: Arc<dyn Backend>) {
+    let store = &*store;
+    assert_eq!(store.load_token("phonepe").await.unwrap(), TokenState::default());
+    assert!(store.begin_refresh("phonepe", 0, "a", at(0), at(10_000)).await.unwrap());
+    assert!(!store.begin_refresh("phonepe", 0, "b", at(1), at(10_000)).await.unwrap(), "held by a");
+    let locked = store.load_token("phonepe").await.unwrap();
+    assert_eq!((locked.token, locked.generation, locked.refresh_holder.as_deref()), (None, 0, Some("a")));
+    assert!(!store.finish_refresh("phonepe", "b", &token("tb", 1)).await.unwrap(), "b holds nothing");
+    assert!(store.finish_refresh("phonepe", "a", &token("ta", 1)).await.unwrap());
+    let stored = store.load_token("phonepe").await.unwrap();
+    assert_eq!(
+        stored,
+        TokenState { token: Some(token("ta", 1)), generation: 1, refresh_holder: None, refresh_until: None }
+    );
+    // b read generation 0: someone has refreshed since; b does not refresh again.
+    assert!(!store.begin_refresh("phonepe", 0, "b", at(2), at(10_000)).await.unwrap());
+    assert!(!store.finish_refresh("phonepe", "a", &token("again", 2)).await.unwrap(), "the lock is gone");
+    // A holder whose time runs out loses the lock to the next caller.
+    assert!(store.begin_refresh("phonepe", 1, "c", at(3), at(5_000)).await.unwrap());
+    assert!(!store.begin_refresh("phonepe", 1, "d", at(4_999), at(9_000)).await.unwrap());
+    assert!(store.begin_refresh("phonepe", 1, "d", at(5_000), at(9_000)).await.unwrap());
+    assert!(!store.finish_refresh("phonepe", "c", &token("tc", 5)).await.unwrap(), "taken over");
+    assert!(store.finish_refresh("phonepe", "d", &token("td", 6)).await.unwrap());
+    assert_eq!(store.load_token("phonepe").await.unwrap().generation, 2);
+    assert_eq!(store.load_token("phonepe").await.unwrap().token, Some(token("td", 6)));
+    // Names are separate.
+    assert_eq!(store.load_token("other").await.unwrap(), TokenState::default());
+    // Bad arguments write nothing.
+    for bad in [
+        store.begin_refresh("", 2, "e", at(0), at(1)).await,
+        store.begin_refresh("phonepe", 2, "", at(0), at(1)).await,
+        store.begin_refresh("phonepe", 2, "e", at(1), at(1)).await,
+    ] {
+        assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+    }
+    let bad = store.finish_refresh("phonepe", "d", &token("", 7)).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+}
+
+/// Many cold starts finding the token due at once: exactly one takes the lock.
+async fn concurrent_refreshes_have_one_winner(store: Arc<dyn Backend>) {
+    let tasks: Vec<_> = (0..CONCURRENT)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.begin_refresh("phonepe", 0, &format!("h{i}"), at(0), at(10_000)).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backends
 
 fn open_embedded() -> (Arc<dyn Backend>, tempfile::TempDir) {
@@ -1102,6 +1168,8 @@ contract!(
     attention_lists_follow_obligations,
     overdue_list_mixes_deadlines_and_late_attempts,
     scan_finds_every_session,
+    token_refresh_is_locked_per_generation,
+    concurrent_refreshes_have_one_winner,
 );
 
 // ---------------------------------------------------------------------------------------------

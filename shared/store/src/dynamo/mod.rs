@@ -141,6 +141,7 @@
 
 mod aggregate;
 mod commit;
+mod token;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -498,7 +499,7 @@ fn record_from_item(item: Item, entity: Entity) -> Result<Record, StoreError> {
         Entity::Payment => Record::Payment(entity_from_item(item, entity)?),
         Entity::Refund => Record::Refund(entity_from_item(item, entity)?),
         Entity::Obligation => Record::Obligation(entity_from_item(item, entity)?),
-        Entity::Txn | Entity::Idempotency | Entity::UserSession => {
+        Entity::Txn | Entity::Idempotency | Entity::UserSession | Entity::Token => {
             return Err(corrupt(format!("{}: a {} in a session partition", describe(&item), entity.as_str())));
         }
     })
