@@ -38,7 +38,7 @@ pub use ids::{LotId, PaymentId, RefundId, SessionId, UserId};
 pub use lot::{BookingLimits, Currency, Hours, Lot, LotCatalog};
 pub use money::{MoneyError, Paise};
 pub use obligation::{Obligation, ObligationKind, ObligationState, ObligationTarget, SYSTEM_USER};
-pub use payment::{Payment, PaymentInstrument, PaymentStatus, SuccessReport, check_new_payment};
+pub use payment::{GatewayApi, Payment, PaymentInstrument, PaymentStatus, SuccessReport, check_new_payment};
 pub use refund::{
     Refund, RefundRequest, RefundStatus, check_refund_limit, record_late_refund_success, record_refund_success,
     refundable,

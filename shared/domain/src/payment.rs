@@ -104,6 +104,42 @@ impl PaymentInstrument {
     }
 }
 
+/// Which of PhonePe's APIs made a payment (and so takes its refunds, answers its status and sends
+/// its callbacks): PG v1 (salt key, X-VERIFY) or PG v2 (Standard Checkout, OAuth). A deployment
+/// switching from v1 to v2 keeps using v1 for what v1 made. Stored only when not v1, so records
+/// written before v2 existed read as v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum GatewayApi {
+    #[default]
+    #[serde(rename = "PG_V1")]
+    V1,
+    #[serde(rename = "PG_V2")]
+    V2,
+}
+
+impl GatewayApi {
+    /// As configured and stored: `v1` | `v2` (configuration), `PG_V1` | `PG_V2` (records).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GatewayApi::V1 => "v1",
+            GatewayApi::V2 => "v2",
+        }
+    }
+
+    /// The version named `v1` or `v2` (as `PHONEPE_API_VERSION` spells it).
+    pub fn parse(name: &str) -> Option<GatewayApi> {
+        match name {
+            "v1" => Some(GatewayApi::V1),
+            "v2" => Some(GatewayApi::V2),
+            _ => None,
+        }
+    }
+
+    pub fn is_v1(&self) -> bool {
+        *self == GatewayApi::V1
+    }
+}
+
 /// What PhonePe reported about a successful payment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SuccessReport {
@@ -130,6 +166,9 @@ pub struct Payment {
     created_at: Timestamp,
     updated_at: Timestamp,
     version: u64,
+    /// The API that made it; absent (v1) in records written before v2.
+    #[serde(default, skip_serializing_if = "GatewayApi::is_v1")]
+    gateway: GatewayApi,
 }
 
 /// May a new payment be created for `session`, given its `payments` (others are ignored)?
@@ -179,7 +218,19 @@ impl Payment {
             created_at: now,
             updated_at: now,
             version: 1,
+            gateway: GatewayApi::V1,
         })
+    }
+
+    /// The payment made through `api` (a new payment takes the deployment's configured API).
+    pub fn via(mut self, api: GatewayApi) -> Payment {
+        self.gateway = api;
+        self
+    }
+
+    /// The API that made this payment, and that its status, callbacks and refunds go through.
+    pub fn gateway(&self) -> GatewayApi {
+        self.gateway
     }
 
     pub fn id(&self) -> &PaymentId {
@@ -343,6 +394,32 @@ pub(crate) mod tests {
         let mut p = pending();
         assert_eq!(p.fail(at(2_000)), Ok(Transition::Applied));
         p
+    }
+
+    /// Records written before v2 existed have no `gateway` and read as v1; v1 records are
+    /// written without it (no byte more per item); v2 records carry it, and so do their refunds.
+    #[test]
+    fn the_gateway_api_is_recorded_only_when_not_v1() {
+        let v1 = pending();
+        let json = serde_json::to_value(&v1).unwrap();
+        assert!(json.get("gateway").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Payment>(json).unwrap().gateway(), GatewayApi::V1);
+        let v2 = pending().via(GatewayApi::V2);
+        let json = serde_json::to_value(&v2).unwrap();
+        assert_eq!(json["gateway"], "PG_V2");
+        assert_eq!(serde_json::from_value::<Payment>(json).unwrap(), v2);
+        let mut paid_v2 = v2;
+        assert_eq!(paid_v2.succeed(report(10_000), at(2_000)), Ok(Transition::Applied));
+        let request = crate::RefundRequest {
+            requested_by: paid_v2.user_id().clone(),
+            by_operator: false,
+            amount: None,
+            reason: None,
+        };
+        let refund =
+            crate::Refund::request(crate::RefundId::parse("RF1").unwrap(), &paid_v2, &[], request, at(3_000)).unwrap();
+        assert_eq!(refund.gateway(), GatewayApi::V2);
+        assert_eq!((GatewayApi::parse("v2"), GatewayApi::parse("V2")), (Some(GatewayApi::V2), None));
     }
 
     #[test]

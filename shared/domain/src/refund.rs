@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DomainError;
 use crate::ids::{PaymentId, RefundId, SessionId, UserId};
 use crate::money::{MoneyError, Paise};
-use crate::payment::{Payment, PaymentStatus};
+use crate::payment::{GatewayApi, Payment, PaymentStatus};
 use crate::session::ParkingSession;
 use crate::time::Timestamp;
 use crate::{Edge, StateMachine, Transition, check_edge, touch};
@@ -92,6 +92,10 @@ pub struct Refund {
     created_at: Timestamp,
     updated_at: Timestamp,
     version: u64,
+    /// The API of its payment, which the refund goes through; absent (v1) in records written
+    /// before v2.
+    #[serde(default, skip_serializing_if = "GatewayApi::is_v1")]
+    gateway: GatewayApi,
 }
 
 /// What is still refundable of `payment` given its `refunds` (others are ignored):
@@ -160,6 +164,7 @@ impl Refund {
             created_at: now,
             updated_at: now,
             version: 1,
+            gateway: payment.gateway(),
         })
     }
 
@@ -177,6 +182,10 @@ impl Refund {
     }
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
+    }
+    /// The API this refund goes through: its payment's.
+    pub fn gateway(&self) -> GatewayApi {
+        self.gateway
     }
     pub fn requested_by(&self) -> &UserId {
         &self.requested_by
