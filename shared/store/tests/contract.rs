@@ -1371,8 +1371,14 @@ async fn dynamodb_table_and_items_as_documented() {
     let r1 = Refund::request(rid("RF1"), &paid, &[], refund_request(s.user_id(), Some(1_000)), at(4_000)).unwrap();
     let o1 = Obligation::see_refund_through(&r1, false, at(4_000));
     store.commit(vec![upd_payment(&paid, 1), ins_refund(&r1), ins_obligation(&o1)]).await.unwrap();
-    let r2 =
-        Refund::request(rid("RF2"), &paid, &[r1.clone()], refund_request(s.user_id(), Some(1_000)), at(5_000)).unwrap();
+    let r2 = Refund::request(
+        rid("RF2"),
+        &paid,
+        std::slice::from_ref(&r1),
+        refund_request(s.user_id(), Some(1_000)),
+        at(5_000),
+    )
+    .unwrap();
     let o2 = Obligation::see_refund_through(&r2, false, at(5_000));
     store.commit(vec![ins_refund(&r2), ins_obligation(&o2)]).await.unwrap();
     let item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();

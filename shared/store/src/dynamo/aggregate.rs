@@ -446,28 +446,27 @@ fn plan_obligations(
     if obligations.is_empty() {
         return Ok(());
     }
-    let mut before = Vec::with_capacity(obligations.len());
-    for (o, expected) in obligations {
+    // Where each obligation is now.
+    let mut placed: Vec<(&Obligation, Option<u64>, Place, Place)> = Vec::with_capacity(obligations.len());
+    for &(o, expected) in obligations {
         let name = format!("{OBLIGATION_ATTR}{}", o.target_id());
-        let place = match (expected, view.embedded.get(&name)) {
+        let before = match (expected, view.embedded.get(&name)) {
             (None, None) => Place::New,
             (None, Some(_)) => return Err(StoreError::Conflict),
-            (Some(e), Some(v)) if e == v => Place::Embedded,
+            (Some(e), Some(v)) if e == *v => Place::Embedded,
             (Some(_), Some(_)) => return Err(StoreError::Conflict),
             (Some(_), None) => Place::Own,
         };
-        before.push(place);
+        placed.push((o, expected, before, Place::Own));
     }
     let written: HashSet<&str> = obligations.iter().map(|(o, _)| o.target_id()).collect();
-    // The slot's holder keeps it if it stays embedded and open; the others ask in commit order.
+    // Where each goes: the slot's holder keeps it if it stays embedded and open; the others ask
+    // in commit order.
     let mut slot = view.slot.clone().filter(|t| !written.contains(t.as_str()));
-    let mut order: Vec<usize> = (0..obligations.len()).collect();
-    order.sort_by_key(|&i| view.slot.as_deref() != Some(obligations[i].0.target_id()));
-    let mut after = vec![Place::Own; obligations.len()];
-    for i in order {
-        let (o, _) = obligations[i];
-        let record = Record::Obligation(o.clone());
-        after[i] = if before[i] == Place::Own || record.attention_gsi1().is_some() {
+    placed.sort_by_key(|(o, ..)| view.slot.as_deref() != Some(o.target_id()));
+    for (o, _, before, after) in &mut placed {
+        let on_a_list = Record::Obligation((*o).clone()).attention_gsi1().is_some();
+        *after = if *before == Place::Own || on_a_list {
             Place::Own
         } else if !o.is_open() {
             Place::Embedded
@@ -479,10 +478,10 @@ fn plan_obligations(
         };
     }
     let mut touches_slot = false;
-    for (i, (o, expected)) in obligations.iter().enumerate() {
+    for (o, expected, before, after) in &placed {
         let record = Record::Obligation((*o).clone());
         let name = format!("{OBLIGATION_ATTR}{}", o.target_id());
-        match (before[i], after[i], expected) {
+        match (before, after, expected) {
             (Place::Own, _, Some(v)) => plan.separate.push(ConditionalPut::update(record_item(&record)?, *v)),
             (Place::New, Place::Own, _) => {
                 update.conditions.push(Condition::Absent(name));

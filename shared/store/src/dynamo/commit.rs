@@ -115,6 +115,46 @@ fn render(update: &AggregateUpdate, token: &str, e: &mut Expression) -> (Option<
     ((!expression.is_empty()).then_some(expression), conditions.join(" AND "))
 }
 
+/// A conditional PutItem that did not go through: `Ok` of the stored item its failed condition
+/// returned (ALL_OLD; `None` when there is none), or the error (a transaction under way on the
+/// item is a conflict: nothing was written).
+pub(super) fn refused_put<R: std::fmt::Debug>(
+    table: &str,
+    err: SdkError<PutItemError, R>,
+) -> Result<Option<Item>, StoreError> {
+    if let SdkError::ServiceError(e) = &err
+        && let PutItemError::TransactionConflictException(_) = e.err()
+    {
+        return Err(StoreError::Conflict);
+    }
+    match failed_condition(&err, |e| match e {
+        PutItemError::ConditionalCheckFailedException(c) => Some(c),
+        _ => None,
+    }) {
+        Some(image) => Ok(image),
+        None => Err(op_error("PutItem", table, &err)),
+    }
+}
+
+/// [`refused_put`] for a conditional UpdateItem.
+fn refused_update<R: std::fmt::Debug>(
+    table: &str,
+    err: SdkError<UpdateItemError, R>,
+) -> Result<Option<Item>, StoreError> {
+    if let SdkError::ServiceError(e) = &err
+        && let UpdateItemError::TransactionConflictException(_) = e.err()
+    {
+        return Err(StoreError::Conflict);
+    }
+    match failed_condition(&err, |e| match e {
+        UpdateItemError::ConditionalCheckFailedException(c) => Some(c),
+        _ => None,
+    }) {
+        Some(image) => Ok(image),
+        None => Err(op_error("UpdateItem", table, &err)),
+    }
+}
+
 impl DynamoStore {
     /// [`Store::commit`](crate::Store::commit): see the module docs.
     pub(super) async fn commit_writes(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -196,25 +236,13 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let err = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        if let SdkError::ServiceError(e) = &err
-            && let PutItemError::TransactionConflictException(_) = e.err()
-        {
-            return Err(StoreError::Conflict);
-        }
-        match failed_condition(&err, |e| match e {
-            PutItemError::ConditionalCheckFailedException(c) => Some(c),
-            _ => None,
-        }) {
-            Some(Some(stored)) => {
+        let Err(err) = result else { return Ok(()) };
+        match refused_put(&self.table, err)? {
+            Some(stored) => {
                 let existing: TxnPointer = entity_from_item(stored, Entity::Txn)?;
                 if &existing == pointer { Ok(()) } else { Err(StoreError::Conflict) }
             }
-            Some(None) => Err(StoreError::Conflict),
-            None => Err(op_error("PutItem", &self.table, &err)),
+            None => Err(StoreError::Conflict),
         }
     }
 
@@ -234,21 +262,12 @@ impl DynamoStore {
                     .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                     .send()
                     .await;
-                let err = match result {
+                match result {
                     Ok(_) => return Sent::Done,
-                    Err(e) => e,
-                };
-                if let SdkError::ServiceError(e) = &err
-                    && let PutItemError::TransactionConflictException(_) = e.err()
-                {
-                    return Sent::Failed(StoreError::Conflict);
-                }
-                match failed_condition(&err, |e| match e {
-                    PutItemError::ConditionalCheckFailedException(c) => Some(c),
-                    _ => None,
-                }) {
-                    Some(image) => image,
-                    None => return Sent::Failed(op_error("PutItem", &self.table, &err)),
+                    Err(err) => match refused_put(&self.table, err) {
+                        Ok(image) => image,
+                        Err(e) => return Sent::Failed(e),
+                    },
                 }
             }
             AggregateOp::Update(update) => {
@@ -267,21 +286,12 @@ impl DynamoStore {
                     .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                     .send()
                     .await;
-                let err = match result {
+                match result {
                     Ok(_) => return Sent::Done,
-                    Err(e) => e,
-                };
-                if let SdkError::ServiceError(e) = &err
-                    && let UpdateItemError::TransactionConflictException(_) = e.err()
-                {
-                    return Sent::Failed(StoreError::Conflict);
-                }
-                match failed_condition(&err, |e| match e {
-                    UpdateItemError::ConditionalCheckFailedException(c) => Some(c),
-                    _ => None,
-                }) {
-                    Some(image) => image,
-                    None => return Sent::Failed(op_error("UpdateItem", &self.table, &err)),
+                    Err(err) => match refused_update(&self.table, err) {
+                        Ok(image) => image,
+                        Err(e) => return Sent::Failed(e),
+                    },
                 }
             }
         };

@@ -644,23 +644,10 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let err = match result {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        if let SdkError::ServiceError(e) = &err
-            && let PutItemError::TransactionConflictException(_) = e.err()
-        {
-            // The item is part of a transaction under way: nothing was written.
-            return Err(StoreError::Conflict);
-        }
-        match failed_condition(&err, |e| match e {
-            PutItemError::ConditionalCheckFailedException(c) => Some(c),
-            _ => None,
-        }) {
-            Some(Some(stored)) if string_attr(&stored, WRITE_TOKEN) == Some(token) => Ok(()),
-            Some(_) => Err(StoreError::Conflict),
-            None => Err(op_error("PutItem", &self.table, &err)),
+        let Err(err) = result else { return Ok(()) };
+        match commit::refused_put(&self.table, err)? {
+            Some(stored) if string_attr(&stored, WRITE_TOKEN) == Some(token) => Ok(()),
+            _ => Err(StoreError::Conflict),
         }
     }
 
