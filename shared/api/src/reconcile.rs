@@ -297,6 +297,12 @@ impl Reconciler {
         self.state.gateway.status(&txn).await.map_err(|e| error_code(&e))
     }
 
+    /// A refund's status (PG v2 asks a refund endpoint of its own; v1 the same one).
+    async fn refund_status(&self, target: &str) -> Result<StatusReport, String> {
+        let txn = txn_id(target).map_err(|e| e.message)?;
+        self.state.gateway.refund_status(&txn).await.map_err(|e| error_code(&e))
+    }
+
     async fn check_payment(
         &self,
         bundle: &SessionBundle,
@@ -360,7 +366,7 @@ impl Reconciler {
             // Final already (the obligation should have ended with it): end it now.
             return self.end(session_id, o.target_id(), "refund already final").await;
         }
-        let report = self.status(refund_id.as_str()).await?;
+        let report = self.refund_status(refund_id.as_str()).await?;
         match report.state {
             TxnState::Success | TxnState::Failed => {
                 let (_, applied) = apply_refund_report_from(

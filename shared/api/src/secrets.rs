@@ -241,6 +241,10 @@ impl PaymentGateway for LazyPhonePe {
         self.ready().await?.status(txn).await
     }
 
+    async fn refund_status(&self, txn: &MerchantTxnId) -> Result<StatusReport, GatewayError> {
+        self.ready().await?.refund_status(txn).await
+    }
+
     async fn refund(&self, req: &RefundRequest) -> Result<RefundStarted, GatewayError> {
         self.ready().await?.refund(req).await
     }

@@ -412,6 +412,17 @@ impl PaymentGateway for MeteredGateway {
         r
     }
 
+    async fn refund_status(&self, txn: &MerchantTxnId) -> Result<StatusReport, GatewayError> {
+        let start = Instant::now();
+        let r = self.0.refund_status(txn).await;
+        let code = match &r {
+            Ok(report) => known_code(&report.code),
+            Err(e) => error_label(e),
+        };
+        phonepe_call("refund_status", code, start.elapsed());
+        r
+    }
+
     async fn refund(&self, req: &RefundRequest) -> Result<RefundStarted, GatewayError> {
         let start = Instant::now();
         let r = self.0.refund(req).await;

@@ -3,7 +3,8 @@
 //! [`PaymentGateway`] is what the rest of parkpay calls: start a payment, ask its status, start a
 //! refund, and authenticate and decode a server-to-server notification. Requests and answers are
 //! typed and provider-neutral (amounts in [`Paise`], our own [`TxnState`]), so PhonePe's PG v2
-//! (OAuth Standard Checkout) can sit beside [`phonepe_v1::PhonePeV1`] behind the same trait.
+//! (OAuth Standard Checkout, [`phonepe_v2`]) sits beside PG v1 ([`phonepe_v1`]) behind the same
+//! trait.
 //!
 //! The error type separates the two kinds of failure a payment system must never confuse
 //! ([`GatewayError::outcome_unknown`]): PhonePe *said no* (nothing happened, the caller may fail
@@ -17,10 +18,11 @@ pub use parkpay_domain::Paise;
 
 pub mod config;
 pub mod phonepe_v1;
+pub mod phonepe_v2;
 #[cfg(feature = "client")]
 pub mod tls;
 
-pub use config::{ConfigError, Environment, PhonePeV1Config};
+pub use config::{ConfigError, Environment, PhonePeV1Config, PhonePeV2Config, V2ConfigError};
 
 /// Our id for a payment or refund at the gateway (PhonePe's `merchantTransactionId`).
 /// At most [`MerchantTxnId::MAX_LEN`] characters of `[A-Za-z0-9_-]`: the strictest of PhonePe's
@@ -64,6 +66,22 @@ pub enum Instrument {
     UpiQr,
     /// A collect request sent to the payer's UPI address.
     UpiCollect { vpa: String },
+    /// PhonePe's native mobile SDK inside our app (PG v2 only): the answer carries a token the
+    /// app hands to the SDK ([`PayStarted::sdk_token`]).
+    AppSdk,
+}
+
+impl Instrument {
+    /// PhonePe's name of the instrument (`PAY_PAGE`, `UPI_INTENT`, …; `APP_SDK` for the SDK).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Instrument::PayPage => "PAY_PAGE",
+            Instrument::UpiIntent { .. } => "UPI_INTENT",
+            Instrument::UpiQr => "UPI_QR",
+            Instrument::UpiCollect { .. } => "UPI_COLLECT",
+            Instrument::AppSdk => "APP_SDK",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +110,24 @@ pub struct PayStarted {
     pub redirect_url: Option<String>,
     pub upi_intent_url: Option<String>,
     pub qr_data: Option<String>,
+    /// [`Instrument::AppSdk`]: the token the app hands to PhonePe's mobile SDK.
+    pub sdk_token: Option<String>,
+    /// The gateway's own id of the order (PG v2 `orderId`), when it gives one.
+    pub order_id: Option<String>,
+}
+
+impl PayStarted {
+    /// A started payment with no links yet (fields are then filled by name).
+    pub fn new(merchant_txn_id: MerchantTxnId) -> Self {
+        Self {
+            merchant_txn_id,
+            redirect_url: None,
+            upi_intent_url: None,
+            qr_data: None,
+            sdk_token: None,
+            order_id: None,
+        }
+    }
 }
 
 /// Where a payment or refund stands, in our terms.
@@ -159,6 +195,12 @@ pub struct Notice {
     pub report: StatusReport,
 }
 
+/// The code of [`GatewayError::Rejected`] for an instrument the gateway's API does not offer
+/// (nothing was sent).
+pub const INSTRUMENT_NOT_AVAILABLE: &str = "INSTRUMENT_NOT_AVAILABLE";
+/// The code of [`GatewayError::Rejected`] when the gateway rate-limits us (retryable).
+pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
+
 /// Why a gateway call did not give an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -193,7 +235,7 @@ impl GatewayError {
     /// True when trying again later may succeed without any change (rate limits, outages).
     pub fn retryable(&self) -> bool {
         match self {
-            GatewayError::Rejected { code, .. } => code == "TOO_MANY_REQUESTS",
+            GatewayError::Rejected { code, .. } => code == TOO_MANY_REQUESTS,
             GatewayError::OutcomeUnknown { .. } | GatewayError::Unreachable { .. } => true,
         }
     }
@@ -230,17 +272,27 @@ pub trait PaymentGateway: Send + Sync {
     /// Start a payment. `Ok` only when the gateway accepted it.
     async fn pay(&self, req: &PayRequest) -> Result<PayStarted, GatewayError>;
 
-    /// The state of a payment or refund by our id. Safe to call any number of times.
+    /// The state of a payment by our id (PG v1: of a refund too). Safe to call any number of
+    /// times.
     async fn status(&self, txn: &MerchantTxnId) -> Result<StatusReport, GatewayError>;
 
+    /// The state of a refund by our refund id. Safe to call any number of times. PG v1 answers
+    /// payments and refunds from one status API, so by default this is [`PaymentGateway::status`];
+    /// PG v2 has a separate refund status API and overrides it. Wrappers around another gateway
+    /// must forward it, not rely on the default.
+    async fn refund_status(&self, refund: &MerchantTxnId) -> Result<StatusReport, GatewayError> {
+        self.status(refund).await
+    }
+
     /// Start a refund. Before retrying after [`GatewayError::OutcomeUnknown`], ask
-    /// [`PaymentGateway::status`] of the refund id: it may have started.
+    /// [`PaymentGateway::refund_status`] of the refund id: it may have started.
     async fn refund(&self, req: &RefundRequest) -> Result<RefundStarted, GatewayError>;
 
     /// Authenticate and decode a server-to-server notification from its raw headers and body.
-    /// No network I/O for v1 (async so an implementation may first load its keys, e.g. from a
+    /// No network I/O for v1 or v2 (async so an implementation may first load its keys, e.g. from a
     /// secret store on first use). The caller still compares the amount and merchant with its
-    /// own record.
+    /// own record; a PG v2 webhook's `Authorization` does not depend on its body, so its notice
+    /// must be confirmed by reading the status before it is applied.
     async fn verify_notice(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Notice, CallbackError>;
 }
 
@@ -268,5 +320,13 @@ mod tests {
         let limited = GatewayError::Rejected { code: "TOO_MANY_REQUESTS".into(), message: "x".into() };
         assert!(limited.retryable());
         assert!(!GatewayError::Unreachable { reason: "refused".into() }.outcome_unknown());
+    }
+
+    #[test]
+    fn instrument_names_and_an_empty_start() {
+        assert_eq!(Instrument::AppSdk.name(), "APP_SDK");
+        assert_eq!(Instrument::UpiCollect { vpa: "a@b".into() }.name(), "UPI_COLLECT");
+        let s = PayStarted::new(MerchantTxnId::parse("T1").unwrap());
+        assert_eq!((s.redirect_url, s.sdk_token, s.order_id), (None, None, None));
     }
 }

@@ -2,7 +2,6 @@
 //! `POST /pg/v1/refund`, with PhonePe's checks, envelopes and codes, and the answer faults.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,19 +19,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::engine::{Inner, Record, message_for, status_envelope};
-use crate::faults::{ForcedAnswer, Operation, ServerError};
+use crate::faults::{ForcedAnswer, Operation};
 use crate::model::{SimState, Transaction, TxnKind};
-use crate::util::{MAX_TXN_ID, MAX_USER_ID, new_provider_txn_id, new_token, now_ms, random_u64, rupees, valid_id};
+use crate::respond::with_faults;
+use crate::util::{MAX_TXN_ID, MAX_USER_ID, new_provider_txn_id, new_token, now_ms, rupees, valid_id};
 
 /// Standard alphabet; padding optional (the checksum is still over the text as received).
 const B64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-
-/// What a garbage-fault answer looks like: a proxy's error page with HTTP 200.
-pub(crate) const GARBAGE_BODY: &str =
-    "<html><head><title>Gateway</title></head><body>upstream answered something unexpected</body></html>";
 
 /// One answer: HTTP status and envelope JSON.
 pub(crate) struct Answer {
@@ -115,42 +111,15 @@ fn hint_from_body(body: &[u8]) -> Hint {
 
 /// Apply the answer faults around `work` (which records, if anything is recorded).
 async fn run(inner: &Arc<Inner>, op: Operation, hint: &Hint, work: impl FnOnce() -> Answer) -> Response {
-    if let Some(txn) = &hint.txn {
-        *inner.lock().calls.entry((op, txn.clone())).or_insert(0) += 1;
-    }
-    let faults = inner.faults_for(hint.txn.as_deref());
-    if !faults.applies_to(op) {
-        return work().into_response();
-    }
-    let jitter = match faults.latency_jitter_ms {
-        0 => 0,
-        j => random_u64() % (j + 1),
-    };
-    let latency = faults.latency_ms.saturating_add(jitter);
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    if let Some(forced) = &faults.force {
-        tracing::info!(?op, txn = ?hint.txn, code = %forced.code, "forced answer (fault)");
-        return forced_answer(inner, op, hint, forced).into_response();
-    }
-    if faults.server_error == Some(ServerError::Before) {
-        tracing::info!(?op, txn = ?hint.txn, "HTTP 500 before processing (fault)");
-        return internal_error().into_response();
-    }
-    let mut answer = work();
-    if faults.server_error == Some(ServerError::After) {
-        tracing::info!(?op, txn = ?hint.txn, "HTTP 500 after processing (fault)");
-        answer = internal_error();
-    }
-    if faults.hang_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.hang_ms)).await;
-    }
-    if faults.garbage {
-        tracing::info!(?op, txn = ?hint.txn, "garbage answer (fault)");
-        return (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], GARBAGE_BODY).into_response();
-    }
-    answer.into_response()
+    with_faults(
+        inner,
+        op,
+        hint.txn.as_deref(),
+        |forced| forced_answer(inner, op, hint, forced).into_response(),
+        || internal_error().into_response(),
+        || work().into_response(),
+    )
+    .await
 }
 
 fn forced_answer(inner: &Inner, op: Operation, hint: &Hint, forced: &ForcedAnswer) -> Answer {
@@ -263,7 +232,7 @@ fn authenticate_body(
 
 // ---- field checks -------------------------------------------------------------------------
 
-fn opt_str<'a>(p: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
+pub(crate) fn opt_str<'a>(p: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
     match p.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -271,12 +240,12 @@ fn opt_str<'a>(p: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, 
     }
 }
 
-fn req_str<'a>(p: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
+pub(crate) fn req_str<'a>(p: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
     opt_str(p, key)?.filter(|s| !s.is_empty()).ok_or_else(|| format!("{key} is required"))
 }
 
 /// Integer paise as a JSON number: never a string, a float or negative.
-fn amount(p: &Map<String, Value>, min: u64) -> Result<u64, String> {
+pub(crate) fn amount(p: &Map<String, Value>, min: u64) -> Result<u64, String> {
     let n = match p.get("amount") {
         None | Some(Value::Null) => return Err("amount is required".into()),
         Some(Value::String(_)) => return Err("amount must be a JSON number of paise, not a string".into()),
@@ -312,7 +281,7 @@ fn user_id(p: &Map<String, Value>) -> Result<Option<String>, String> {
     }
 }
 
-fn http_url(raw: &str, key: &str) -> Result<String, String> {
+pub(crate) fn http_url(raw: &str, key: &str) -> Result<String, String> {
     match url::Url::parse(raw) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(u.to_string()),
         _ => Err(format!("{key} must be an http or https URL")),
@@ -415,7 +384,7 @@ fn parse_pay(p: &Map<String, Value>) -> Result<PayReq, String> {
 }
 
 /// Where links point when no public base URL is configured: the request's own host.
-fn host_base(headers: &HeaderMap) -> String {
+pub(crate) fn host_base(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -501,7 +470,7 @@ fn process_pay(inner: &Inner, headers: &HeaderMap, body: &[u8]) -> Result<Answer
             return Err(bad_request(format!("duplicate merchantTransactionId {}: it is already used", req.txn)));
         }
         st.tokens.insert(token, req.txn.clone());
-        st.txns.insert(req.txn.clone(), Record { view, completed_at: None });
+        st.txns.insert(req.txn.clone(), Record::v1(view));
     }
     tracing::info!(txn = %req.txn, amount = req.amount, instrument = req.instrument.name(), "payment initiated");
     let env = wire::Envelope {
@@ -548,7 +517,7 @@ fn process_status(inner: &Inner, headers: &HeaderMap, merchant_id: &str, txn: &s
     }
     let st = inner.lock();
     match st.txns.get(txn) {
-        Some(rec) if rec.view.merchant_id == merchant_id => {
+        Some(rec) if rec.view.merchant_id == merchant_id && rec.v2.is_none() => {
             Ok(Answer::envelope(StatusCode::OK, &status_envelope(&rec.view)))
         }
         _ => Err(not_found(format!("no transaction {txn} for merchant {merchant_id}"))),
@@ -592,7 +561,7 @@ fn process_refund(inner: &Arc<Inner>, headers: &HeaderMap, body: &[u8]) -> Resul
             )));
         }
         let original = match st.txns.get(&req.original) {
-            Some(r) if r.view.kind == TxnKind::Payment && r.view.merchant_id == merchant_id => r,
+            Some(r) if r.view.kind == TxnKind::Payment && r.view.merchant_id == merchant_id && r.v2.is_none() => r,
             _ => return Err(not_found(format!("no payment {} for merchant {merchant_id}", req.original))),
         };
         if original.view.state != SimState::Completed {
@@ -641,7 +610,7 @@ fn process_refund(inner: &Arc<Inner>, headers: &HeaderMap, body: &[u8]) -> Resul
             created_at_ms: now,
             updated_at_ms: now,
         };
-        st.txns.insert(req.refund_id.clone(), Record { view: view.clone(), completed_at: None });
+        st.txns.insert(req.refund_id.clone(), Record::v1(view.clone()));
         if let Some(p) = st.txns.get_mut(&req.original) {
             p.view.refund_ids.push(req.refund_id.clone());
         }

@@ -4,7 +4,8 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use parkpay_checksum::{KeyError, SaltIndex, SaltKey, SaltKeys};
+use parkpay_checksum::{KeyError, SaltIndex, SaltKey, SaltKeys, WebhookCredentials};
+use secrecy::SecretString;
 use url::Url;
 
 /// PhonePe's public sandbox merchant (`docs/phonepe.md` §5).
@@ -12,10 +13,62 @@ pub const SANDBOX_MERCHANT_ID: &str = parkpay_checksum::conformance::SANDBOX_MER
 /// The public sandbox salt key that goes with [`SANDBOX_MERCHANT_ID`]. Public, not a secret.
 pub const SANDBOX_SALT_KEY: &str = parkpay_checksum::conformance::SANDBOX_SALT_KEY;
 pub const SANDBOX_SALT_INDEX: SaltIndex = SaltIndex::new(parkpay_checksum::conformance::SANDBOX_SALT_INDEX);
+/// The simulator's default PG v2 OAuth client id. Public, not a secret.
+pub const SANDBOX_CLIENT_ID: &str = "PARKPAY-SIM-CLIENT";
+/// The simulator's default PG v2 OAuth client secret. Public, not a secret.
+pub const SANDBOX_CLIENT_SECRET: &str = "parkpay-simulator-client-secret";
+/// PhonePe's sandbox (UAT) client version.
+pub const SANDBOX_CLIENT_VERSION: u32 = 1;
+/// The default PG v2 webhook username and password: PhonePe's own example pair, so that the
+/// default webhook `Authorization` is the published test vector
+/// ([`parkpay_checksum::conformance::WEBHOOK_AUTHORIZATION`]).
+pub const SANDBOX_WEBHOOK_USERNAME: &str = "username";
+pub const SANDBOX_WEBHOOK_PASSWORD: &str = "password";
+/// How long a PG v2 access token lives unless configured otherwise.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Where the binary listens unless `PARKPAY_SIM_ADDR` says otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
-/// Everything a [`crate::Simulator`] needs. `Debug` is safe to log: salt keys are redacted.
+/// PG v2 (Standard Checkout with OAuth) settings. `Debug` is safe to log: the client secret and
+/// the webhook password are redacted.
+#[derive(Debug, Clone)]
+pub struct V2Settings {
+    /// The `merchantId` webhooks carry (v2 requests name no merchant: the OAuth client does).
+    pub merchant_id: String,
+    /// The only OAuth client the token endpoint accepts: id, version and secret.
+    pub client_id: String,
+    pub client_version: u32,
+    pub client_secret: SecretString,
+    /// Username and password whose `sha256("username:password")` (lowercase hex) every webhook
+    /// carries as its `Authorization` header.
+    pub webhook: WebhookCredentials,
+    /// Where webhooks are POSTed; `None`: none are sent. [`crate::Simulator::set_webhook_url`]
+    /// changes it while running.
+    pub webhook_url: Option<Url>,
+    /// How long an access token is valid (whole seconds; at least 1 s). `issued_at` is the
+    /// current epoch second and `expires_at` that plus the lifetime; the token is refused from
+    /// `expires_at` on.
+    pub token_lifetime: Duration,
+}
+
+impl V2Settings {
+    /// The simulator's public test client ([`SANDBOX_CLIENT_ID`], …), webhooks signed with
+    /// PhonePe's example pair and sent nowhere, tokens valid for an hour.
+    pub fn sandbox(merchant_id: impl Into<String>) -> Self {
+        Self {
+            merchant_id: merchant_id.into(),
+            client_id: SANDBOX_CLIENT_ID.to_owned(),
+            client_version: SANDBOX_CLIENT_VERSION,
+            client_secret: SecretString::from(SANDBOX_CLIENT_SECRET),
+            webhook: WebhookCredentials::new(SANDBOX_WEBHOOK_USERNAME, SecretString::from(SANDBOX_WEBHOOK_PASSWORD)),
+            webhook_url: None,
+            token_lifetime: DEFAULT_TOKEN_LIFETIME,
+        }
+    }
+}
+
+/// Everything a [`crate::Simulator`] needs. `Debug` is safe to log: salt keys, the v2 client
+/// secret and the webhook password are redacted.
 #[derive(Debug, Clone)]
 pub struct SimulatorConfig {
     /// Merchant ids and their salt keys (several indices per merchant are fine).
@@ -38,6 +91,8 @@ pub struct SimulatorConfig {
     /// A refund asked for longer than this after the payment completed is
     /// `REVERSAL_WINDOW_EXCEEDED`.
     pub reversal_window: Duration,
+    /// PG v2: the OAuth client, webhooks and token lifetime (v1 users need not touch it).
+    pub v2: V2Settings,
 }
 
 impl Default for SimulatorConfig {
@@ -57,8 +112,10 @@ impl SimulatorConfig {
 
     /// One merchant, default timings.
     pub fn for_merchant(merchant_id: impl Into<String>, keys: SaltKeys) -> Self {
+        let merchant_id = merchant_id.into();
         Self {
-            merchants: vec![(merchant_id.into(), keys)],
+            v2: V2Settings::sandbox(merchant_id.clone()),
+            merchants: vec![(merchant_id, keys)],
             public_base_url: None,
             callback_retries: 3,
             callback_backoff: Duration::from_secs(1),
@@ -75,6 +132,32 @@ impl SimulatorConfig {
         self.callback_backoff = Duration::from_millis(20);
         self.callback_timeout = Duration::from_secs(2);
         self.refund_settle_delay = Duration::from_millis(50);
+        self
+    }
+
+    /// The PG v2 OAuth client the token endpoint accepts.
+    pub fn with_v2_client(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+        client_version: u32,
+    ) -> Self {
+        self.v2.client_id = client_id.into();
+        self.v2.client_secret = SecretString::from(client_secret.into());
+        self.v2.client_version = client_version;
+        self
+    }
+
+    /// Where PG v2 webhooks go, and the username and password of their `Authorization`.
+    pub fn with_v2_webhook(mut self, url: Option<Url>, username: &str, password: &str) -> Self {
+        self.v2.webhook_url = url;
+        self.v2.webhook = WebhookCredentials::new(username, SecretString::from(password.to_owned()));
+        self
+    }
+
+    /// How long PG v2 access tokens live (tests make them expire quickly).
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.v2.token_lifetime = lifetime;
         self
     }
 
@@ -96,8 +179,29 @@ impl SimulatorConfig {
         if self.callback_timeout.is_zero() {
             return Err(SimConfigError::ZeroCallbackTimeout);
         }
+        let v2 = &self.v2;
+        if !valid_client_id(&v2.client_id) {
+            return Err(SimConfigError::ClientId);
+        }
+        if secrecy::ExposeSecret::expose_secret(&v2.client_secret).is_empty() {
+            return Err(SimConfigError::EmptyClientSecret);
+        }
+        if !(1..=MAX_TOKEN_LIFETIME_S).contains(&v2.token_lifetime.as_secs()) {
+            return Err(SimConfigError::TokenLifetime);
+        }
+        if let Some(u) = v2.webhook_url.as_ref().filter(|u| !matches!(u.scheme(), "http" | "https")) {
+            return Err(SimConfigError::WebhookUrl(u.to_string()));
+        }
         Ok(())
     }
+}
+
+/// Longest token lifetime: 30 days.
+const MAX_TOKEN_LIFETIME_S: u64 = 30 * 24 * 3600;
+
+/// 1 to 128 printable ASCII characters without spaces.
+fn valid_client_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// 1 to 37 characters of `[A-Za-z0-9_-]` (PhonePe: "below 38").
@@ -119,6 +223,14 @@ pub enum SimConfigError {
     ZeroCallbackTimeout,
     #[error("could not build the callback HTTP client: {0}")]
     HttpClient(String),
+    #[error("the PG v2 client id must be 1 to 128 printable ASCII characters without spaces")]
+    ClientId,
+    #[error("the PG v2 client secret must not be empty")]
+    EmptyClientSecret,
+    #[error("the PG v2 token lifetime must be 1 second to 30 days")]
+    TokenLifetime,
+    #[error("webhook URL {0:?} must be http or https")]
+    WebhookUrl(String),
 }
 
 /// A bad environment variable: `Display` is the one line the binary prints.
@@ -153,9 +265,15 @@ pub fn settings_from_env() -> Result<EnvSettings, EnvError> {
 /// | `PARKPAY_SIM_PUBLIC_URL` | `http://<listen address>` | base of the pay page links |
 /// | `PARKPAY_SIM_REFUND_SETTLE_MS` | `2000` | how long refunds stay PENDING |
 /// | `PARKPAY_SIM_CALLBACK_RETRIES` | `3` | extra callback attempts |
+/// | `PHONEPE_CLIENT_ID` | `PARKPAY-SIM-CLIENT` | PG v2: the OAuth client the token endpoint accepts |
+/// | `PHONEPE_CLIENT_SECRET` | the simulator's public test secret | its secret |
+/// | `PHONEPE_CLIENT_VERSION` | `1` | its version |
+/// | `PHONEPE_WEBHOOK_USERNAME`, `PHONEPE_WEBHOOK_PASSWORD` | `username`, `password` | PG v2 webhook `Authorization` = hex `sha256("username:password")` |
+/// | `PHONEPE_WEBHOOK_URL` | none (no webhooks) | where PG v2 webhooks go |
+/// | `PARKPAY_SIM_TOKEN_LIFETIME_S` | `3600` | PG v2 access token lifetime, seconds |
 ///
 /// A variable that is set must be valid (an empty value is invalid); the error names it and
-/// never shows a salt key.
+/// never shows a salt key, client secret or webhook password.
 pub fn settings_from(get: impl Fn(&str) -> Option<OsString>) -> Result<EnvSettings, EnvError> {
     let read = |var: &'static str| -> Result<Option<String>, EnvError> {
         match get(var) {
@@ -248,7 +366,55 @@ fn finish(
             problem: format!("must be a whole number from 0 to 20 (got {s:?})"),
         })?;
     }
+    v2_settings(&mut config.v2, read)?;
     Ok(EnvSettings { addr, config })
+}
+
+/// The PG v2 variables.
+fn v2_settings(
+    v2: &mut V2Settings,
+    read: &dyn Fn(&'static str) -> Result<Option<String>, EnvError>,
+) -> Result<(), EnvError> {
+    if let Some(id) = read("PHONEPE_CLIENT_ID")? {
+        if !valid_client_id(&id) {
+            return Err(EnvError {
+                var: "PHONEPE_CLIENT_ID",
+                problem: "must be 1 to 128 printable ASCII characters without spaces".into(),
+            });
+        }
+        v2.client_id = id;
+    }
+    if let Some(secret) = read("PHONEPE_CLIENT_SECRET")? {
+        v2.client_secret = SecretString::from(secret);
+    }
+    if let Some(s) = read("PHONEPE_CLIENT_VERSION")? {
+        v2.client_version = s.parse().ok().filter(|v| *v > 0).ok_or(EnvError {
+            var: "PHONEPE_CLIENT_VERSION",
+            problem: format!("must be a positive whole number (got {s:?})"),
+        })?;
+    }
+    let username = read("PHONEPE_WEBHOOK_USERNAME")?;
+    let password = read("PHONEPE_WEBHOOK_PASSWORD")?;
+    if username.is_some() || password.is_some() {
+        let username = username.unwrap_or_else(|| SANDBOX_WEBHOOK_USERNAME.to_owned());
+        let password = password.unwrap_or_else(|| SANDBOX_WEBHOOK_PASSWORD.to_owned());
+        v2.webhook = WebhookCredentials::new(username, SecretString::from(password));
+    }
+    if let Some(s) = read("PHONEPE_WEBHOOK_URL")? {
+        let url = Url::parse(&s).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        v2.webhook_url = Some(url.ok_or(EnvError {
+            var: "PHONEPE_WEBHOOK_URL",
+            problem: format!("must be an http or https URL (got {s:?})"),
+        })?);
+    }
+    if let Some(s) = read("PARKPAY_SIM_TOKEN_LIFETIME_S")? {
+        let secs: u64 = s.parse().ok().filter(|n| (1..=MAX_TOKEN_LIFETIME_S).contains(n)).ok_or(EnvError {
+            var: "PARKPAY_SIM_TOKEN_LIFETIME_S",
+            problem: format!("must be a whole number of seconds from 1 to {MAX_TOKEN_LIFETIME_S} (got {s:?})"),
+        })?;
+        v2.token_lifetime = Duration::from_secs(secs);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -341,6 +507,55 @@ mod tests {
             assert!(!line.contains("secret-"), "{line}");
             assert!(!line.contains('\n'));
         }
+    }
+
+    #[test]
+    fn v2_defaults_and_overrides() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.config.v2.client_id, SANDBOX_CLIENT_ID);
+        assert_eq!(s.config.v2.client_version, 1);
+        assert_eq!(s.config.v2.merchant_id, "PGTESTPAYUAT");
+        assert_eq!(s.config.v2.webhook.authorization(), parkpay_checksum::conformance::WEBHOOK_AUTHORIZATION);
+        assert_eq!(s.config.v2.webhook_url, None);
+        assert_eq!(s.config.v2.token_lifetime, DEFAULT_TOKEN_LIFETIME);
+
+        let s = settings(&[
+            ("PHONEPE_MERCHANT_ID", "M2"),
+            ("PHONEPE_CLIENT_ID", "TEST-CLIENT"),
+            ("PHONEPE_CLIENT_SECRET", "secret-client"),
+            ("PHONEPE_CLIENT_VERSION", "3"),
+            ("PHONEPE_WEBHOOK_USERNAME", "u"),
+            ("PHONEPE_WEBHOOK_PASSWORD", "secret-pw"),
+            ("PHONEPE_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("PARKPAY_SIM_TOKEN_LIFETIME_S", "5"),
+        ])
+        .unwrap();
+        let v2 = &s.config.v2;
+        assert_eq!((v2.merchant_id.as_str(), v2.client_id.as_str(), v2.client_version), ("M2", "TEST-CLIENT", 3));
+        assert_eq!(secrecy::ExposeSecret::expose_secret(&v2.client_secret), "secret-client");
+        let expected = WebhookCredentials::new("u", SecretString::from("secret-pw")).authorization();
+        assert_eq!(v2.webhook.authorization(), expected);
+        assert_eq!(v2.webhook_url.as_ref().unwrap().as_str(), "http://127.0.0.1:9/hook");
+        assert_eq!(v2.token_lifetime, Duration::from_secs(5));
+        let shown = format!("{:?}", s.config);
+        assert!(!shown.contains("secret-client") && !shown.contains("secret-pw"), "{shown}");
+
+        for (vars, var) in [
+            (vec![("PHONEPE_CLIENT_ID", "has space")], "PHONEPE_CLIENT_ID"),
+            (vec![("PHONEPE_CLIENT_SECRET", "")], "PHONEPE_CLIENT_SECRET"),
+            (vec![("PHONEPE_CLIENT_VERSION", "0")], "PHONEPE_CLIENT_VERSION"),
+            (vec![("PHONEPE_WEBHOOK_PASSWORD", "")], "PHONEPE_WEBHOOK_PASSWORD"),
+            (vec![("PHONEPE_WEBHOOK_URL", "ftp://x")], "PHONEPE_WEBHOOK_URL"),
+            (vec![("PARKPAY_SIM_TOKEN_LIFETIME_S", "0")], "PARKPAY_SIM_TOKEN_LIFETIME_S"),
+        ] {
+            assert_eq!(settings(&vars).unwrap_err().var, var);
+        }
+        let c = SimulatorConfig::sandbox().with_token_lifetime(Duration::from_millis(500));
+        assert_eq!(c.validate(), Err(SimConfigError::TokenLifetime));
+        let c = SimulatorConfig::sandbox().with_v2_client("", "s", 1);
+        assert_eq!(c.validate(), Err(SimConfigError::ClientId));
+        let c = SimulatorConfig::sandbox().with_v2_client("c", "", 1);
+        assert_eq!(c.validate(), Err(SimConfigError::EmptyClientSecret));
     }
 
     #[test]

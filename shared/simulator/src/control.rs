@@ -16,11 +16,11 @@ use crate::engine::Inner;
 use crate::faults::Faults;
 use crate::model::{CompleteError, Outcome};
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": { "code": code, "message": message.into() } }))).into_response()
 }
 
-fn sim(inner: Arc<Inner>) -> Simulator {
+pub(crate) fn sim(inner: Arc<Inner>) -> Simulator {
     Simulator { inner }
 }
 

@@ -1,5 +1,6 @@
 //! The simulator's state and what happens to a transaction over time: outcomes, late success,
-//! refund settlement, and signed callback delivery with retries and faults.
+//! refund settlement, and notification delivery (v1 signed callbacks, v2 webhooks) with retries
+//! and faults.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,8 +13,11 @@ use tokio::sync::oneshot;
 
 use crate::config::SimulatorConfig;
 use crate::faults::{CallbackFaults, FaultTable, Faults, Operation};
-use crate::model::{CallbackDelivery, CompleteError, DeliveryResult, Outcome, SimState, Transaction, TxnKind};
+use crate::model::{
+    CallbackDelivery, CompleteError, DeliveryResult, Outcome, SettleError, SimState, Transaction, TxnKind,
+};
 use crate::util::{new_utr, now_ms};
+use crate::v2::{TokenStore, V2Info};
 
 /// The callback log keeps this many entries (oldest dropped first).
 const MAX_LOG: usize = 10_000;
@@ -24,6 +28,15 @@ pub(crate) struct Record {
     pub view: Transaction,
     /// When the payment completed (for the reversal window).
     pub completed_at: Option<Instant>,
+    /// What a PG v2 order or refund adds; `None` for a v1 transaction. v1 and v2 ids share one
+    /// namespace, and each API sees only its own records.
+    pub v2: Option<V2Info>,
+}
+
+impl Record {
+    pub fn v1(view: Transaction) -> Self {
+        Self { view, completed_at: None, v2: None }
+    }
 }
 
 #[derive(Default)]
@@ -39,6 +52,8 @@ pub(crate) struct State {
     /// The salt index of the last request, by operation and merchant transaction id, whose
     /// checksum matched: which of the merchant's keys parkpay signs with.
     pub signed_with: HashMap<(Operation, String), SaltIndex>,
+    /// PG v2 OAuth: issued tokens, token request counts and token faults.
+    pub oauth: TokenStore,
 }
 
 impl State {
@@ -70,20 +85,32 @@ pub(crate) struct Inner {
     /// active one (PhonePe's side of a key rotation). Apart from `state`, whose lock is held
     /// while a callback is prepared: locked after it, never before.
     pub callback_index: Mutex<HashMap<String, SaltIndex>>,
+    /// Where PG v2 webhooks go (`None`: none are sent). Like `callback_index`: locked after
+    /// `state`, never before.
+    pub webhook_url: Mutex<Option<String>>,
 }
 
-/// A callback ready to be signed and sent.
+/// A notification ready to send, prepared when the state changed: a v1 callback (signed
+/// `{"response": base64}` + `X-VERIFY`) or a v2 webhook (`{event, payload}` + `Authorization`).
+#[derive(Clone)]
 pub(crate) struct Notification {
     pub txn: String,
     pub url: String,
-    pub envelope: wire::Envelope<wire::StatusData>,
-    pub keys: SaltKeys,
+    /// v1: the status code; v2: the event name (`checkout.order.completed`, …).
+    pub code: String,
+    pub state: String,
+    pub body: Vec<u8>,
+    /// The authentication header: name and value.
+    pub header: (&'static str, String),
+    /// v1: the salt index after `###`; v2: 0.
+    pub salt_index: u32,
 }
 
 impl Inner {
     pub fn new(cfg: SimulatorConfig, http: reqwest::Client) -> Self {
         let merchants = cfg.merchants.iter().cloned().collect();
         let public_base = cfg.public_base_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_owned());
+        let webhook_url = cfg.v2.webhook_url.as_ref().map(|u| u.to_string());
         Self {
             merchants,
             public_base,
@@ -91,6 +118,7 @@ impl Inner {
             http,
             state: Mutex::new(State::default()),
             callback_index: Mutex::new(HashMap::new()),
+            webhook_url: Mutex::new(webhook_url),
         }
     }
 
@@ -128,13 +156,24 @@ impl Inner {
         }
     }
 
-    fn notification(&self, rec: &Record) -> Option<Notification> {
+    /// The notification a record's current state calls for: a signed v1 callback to its
+    /// `callbackUrl`, or a v2 webhook to the configured webhook URL (none without one).
+    pub fn notification(&self, rec: &Record) -> Option<Notification> {
+        if rec.v2.is_some() {
+            let url = self.webhook_url.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()?;
+            return crate::v2::webhook(&self.cfg.v2, rec, url);
+        }
         let keys = self.callback_keys(&rec.view.merchant_id)?;
+        let envelope = status_envelope(&rec.view);
+        let (body, x_verify) = sign_callback(&keys, &envelope);
         Some(Notification {
             txn: rec.view.merchant_transaction_id.clone(),
             url: rec.view.callback_url.clone(),
-            envelope: status_envelope(&rec.view),
-            keys,
+            code: envelope.code.clone(),
+            state: rec.view.state.as_str().to_owned(),
+            body,
+            header: (X_VERIFY, x_verify.to_string()),
+            salt_index: keys.active_index().get(),
         })
     }
 
@@ -201,29 +240,52 @@ impl Inner {
         let inner = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(inner.cfg.refund_settle_delay).await;
-            let faults = inner.faults_for(Some(&refund_id));
-            let notification = {
-                let mut st = inner.lock();
-                let Some(rec) = st.txns.get_mut(&refund_id) else { return };
-                if rec.view.state != SimState::Pending || faults.stuck_pending {
-                    return;
-                }
-                if faults.refund_fails {
-                    apply(rec, SimState::Failed, codes::PAYMENT_ERROR);
-                } else {
-                    apply(rec, SimState::Completed, codes::PAYMENT_SUCCESS);
-                }
-                tracing::info!(refund = %refund_id, code = %rec.view.code, "refund settled");
-                let n = inner.notification(rec);
-                if let Some(parent) = rec.view.original_transaction_id.clone() {
-                    st.refresh_refunded(&parent);
-                }
-                n
-            };
-            if let Some(n) = notification {
-                notify(inner, n, faults.callback, None).await;
+            if let Err(e) = inner.settle_refund(&refund_id, None) {
+                tracing::debug!(refund = %refund_id, error = %e, "refund not settled");
             }
         });
+    }
+
+    /// Settle a refund that is still PENDING and send its notification. `outcome` `None`: as its
+    /// faults say (`stuck_pending`: not at all; `refund_fails`: FAILED; otherwise COMPLETED);
+    /// `Some`: COMPLETED for [`Outcome::Success`], FAILED otherwise, whatever the faults.
+    pub fn settle_refund(
+        self: &Arc<Self>,
+        refund_id: &str,
+        outcome: Option<Outcome>,
+    ) -> Result<Transaction, SettleError> {
+        let faults = self.faults_for(Some(refund_id));
+        let (notification, view) = {
+            let mut st = self.lock();
+            let rec = st.txns.get_mut(refund_id).ok_or_else(|| SettleError::NotFound(refund_id.to_owned()))?;
+            if rec.view.kind != TxnKind::Refund {
+                return Err(SettleError::NotARefund(refund_id.to_owned()));
+            }
+            if rec.view.state != SimState::Pending {
+                return Err(SettleError::AlreadySettled { refund: refund_id.to_owned(), state: rec.view.state });
+            }
+            let fails = match outcome {
+                None if faults.stuck_pending => return Ok(rec.view.clone()),
+                None => faults.refund_fails,
+                Some(o) => o != Outcome::Success,
+            };
+            if fails {
+                apply(rec, SimState::Failed, codes::PAYMENT_ERROR);
+            } else {
+                apply(rec, SimState::Completed, codes::PAYMENT_SUCCESS);
+            }
+            tracing::info!(refund = %refund_id, code = %rec.view.code, "refund settled");
+            let n = self.notification(rec);
+            let view = rec.view.clone();
+            if let Some(parent) = view.original_transaction_id.clone() {
+                st.refresh_refunded(&parent);
+            }
+            (n, view)
+        };
+        if let Some(n) = notification {
+            tokio::spawn(notify(self.clone(), n, faults.callback, None));
+        }
+        Ok(view)
     }
 }
 
@@ -309,21 +371,19 @@ pub(crate) async fn notify(
     faults: CallbackFaults,
     mut first: Option<oneshot::Sender<()>>,
 ) {
-    let code = n.envelope.code.clone();
-    let state = n.envelope.data.as_ref().and_then(|d| d.state.clone()).unwrap_or_default();
     if faults.drop {
-        tracing::info!(txn = %n.txn, %code, "callback dropped (fault)");
+        tracing::info!(txn = %n.txn, code = %n.code, "callback dropped (fault)");
         inner.log(CallbackDelivery {
             merchant_transaction_id: n.txn.clone(),
             url: n.url.clone(),
-            code,
-            state,
+            code: n.code.clone(),
+            state: n.state.clone(),
             copy: 0,
             attempt: 0,
             http_status: None,
             result: DeliveryResult::Dropped,
             error: None,
-            salt_index: n.keys.active_index().get(),
+            salt_index: n.salt_index,
             at_ms: now_ms(),
         });
         return;
@@ -332,11 +392,9 @@ pub(crate) async fn notify(
         drop(first.take());
         tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
     }
-    let (body, x_verify) = sign_callback(&n.keys, &n.envelope);
-    let x_verify = x_verify.to_string();
     for copy in 0..=faults.duplicates {
         let signal = if copy == 0 { first.take() } else { None };
-        deliver(&inner, &n, &code, &state, &body, &x_verify, copy, signal).await;
+        deliver(&inner, &n, copy, signal).await;
     }
 }
 
@@ -352,17 +410,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn deliver(
-    inner: &Inner,
-    n: &Notification,
-    code: &str,
-    state: &str,
-    body: &[u8],
-    x_verify: &str,
-    copy: u32,
-    mut first: Option<oneshot::Sender<()>>,
-) {
+async fn deliver(inner: &Inner, n: &Notification, copy: u32, mut first: Option<oneshot::Sender<()>>) {
     let attempts = inner.cfg.callback_retries.saturating_add(1);
     let mut backoff = inner.cfg.callback_backoff.min(MAX_BACKOFF);
     for attempt in 1..=attempts {
@@ -370,8 +418,8 @@ async fn deliver(
             .http
             .post(&n.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(X_VERIFY, x_verify)
-            .body(body.to_vec())
+            .header(n.header.0, &n.header.1)
+            .body(n.body.clone())
             .send()
             .await;
         let (http_status, result, error) = match sent {
@@ -379,18 +427,18 @@ async fn deliver(
             Ok(resp) => (Some(resp.status().as_u16()), DeliveryResult::HttpError, None),
             Err(e) => (None, DeliveryResult::Failed, Some(error_chain(&e))),
         };
-        tracing::info!(txn = %n.txn, code, copy, attempt, ?http_status, ?result, "callback attempt");
+        tracing::info!(txn = %n.txn, code = %n.code, copy, attempt, ?http_status, ?result, "callback attempt");
         inner.log(CallbackDelivery {
             merchant_transaction_id: n.txn.clone(),
             url: n.url.clone(),
-            code: code.to_owned(),
-            state: state.to_owned(),
+            code: n.code.clone(),
+            state: n.state.clone(),
             copy,
             attempt,
             http_status,
             result,
             error,
-            salt_index: n.keys.active_index().get(),
+            salt_index: n.salt_index,
             at_ms: now_ms(),
         });
         if let Some(tx) = first.take() {

@@ -1,9 +1,11 @@
-//! # parkpay-simulator: an in-memory PhonePe PG v1
+//! # parkpay-simulator: an in-memory PhonePe PG (v1 and v2)
 //!
-//! Speaks PhonePe PG v1 as `docs/phonepe.md` describes it (salt key + `X-VERIFY`), hosts a
-//! pay page, sends signed server-to-server callbacks, and injects faults on demand. Modelled on
-//! hyperswitch's dummy connector. Everything lives in memory; nothing leaves the machine except
-//! the callbacks, which go to the `callbackUrl` each request names.
+//! Speaks PhonePe PG v1 as `docs/phonepe.md` describes it (salt key + `X-VERIFY`), and PG v2
+//! (Standard Checkout with OAuth tokens and webhooks, see [PG v2](#pg-v2-standard-checkout-with-oauth)),
+//! hosts a pay page, sends authenticated server-to-server notifications, and injects faults on
+//! demand. Modelled on hyperswitch's dummy connector. Everything lives in memory; nothing
+//! leaves the machine except the notifications: v1 callbacks go to the `callbackUrl` each
+//! request names, v2 webhooks to the configured webhook URL.
 //!
 //! ## Library
 //!
@@ -118,6 +120,65 @@
 //! delivered right *after* the later SUCCESS callback, so the receiver sees SUCCESS, then the
 //! stale FAILED.
 //!
+//! ## PG v2 (Standard Checkout with OAuth)
+//!
+//! Served beside v1 on the same base URL, at PhonePe's own paths (PhonePe's sandbox serves PG
+//! and OAuth from one host). Settings: [`SimulatorConfig::v2`] ([`V2Settings`]: client id,
+//! version and secret, webhook username/password and URL, token lifetime). Answers are plain
+//! JSON; errors are `{"success": false, "code", "message"}`.
+//!
+//! | route | does |
+//! |---|---|
+//! | `POST /v1/oauth/token` | form-encoded `client_id`, `client_version`, `client_secret`, `grant_type=client_credentials` → `{access_token, encrypted_access_token, expires_in: null, issued_at, expires_at, session_expires_at, token_type: "O-Bearer"}` (epoch seconds; `expires_at = issued_at + token_lifetime`). Wrong credentials: 401 `INVALID_CLIENT`; a missing field or another grant type: 400 `BAD_REQUEST`. Every request is counted ([`Simulator::token_requests`]) |
+//! | `POST /checkout/v2/pay` | `{merchantOrderId, amount, expireAfter?, metaInfo?, paymentFlow: {type: "PG_CHECKOUT", merchantUrls: {redirectUrl}}}` → `{orderId, state: "PENDING", expireAt (epoch ms), redirectUrl}`; `redirectUrl` is the hosted pay page |
+//! | `POST /checkout/v2/sdk/order` | the same body (`merchantUrls` optional) → `{orderId, state: "PENDING", expireAt, token}`; the token is the pay page's (`{base}/pay/{token}`) |
+//! | `GET /checkout/v2/order/{merchantOrderId}/status` | `{orderId, state: PENDING\|COMPLETED\|FAILED, amount, expireAt, metaInfo?, paymentDetails: [{paymentMode, transactionId, timestamp, amount, state, rail?: {type, utr, upiTransactionId}, errorCode?}], errorCode?, detailedErrorCode?}`; unknown: 404 `ORDER_NOT_FOUND` |
+//! | `POST /payments/v2/refund` | `{merchantRefundId, originalMerchantOrderId, amount}` → `{refundId, amount, state: "PENDING"}` |
+//! | `GET /payments/v2/refund/{merchantRefundId}/status` | `{merchantRefundId, originalMerchantOrderId, refundId, amount, state: PENDING\|CONFIRMED\|COMPLETED\|FAILED, timestamp, errorCode?, paymentDetails}`; unknown: 404 `REFUND_NOT_FOUND` |
+//!
+//! Every PG call (all but the token endpoint) needs `Authorization: O-Bearer <access_token>`
+//! with a token that is known, not expired and not revoked, else 401 `AUTHORIZATION_FAILED`;
+//! that check comes first, then the body: a JSON object, ids 1–63 of `[A-Za-z0-9_-]`, `amount`
+//! a JSON integer of paise (at least 100 for an order, 1 for a refund; a string is a 400),
+//! `expireAfter` 300–3600 s (default 1200), `metaInfo` an object of strings, `paymentFlow.type`
+//! `PG_CHECKOUT` → 400 `BAD_REQUEST`. An id already used (by a v1 or v2 payment or refund) is
+//! 400 "duplicate". Refunds: the original must be a COMPLETED v2 order (unknown → 404
+//! `ORDER_NOT_FOUND`, not completed → 400), within `reversal_window` (400
+//! `REVERSAL_WINDOW_EXCEEDED`), for at most what is left (400 `EXCESS_REFUND_AMOUNT`). A v2
+//! API never sees v1 transactions, nor v1 APIs v2 records.
+//!
+//! Orders are decided like v1 payments: the pay page, [`Simulator::complete`] or
+//! `POST /_sim/payments/{merchantOrderId}/complete` (`success` → COMPLETED; `failure` /
+//! `declined` → FAILED with `errorCode` `PAYMENT_ERROR` / `PAYMENT_DECLINED`). They do not
+//! expire by themselves (`expireAt` is reported only). A refund is CONFIRMED (accepted) as soon
+//! as it is recorded, then settles after `refund_settle_delay` (COMPLETED, or FAILED with the
+//! `refund_fails` fault), or at once through [`Simulator::settle_refund`] /
+//! `POST /_sim/refunds/{id}/settle`. With `stuck_pending` it stays PENDING and is never
+//! accepted by itself.
+//!
+//! Webhooks: on each change (order COMPLETED or FAILED; refund accepted, COMPLETED or FAILED)
+//! the simulator POSTs `{"event", "payload"}` to the webhook URL with the header
+//! `Authorization: <lowercase hex sha256("username:password")>`; events
+//! `checkout.order.completed`, `checkout.order.failed`, `pg.refund.accepted`,
+//! `pg.refund.completed`, `pg.refund.failed`; the payload is the status answer plus
+//! `merchantId` and `merchantOrderId` / `merchantRefundId`. The header does not depend on the
+//! body. Delivery, retries, the callback log (`code` holds the event; `salt_index` is 0) and
+//! the callback faults are v1's.
+//!
+//! Faults: the same [`Faults`] apply, addressed by `merchantOrderId` / `merchantRefundId`
+//! (pay and SDK order are [`Operation::Pay`], both statuses [`Operation::Status`], refund
+//! [`Operation::Refund`]; a forced answer is `{"success", "code", "message", "state"?}`).
+//! Token faults ([`TokenFaults`]): `reject_next_calls` (the next n PG calls get 401 whatever
+//! their token), `fail_next_token_requests` (the next n token requests get 500); and
+//! [`Simulator::expire_tokens`] / [`Simulator::revoke_tokens`].
+//!
+//! v2 control routes: `POST /_sim/refunds/{id}/settle` `{"outcome": "success"|"failure"}`
+//! (v1 and v2 refunds; 404 unknown, 409 settled), `GET /_sim/v2/orders/{merchantOrderId}`,
+//! `GET /_sim/v2/refunds/{merchantRefundId}` (as the status APIs answer, without a token),
+//! `GET /_sim/v2/tokens` (`{requests, issued, active, faults}`), `POST /_sim/v2/tokens/expire`,
+//! `POST /_sim/v2/tokens/revoke`, `PUT`/`DELETE /_sim/v2/tokens/faults` ([`TokenFaults`]).
+//! The v1 routes take v2 ids too: faults, `/_sim/payments/{id}`, `/complete`, the callback log.
+//!
 //! ## Salt keys
 //!
 //! A merchant may have several salt keys (`SimulatorConfig::merchants`, a [`parkpay_checksum::SaltKeys`]
@@ -136,7 +197,9 @@ mod engine;
 mod faults;
 mod model;
 mod page;
+mod respond;
 mod util;
+mod v2;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -150,17 +213,24 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 pub use config::{
-    DEFAULT_ADDR, EnvError, EnvSettings, SANDBOX_MERCHANT_ID, SANDBOX_SALT_INDEX, SANDBOX_SALT_KEY, SimConfigError,
-    SimulatorConfig, settings_from, settings_from_env,
+    DEFAULT_ADDR, DEFAULT_TOKEN_LIFETIME, EnvError, EnvSettings, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET,
+    SANDBOX_CLIENT_VERSION, SANDBOX_MERCHANT_ID, SANDBOX_SALT_INDEX, SANDBOX_SALT_KEY, SANDBOX_WEBHOOK_PASSWORD,
+    SANDBOX_WEBHOOK_USERNAME, SimConfigError, SimulatorConfig, V2Settings, settings_from, settings_from_env,
 };
 pub use faults::{
     CallbackFaults, FaultError, FaultTable, Faults, ForcedAnswer, MAX_DUPLICATES, MAX_FAULT_MS, Operation, ServerError,
 };
-pub use model::{BadOutcome, CallbackDelivery, CompleteError, DeliveryResult, Outcome, SimState, Transaction, TxnKind};
+pub use model::{
+    BadOutcome, CallbackDelivery, CompleteError, DeliveryResult, Outcome, SettleError, SimState, Transaction, TxnKind,
+};
+pub use v2::{
+    EVENT_ORDER_COMPLETED, EVENT_ORDER_FAILED, EVENT_REFUND_ACCEPTED, EVENT_REFUND_COMPLETED, EVENT_REFUND_FAILED,
+    TokenFaults,
+};
 
 use engine::Inner;
 
-/// A PhonePe PG v1 simulator. Cheap to clone (shared state); every clone sees the same
+/// A PhonePe PG v1 and v2 simulator. Cheap to clone (shared state); every clone sees the same
 /// transactions, faults and callback log.
 #[derive(Clone)]
 pub struct Simulator {
@@ -209,7 +279,7 @@ impl Simulator {
             .connect_timeout(cfg.callback_timeout)
             .timeout(cfg.callback_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent("parkpay-simulator (PhonePe PG v1 callbacks)")
+            .user_agent("parkpay-simulator (PhonePe PG callbacks)")
             .build()
             .map_err(|e| SimConfigError::HttpClient(e.to_string()))?;
         Ok(Self { inner: Arc::new(Inner::new(cfg, http)) })
@@ -245,6 +315,12 @@ impl Simulator {
             .route("/pg/v1/pay", post(api::pay))
             .route("/pg/v1/status/{merchant_id}/{txn}", get(api::status))
             .route("/pg/v1/refund", post(api::refund))
+            .route("/v1/oauth/token", post(v2::oauth::token))
+            .route("/checkout/v2/pay", post(v2::api::pay))
+            .route("/checkout/v2/sdk/order", post(v2::api::sdk_order))
+            .route("/checkout/v2/order/{merchant_order_id}/status", get(v2::api::order_status))
+            .route("/payments/v2/refund", post(v2::api::refund))
+            .route("/payments/v2/refund/{merchant_refund_id}/status", get(v2::api::refund_status))
             .route("/pay/{token}", get(page::show).post(page::submit))
             .route("/_sim/health", get(control::health))
             .route("/_sim/faults", get(control::get_faults).delete(control::delete_all))
@@ -253,7 +329,17 @@ impl Simulator {
             .route("/_sim/payments", get(control::list_payments))
             .route("/_sim/payments/{txn}", get(control::get_payment))
             .route("/_sim/payments/{txn}/complete", post(control::complete))
+            .route("/_sim/refunds/{txn}/settle", post(v2::control::settle))
             .route("/_sim/callbacks", get(control::callbacks).delete(control::clear_callbacks))
+            .route("/_sim/v2/orders/{id}", get(v2::control::get_order))
+            .route("/_sim/v2/refunds/{id}", get(v2::control::get_refund))
+            .route("/_sim/v2/tokens", get(v2::control::tokens))
+            .route("/_sim/v2/tokens/expire", post(v2::control::expire))
+            .route("/_sim/v2/tokens/revoke", post(v2::control::revoke))
+            .route(
+                "/_sim/v2/tokens/faults",
+                put(v2::control::put_token_faults).delete(v2::control::delete_token_faults),
+            )
             .route("/_sim/reset", post(control::reset))
             .with_state(self.inner.clone())
     }
@@ -348,8 +434,9 @@ impl Simulator {
         Ok(())
     }
 
-    /// Forget every transaction, fault and log entry, and sign callbacks with the configured
-    /// indices again (tasks already scheduled find nothing).
+    /// Forget every transaction, fault and log entry, every v2 access token, token count and
+    /// token fault, and sign callbacks with the configured indices again (tasks already
+    /// scheduled find nothing). The webhook URL stays.
     pub fn reset(&self) {
         let mut st = self.inner.lock();
         st.txns.clear();
@@ -358,6 +445,7 @@ impl Simulator {
         st.callbacks.clear();
         st.calls.clear();
         st.signed_with.clear();
+        st.oauth = v2::TokenStore::default();
         drop(st);
         self.inner.callback_index.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }

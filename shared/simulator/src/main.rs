@@ -1,4 +1,4 @@
-//! `parkpay-simulator`: PhonePe PG v1 on `PARKPAY_SIM_ADDR` (default 127.0.0.1:8090).
+//! `parkpay-simulator`: PhonePe PG v1 and v2 on `PARKPAY_SIM_ADDR` (default 127.0.0.1:8090).
 //! Settings: see `parkpay_simulator::settings_from`. A bad setting stops start-up with one line.
 
 use std::io::IsTerminal;
@@ -26,6 +26,8 @@ async fn main() -> ExitCode {
     };
     let (merchant, index) =
         settings.config.merchants.first().map(|(m, k)| (m.clone(), k.active_index().to_string())).unwrap_or_default();
+    let client = settings.config.v2.client_id.clone();
+    let webhooks = settings.config.v2.webhook_url.as_ref().map_or_else(|| "none".to_owned(), |u| u.to_string());
     let running = match Simulator::spawn(settings.config, settings.addr).await {
         Ok(r) => r,
         Err(e) => {
@@ -34,7 +36,7 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "parkpay-simulator: PhonePe PG v1 simulator listening on {} (merchant {merchant}, salt index {index}; control API under /_sim/)",
+        "parkpay-simulator: PhonePe PG v1 and v2 simulator listening on {} (merchant {merchant}, salt index {index}; v2 client {client}, webhooks to {webhooks}; control API under /_sim/)",
         running.base_url
     );
     match running.handle.await {

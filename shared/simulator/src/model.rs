@@ -84,7 +84,8 @@ impl FromStr for Outcome {
     }
 }
 
-/// A payment or a refund as the simulator holds it (`GET /_sim/payments/{txn}`).
+/// A payment or a refund as the simulator holds it (`GET /_sim/payments/{txn}`): a PG v1
+/// transaction, or a PG v2 order or refund (see the crate docs for how v2 fills the fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     pub kind: TxnKind,
@@ -168,4 +169,15 @@ pub enum CompleteError {
     NotAPayment(String),
     #[error("payment {txn} already has an outcome (state {state}, code {code})")]
     AlreadyDecided { txn: String, state: SimState, code: String },
+}
+
+/// Why a refund could not be settled by hand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    #[error("no refund {0}")]
+    NotFound(String),
+    #[error("{0} is a payment, not a refund")]
+    NotARefund(String),
+    #[error("refund {refund} is already settled (state {state})")]
+    AlreadySettled { refund: String, state: SimState },
 }

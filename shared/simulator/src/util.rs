@@ -31,6 +31,12 @@ pub(crate) fn new_provider_txn_id() -> String {
     format!("T{:013}{:09}", now_ms() % 10_000_000_000_000, seq)
 }
 
+/// A PhonePe-looking PG v2 id: `prefix` and 22 digits (`OMO…` orders, `OMR…` refunds, `OM…`
+/// payment attempts).
+pub(crate) fn new_v2_id(prefix: &str) -> String {
+    format!("{prefix}{}", &new_provider_txn_id()[1..])
+}
+
 /// A 12-digit bank reference.
 pub(crate) fn new_utr() -> String {
     format!("{:012}", random_u64() % 1_000_000_000_000)
@@ -48,6 +54,8 @@ pub(crate) fn valid_id(s: &str, max: usize) -> bool {
 
 /// Longest `merchantTransactionId` we accept (PhonePe's doc revisions say below 35, 36 or 38).
 pub(crate) const MAX_TXN_ID: usize = 34;
+/// Longest PG v2 `merchantOrderId` / `merchantRefundId` (PhonePe: at most 63).
+pub(crate) const MAX_ORDER_ID: usize = 63;
 /// Longest `merchantUserId` (PhonePe: below 36).
 pub(crate) const MAX_USER_ID: usize = 35;
 
@@ -81,6 +89,9 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_eq!(new_provider_txn_id().len(), 23);
         assert_eq!(new_utr().len(), 12);
+        let order = new_v2_id("OMO");
+        assert!(order.starts_with("OMO") && order.len() == 25, "{order}");
+        assert!(valid_id(&"x".repeat(MAX_ORDER_ID), MAX_ORDER_ID));
         assert!(valid_id("MT-1_a", MAX_TXN_ID));
         assert!(!valid_id("", MAX_TXN_ID));
         assert!(!valid_id(&"x".repeat(35), MAX_TXN_ID));

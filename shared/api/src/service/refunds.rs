@@ -61,7 +61,7 @@ pub async fn refund(
                 }
                 RefundStatus::Success => return Ok(RefundView::from(existing)),
             }
-            let report = state.gateway.status(&txn_id(refund_id.as_str())?).await.map_err(gateway_error)?;
+            let report = state.gateway.refund_status(&txn_id(refund_id.as_str())?).await.map_err(gateway_error)?;
             if report.state != TxnState::NotFound {
                 let (after, _) = apply_refund_report(
                     state,

@@ -10,6 +10,7 @@ use super::wire::{self, codes};
 use parkpay_checksum::Message;
 
 use super::{X_MERCHANT_ID, X_VERIFY, report_from, sign_request, verify_callback};
+use crate::INSTRUMENT_NOT_AVAILABLE;
 use crate::{
     CallbackError, ConfigError, DeviceOs, GatewayError, Instrument, MerchantTxnId, Notice, PayRequest, PayStarted,
     PaymentGateway, PhonePeV1Config, RefundRequest, RefundStarted, StatusReport,
@@ -111,11 +112,18 @@ fn rejected<D>(env: &wire::Envelope<D>) -> GatewayError {
     GatewayError::Rejected { code: env.code.clone(), message: env.message.clone() }
 }
 
-fn instrument(i: &Instrument) -> wire::PaymentInstrument {
-    match i {
+/// The v1 instrument; the app SDK exists only in PG v2: refused before anything is sent.
+fn instrument(i: &Instrument) -> Result<wire::PaymentInstrument, GatewayError> {
+    Ok(match i {
         Instrument::PayPage => wire::PaymentInstrument::PayPage,
         Instrument::UpiQr => wire::PaymentInstrument::UpiQr,
         Instrument::UpiCollect { vpa } => wire::PaymentInstrument::UpiCollect { vpa: vpa.clone() },
+        Instrument::AppSdk => {
+            return Err(GatewayError::Rejected {
+                code: INSTRUMENT_NOT_AVAILABLE.into(),
+                message: "APP_SDK (PhonePe's mobile SDK) is not available with PhonePe PG v1: it needs PG v2".into(),
+            });
+        }
         Instrument::UpiIntent { target_app, device_os } => wire::PaymentInstrument::UpiIntent {
             target_app: target_app.clone(),
             device_context: Some(wire::DeviceContext {
@@ -126,7 +134,7 @@ fn instrument(i: &Instrument) -> wire::PaymentInstrument {
                 .into(),
             }),
         },
-    }
+    })
 }
 
 #[async_trait]
@@ -141,7 +149,7 @@ impl PaymentGateway for PhonePeV1 {
             redirect_mode: wire::RedirectMode::Redirect,
             callback_url: self.cfg.callback_url.to_string(),
             mobile_number: req.mobile_number.clone(),
-            payment_instrument: instrument(&req.instrument),
+            payment_instrument: instrument(&req.instrument)?,
         };
         let (http_status, env) = self.post_signed::<_, wire::PayData>(wire::PAY_PATH, &payload).await?;
         tracing::debug!(txn = %req.merchant_txn_id, code = %env.code, %http_status, "phonepe pay answered");
@@ -157,10 +165,10 @@ impl PaymentGateway for PhonePeV1 {
             }
             let ir = data.instrument_response;
             return Ok(PayStarted {
-                merchant_txn_id: req.merchant_txn_id.clone(),
                 redirect_url: ir.as_ref().and_then(|i| i.redirect_info.as_ref()).map(|r| r.url.clone()),
                 upi_intent_url: ir.as_ref().and_then(|i| i.intent_url.clone()),
                 qr_data: ir.and_then(|i| i.qr_data),
+                ..PayStarted::new(req.merchant_txn_id.clone())
             });
         }
         match env.code.as_str() {
