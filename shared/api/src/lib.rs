@@ -14,6 +14,8 @@ pub mod routes;
 #[cfg(feature = "aws")]
 pub mod secrets;
 pub mod service;
+#[cfg(feature = "aws")]
+pub mod shared_token;
 pub mod state;
 pub mod sweep;
 pub mod telemetry;

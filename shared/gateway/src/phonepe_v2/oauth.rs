@@ -62,8 +62,9 @@ impl OAuthTokenProvider {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// One token request. Never logs the form, the answer body or the token.
-    async fn fetch(&self) -> Result<AccessToken, TokenError> {
+    /// One token request, not cached here (a provider that shares tokens between processes
+    /// stores what it returns). Never logs the form, the answer body or the token.
+    pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let version = self.client_version.to_string();
         let form = [
