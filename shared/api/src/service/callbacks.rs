@@ -104,9 +104,9 @@ fn unknown_transaction(id: &impl std::fmt::Display) -> bool {
 
 /// A callback that contradicts our record — success for a payment we hold FAILED, failure for
 /// one we hold SUCCESS, or another amount than ours — is checked against PhonePe's status API
-/// (the source of truth) and what the status API says is applied instead. `None`: no such
-/// payment is stored. If PhonePe cannot be
-/// asked, the callback is answered 503 so that PhonePe sends it again later.
+/// (the source of truth) and what the status API says is applied instead. If PhonePe cannot be
+/// asked, the callback is answered 503 so that PhonePe sends it again later. `None`: no such
+/// payment is stored.
 async fn cross_check(
     state: &AppState,
     session_id: &SessionId,
