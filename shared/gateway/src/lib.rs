@@ -17,6 +17,8 @@ use async_trait::async_trait;
 pub use parkpay_domain::Paise;
 
 pub mod config;
+#[cfg(feature = "client")]
+mod transport;
 pub mod phonepe_v1;
 pub mod phonepe_v2;
 #[cfg(feature = "client")]

@@ -671,9 +671,7 @@ impl TokenStore for EmbeddedStore {
     }
 
     async fn finish_refresh(&self, name: &str, holder: &str, new: &StoredToken) -> Result<bool, StoreError> {
-        token::check_name("a token name", name)?;
-        token::check_name("a lock holder", holder)?;
-        token::check_token(new)?;
+        token::check_finish(name, holder, new)?;
         let (name, holder, new) = (name.to_owned(), holder.to_owned(), new.clone());
         self.run(move |db| {
             in_write(db, |txn| {

@@ -170,6 +170,12 @@ pub(crate) fn check_token(token: &StoredToken) -> Result<(), StoreError> {
     Ok(())
 }
 
+pub(crate) fn check_finish(name: &str, holder: &str, token: &StoredToken) -> Result<(), StoreError> {
+    check_name("a token name", name)?;
+    check_name("a lock holder", holder)?;
+    check_token(token)
+}
+
 pub(crate) fn check_begin(name: &str, holder: &str, now: Timestamp, until: Timestamp) -> Result<(), StoreError> {
     check_name("a token name", name)?;
     check_name("a lock holder", holder)?;

@@ -43,16 +43,7 @@ pub struct PhonePeV1 {
 impl PhonePeV1 {
     pub fn new(cfg: PhonePeV1Config) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.read_timeout)
-            // A whole exchange never takes longer than connecting plus reading.
-            .timeout(cfg.connect_timeout + cfg.read_timeout)
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            .user_agent(concat!("parkpay/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(crate::tls::client_config().map_err(ConfigError::Client)?)
-            .build()
-            .map_err(|e| ConfigError::Client(e.to_string()))?;
+        let http = crate::transport::client(cfg.connect_timeout, cfg.read_timeout).map_err(ConfigError::Client)?;
         let base = cfg.environment.v1_base_url().as_str().trim_end_matches('/').to_owned();
         Ok(Self { http, cfg: std::sync::Arc::new(cfg), base })
     }
@@ -99,14 +90,7 @@ impl PhonePeV1 {
     }
 }
 
-fn classify(e: reqwest::Error) -> GatewayError {
-    if e.is_connect() {
-        GatewayError::Unreachable { reason: e.to_string() }
-    } else {
-        // Timed out or cut off after the request may have been written: we cannot know.
-        GatewayError::OutcomeUnknown { reason: e.to_string() }
-    }
-}
+use crate::transport::transport_error as classify;
 
 fn rejected<D>(env: &wire::Envelope<D>) -> GatewayError {
     GatewayError::Rejected { code: env.code.clone(), message: env.message.clone() }

@@ -154,26 +154,10 @@ impl PhonePeV2 {
 }
 
 fn http_client(cfg: &PhonePeV2Config) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .connect_timeout(cfg.connect_timeout)
-        .read_timeout(cfg.read_timeout)
-        // A whole exchange never takes longer than connecting plus reading.
-        .timeout(cfg.connect_timeout + cfg.read_timeout)
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .user_agent(concat!("parkpay/", env!("CARGO_PKG_VERSION")))
-        .tls_backend_preconfigured(crate::tls::client_config().map_err(ConfigError::Client)?)
-        .build()
-        .map_err(|e| ConfigError::Client(e.to_string()))
+    crate::transport::client(cfg.connect_timeout, cfg.read_timeout).map_err(ConfigError::Client)
 }
 
-fn classify(e: reqwest::Error) -> GatewayError {
-    if e.is_connect() {
-        GatewayError::Unreachable { reason: e.to_string() }
-    } else {
-        // Timed out or cut off after the request may have been written: we cannot know.
-        GatewayError::OutcomeUnknown { reason: e.to_string() }
-    }
-}
+use crate::transport::transport_error as classify;
 
 #[async_trait]
 impl PaymentGateway for PhonePeV2 {

@@ -106,9 +106,7 @@ impl TokenStore for DynamoStore {
     }
 
     async fn finish_refresh(&self, name: &str, holder: &str, new: &StoredToken) -> Result<bool, StoreError> {
-        token::check_name("a token name", name)?;
-        token::check_name("a lock holder", holder)?;
-        token::check_token(new)?;
+        token::check_finish(name, holder, new)?;
         // The token's fields as the stored form spells them (Timestamp's own serialisation).
         let item = TokenItem {
             access_token: Some(new.access_token.clone()),
