@@ -81,6 +81,9 @@ bash scripts/lint-openapi.sh
 step "schemathesis: every operation of /openapi.json against a fresh local server, without a token, as a driver, as an operator (pinned, in .tools/schemathesis-venv)"
 bash scripts/schemathesis.sh
 
+step "PhonePe's official Python SDK (PG v2) against the simulator: pay, order status, refund, refund status, webhook (pinned, in .tools/phonepe-sdk-venv)"
+bash scripts/phonepe-sdk-check.sh
+
 step "README walkthrough, pasted into a shell against a fresh local server"
 bash scripts/check-walkthrough.sh
 

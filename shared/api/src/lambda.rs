@@ -15,6 +15,7 @@ use parkpay_gateway::{
 use parkpay_store::dynamo::DynamoStore;
 use url::Url;
 
+use crate::Gateways;
 use crate::config::{CoreSettings, Settings};
 use crate::routes::{Endpoint, handle};
 use crate::secrets::LazyPhonePe;
@@ -82,32 +83,70 @@ pub fn state_with(
     aws: &aws_config::SdkConfig,
     stores: impl FnOnce(&str) -> Stores,
 ) -> Result<AppState, crate::ConfigError> {
-    let (core, gateway, merchant_id, redirect_url): (CoreSettings, Arc<dyn PaymentGateway>, String, Url) = if phonepe {
-        let settings = Arc::new(Settings::from_lookup(env)?);
-        let gateway: Arc<dyn PaymentGateway> = match settings.inline_salt_keys() {
-            Some(keys) => Arc::new(
-                PhonePeV1::new(settings.gateway_config(keys.clone()))
-                    .map_err(|e| crate::ConfigError::new("PHONEPE_ENV", e.to_string()))?,
-            ),
-            None => Arc::new(LazyPhonePe::new(settings.clone(), aws.clone())),
-        };
-        let core = CoreSettings { lots: settings.lots.clone(), table: settings.table.clone() };
-        (core, gateway, settings.merchant_id().to_owned(), settings.redirect_url().clone())
-    } else {
+    if !phonepe {
+        let core = CoreSettings::from_lookup(env)?;
+        let stores = stores(&core.table);
         // `about:blank` is never used: only create-payment redirects, and it has PhonePe.
         let unused =
             Url::parse("about:blank").map_err(|e| crate::ConfigError::new("PARKPAY_REDIRECT_URL", e.to_string()))?;
-        (CoreSettings::from_lookup(env)?, Arc::new(NoPhonePe), String::new(), unused)
+        let gateways = Gateways::only(parkpay_domain::GatewayApi::V1, Arc::new(NoPhonePe));
+        return assemble(stores, gateways, core.lots, String::new(), unused, env);
+    }
+    let settings = Settings::from_lookup(env)?;
+    let stores = stores(&settings.table);
+    let gateways = gateways(&settings, aws, &stores)?;
+    let merchant_id = settings.merchant_id().unwrap_or_default().to_owned();
+    let redirect_url = settings.redirect_url().clone();
+    assemble(stores, gateways, settings.lots, merchant_id, redirect_url, env)
+}
+
+/// The PhonePe clients `settings` configure, as a function builds them: a secret that lives in
+/// SSM or Secrets Manager is read on first use; PG v2's access token is the deployment's one,
+/// kept in `stores`' table.
+pub fn gateways(
+    settings: &Settings,
+    aws: &aws_config::SdkConfig,
+    stores: &Stores,
+) -> Result<Gateways, crate::ConfigError> {
+    let v1: Option<Arc<dyn PaymentGateway>> = match settings.v1() {
+        None => None,
+        Some(v1) => Some(match v1.inline_salt_keys() {
+            Some(keys) => Arc::new(
+                PhonePeV1::new(v1.gateway_config(keys.clone()))
+                    .map_err(|e| crate::ConfigError::new("PHONEPE_ENV", e.to_string()))?,
+            ),
+            None => Arc::new(LazyPhonePe::new(v1.clone(), aws.clone())),
+        }),
     };
-    let stores = stores(&core.table);
+    let v2: Option<Arc<dyn PaymentGateway>> = match settings.v2() {
+        None => None,
+        Some(v2) => Some(match v2.inline_config() {
+            Some(cfg) => Arc::new(
+                crate::secrets_v2::shared_client(v2, cfg, stores.tokens.clone())
+                    .map_err(|e| crate::ConfigError::new("PHONEPE_ENV", e.to_string()))?,
+            ),
+            None => Arc::new(crate::secrets_v2::LazyPhonePeV2::new(v2.clone(), aws.clone(), stores.tokens.clone())),
+        }),
+    };
+    Gateways::new(settings.api, v1, v2)
+}
+
+/// The state from its parts; every call to PhonePe counted and timed ([`crate::telemetry`]).
+pub fn assemble(
+    stores: Stores,
+    gateways: Gateways,
+    lots: parkpay_domain::LotCatalog,
+    merchant_id: String,
+    redirect_url: Url,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AppState, crate::ConfigError> {
     Ok(AppState {
         store: stores.store,
         idempotency: stores.idempotency,
         pending: stores.pending,
         attention: stores.attention,
-        // every call to PhonePe counted and timed (crate::telemetry)
-        gateway: crate::telemetry::MeteredGateway::wrap(gateway),
-        lots: Arc::new(core.lots),
+        gateways: gateways.map(crate::telemetry::MeteredGateway::wrap),
+        lots: Arc::new(lots),
         clock: Arc::new(SystemClock),
         merchant_id,
         redirect_url,

@@ -4,6 +4,7 @@
 //! server (all routes on one port).
 
 pub mod config;
+pub mod gateways;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
@@ -13,6 +14,8 @@ pub mod reconcile;
 pub mod routes;
 #[cfg(feature = "aws")]
 pub mod secrets;
+#[cfg(feature = "aws")]
+pub mod secrets_v2;
 pub mod service;
 #[cfg(feature = "aws")]
 pub mod shared_token;
@@ -22,7 +25,9 @@ pub mod telemetry;
 pub mod views;
 
 pub use config::{ConfigError, CoreSettings, Settings};
+pub use gateways::Gateways;
 pub use routes::{
-    ENDPOINT_VARIABLE, Endpoint, ROUTES, ROUTES_BINARY, Route, RouteMatch, SCHEDULED, ScheduledFunction, handle, match_route,
+    ENDPOINT_VARIABLE, Endpoint, ROUTES, ROUTES_BINARY, Route, RouteMatch, SCHEDULED, ScheduledFunction, handle,
+    match_route,
 };
 pub use state::{AppState, Clock, Policy, Stores, SystemClock};

@@ -29,7 +29,7 @@
 
 use std::time::{Duration, Instant};
 
-use parkpay_domain::{ObligationKind, PaymentStatus, RefundStatus, Timestamp};
+use parkpay_domain::{GatewayApi, ObligationKind, PaymentStatus, RefundStatus, Timestamp};
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{AttentionList, DueEntry, Record, SessionBundle, StoreError, Write};
 use tracing::Instrument;
@@ -292,15 +292,17 @@ impl Reconciler {
         Ok(Outcome::Checked { applied: false })
     }
 
-    async fn status(&self, target: &str) -> Result<StatusReport, String> {
+    /// A payment's status, from the API that made it.
+    async fn status(&self, api: GatewayApi, target: &str) -> Result<StatusReport, String> {
         let txn = txn_id(target).map_err(|e| e.message)?;
-        self.state.gateway.status(&txn).await.map_err(|e| error_code(&e))
+        self.state.gateways.of(api).status(&txn).await.map_err(|e| error_code(&e))
     }
 
-    /// A refund's status (PG v2 asks a refund endpoint of its own; v1 the same one).
-    async fn refund_status(&self, target: &str) -> Result<StatusReport, String> {
+    /// A refund's status, from the API that made it (PG v2 asks a refund endpoint of its own;
+    /// v1 the same one).
+    async fn refund_status(&self, api: GatewayApi, target: &str) -> Result<StatusReport, String> {
         let txn = txn_id(target).map_err(|e| e.message)?;
-        self.state.gateway.refund_status(&txn).await.map_err(|e| error_code(&e))
+        self.state.gateways.of(api).refund_status(&txn).await.map_err(|e| error_code(&e))
     }
 
     async fn check_payment(
@@ -318,7 +320,7 @@ impl Reconciler {
             // Applied elsewhere; nothing to watch.
             return self.end(session_id, o.target_id(), "paid").await;
         }
-        let report = self.status(payment_id.as_str()).await?;
+        let report = self.status(payment.gateway(), payment_id.as_str()).await?;
         match report.state {
             TxnState::Success | TxnState::Failed => {
                 let loaded = Some(bundle.clone());
@@ -366,7 +368,7 @@ impl Reconciler {
             // Final already (the obligation should have ended with it): end it now.
             return self.end(session_id, o.target_id(), "refund already final").await;
         }
-        let report = self.refund_status(refund_id.as_str()).await?;
+        let report = self.refund_status(refund.gateway(), refund_id.as_str()).await?;
         match report.state {
             TxnState::Success | TxnState::Failed => {
                 let (_, applied) = apply_refund_report_from(

@@ -26,7 +26,7 @@ use parkpay_gateway::{
     RefundStarted, StatusReport,
 };
 
-use crate::config::{SaltSource, Settings};
+use crate::config::{SaltSource, V1Settings};
 
 /// The SSM parameter name through which Parameter Store hands out a Secrets Manager secret
 /// ("Referencing AWS Secrets Manager secrets from Parameter Store parameters"): one client (SSM)
@@ -139,7 +139,7 @@ struct Loaded {
 /// [`GatewayError::Unreachable`] (nothing was sent; the caller answers 503) and is tried again
 /// on the next request.
 pub struct LazyPhonePe {
-    settings: Arc<Settings>,
+    settings: V1Settings,
     aws: aws_config::SdkConfig,
     refresh: KeyRefresh,
     held: Mutex<Option<Arc<Loaded>>>,
@@ -154,7 +154,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LazyPhonePe {
-    pub fn new(settings: Arc<Settings>, aws: aws_config::SdkConfig) -> Self {
+    pub fn new(settings: V1Settings, aws: aws_config::SdkConfig) -> Self {
         Self {
             settings,
             aws,

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use parkpay_domain::{LotCatalog, Paise, Timestamp};
-use parkpay_gateway::PaymentGateway;
-use parkpay_store::{AttentionIndex, IdempotencyStore, PendingIndex, SessionScan, Store};
+use parkpay_store::{AttentionIndex, IdempotencyStore, PendingIndex, SessionScan, Store, TokenStore};
 use url::Url;
 
 /// The time source. Production reads the system clock; tests can compress or freeze time.
@@ -49,12 +48,23 @@ pub struct Stores {
     pub attention: Arc<dyn AttentionIndex>,
     /// Reading every session (the one-time sweep; never on a request path).
     pub scan: Arc<dyn SessionScan>,
+    /// The deployment's PhonePe PG v2 access token.
+    pub tokens: Arc<dyn TokenStore>,
 }
 
 impl Stores {
-    pub fn new<D: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan + 'static>(db: D) -> Self {
+    pub fn new<D: Store + IdempotencyStore + PendingIndex + AttentionIndex + SessionScan + TokenStore + 'static>(
+        db: D,
+    ) -> Self {
         let db = Arc::new(db);
-        Stores { store: db.clone(), idempotency: db.clone(), pending: db.clone(), attention: db.clone(), scan: db }
+        Stores {
+            store: db.clone(),
+            idempotency: db.clone(),
+            pending: db.clone(),
+            attention: db.clone(),
+            scan: db.clone(),
+            tokens: db,
+        }
     }
 }
 
@@ -69,10 +79,13 @@ pub struct AppState {
     pub pending: Arc<dyn PendingIndex>,
     /// Obligations overdue or needing a person, for operators (the same database as `store`).
     pub attention: Arc<dyn AttentionIndex>,
-    pub gateway: Arc<dyn PaymentGateway>,
+    /// PhonePe: the API new payments use, and the client of each API configured (a record's
+    /// own API serves its status reads, refunds and callbacks).
+    pub gateways: crate::gateways::Gateways,
     pub lots: Arc<LotCatalog>,
     pub clock: Arc<dyn Clock>,
-    /// Our PhonePe merchant id: notifications for another merchant are never applied.
+    /// Our PhonePe merchant id: notifications for another merchant are never applied. Empty
+    /// when not configured (PG v2 alone: the OAuth client names the merchant).
     pub merchant_id: String,
     /// Where the payer's browser returns after the pay page.
     pub redirect_url: Url,

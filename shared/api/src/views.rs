@@ -134,6 +134,12 @@ pub struct PaymentCreatedView {
     pub upi_intent_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_data: Option<String>,
+    /// `APP_SDK`: the token the app hands to PhonePe's mobile SDK to open the payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk_token: Option<String>,
+    /// PhonePe's own id of the order (PG v2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
     pub expires_at: String,
 }
 

@@ -22,7 +22,7 @@ use http::StatusCode;
 use lambda_http::{Body, Response};
 use parkpay_api::{AppState, Endpoint, ROUTES, Route, Stores, SystemClock};
 use parkpay_checksum::{Message, SaltIndex, SaltKey, SaltKeys};
-use parkpay_domain::LotCatalog;
+use parkpay_domain::{GatewayApi, LotCatalog};
 use parkpay_gateway::phonepe_v1::PhonePeV1;
 use parkpay_gateway::{Environment, PhonePeV1Config};
 use parkpay_simulator::{Outcome, RunningSimulator, SANDBOX_MERCHANT_ID, SANDBOX_SALT_KEY, Simulator, SimulatorConfig};
@@ -91,7 +91,7 @@ impl World {
                 idempotency: stores.idempotency,
                 pending: stores.pending,
                 attention: stores.attention,
-                gateway: Arc::new(PhonePeV1::new(cfg).unwrap()),
+                gateways: parkpay_api::Gateways::only(GatewayApi::V1, Arc::new(PhonePeV1::new(cfg).unwrap())),
                 lots: Arc::new(LotCatalog::default_local()),
                 clock: Arc::new(SystemClock),
                 merchant_id: SANDBOX_MERCHANT_ID.to_owned(),

@@ -111,7 +111,7 @@ fn lambda(sim: &RunningSimulator, aws: &aws_config::SdkConfig, index: &str, refr
         ("PARKPAY_REDIRECT_URL", "http://127.0.0.1:9/payment-complete/".to_owned()),
     ];
     let settings = Settings::from_lookup(&|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
-    LazyPhonePe::new(Arc::new(settings), aws.clone()).with_key_refresh(refresh)
+    LazyPhonePe::new(settings.v1.clone().expect("v1 configured"), aws.clone()).with_key_refresh(refresh)
 }
 
 /// Start a payment and return the salt index PhonePe saw it signed with.

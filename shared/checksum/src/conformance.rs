@@ -35,6 +35,17 @@ pub const WEBHOOK_AUTHORIZATION: &str = "bc842c31a9e54efe320d30d948be61291f3ceee
 /// ... and for an empty username and password (`sha256(":")`).
 pub const WEBHOOK_EMPTY_AUTHORIZATION: &str = "e7ac0786668e0ff0f02b62bd04f45ff636fd82db63b1104601c975dc005f3a67";
 
+/// Our simulator's default PG v2 OAuth client (not PhonePe's: PhonePe issues each merchant its
+/// own). Public, not secrets; a deployment in simulation mode uses them unless told otherwise.
+pub const SIMULATOR_CLIENT_ID: &str = "PARKPAY-SIM-CLIENT";
+pub const SIMULATOR_CLIENT_SECRET: &str = "parkpay-simulator-client-secret";
+/// PhonePe's sandbox (UAT) client version.
+pub const SIMULATOR_CLIENT_VERSION: u32 = 1;
+/// The simulator's default webhook username and password: the pair of
+/// [`WEBHOOK_AUTHORIZATION`].
+pub const SIMULATOR_WEBHOOK_USERNAME: &str = "username";
+pub const SIMULATOR_WEBHOOK_PASSWORD: &str = "password";
+
 /// What a vector signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {

@@ -355,6 +355,10 @@ impl WebhookCredentials {
         Self { username: username.into(), password }
     }
 
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.username.as_bytes());

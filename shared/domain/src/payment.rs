@@ -78,29 +78,44 @@ pub enum PaymentInstrument {
     UpiIntent,
     UpiQr,
     UpiCollect,
+    /// PhonePe's native mobile SDK inside the app (PG v2 only).
+    AppSdk,
 }
 
 impl PaymentInstrument {
-    pub const ALL: [PaymentInstrument; 4] = [
+    pub const ALL: [PaymentInstrument; 5] = [
         PaymentInstrument::PayPage,
         PaymentInstrument::UpiIntent,
         PaymentInstrument::UpiQr,
         PaymentInstrument::UpiCollect,
+        PaymentInstrument::AppSdk,
     ];
 
-    /// The contract's name (`PAY_PAGE`, `UPI_INTENT`, `UPI_QR`, `UPI_COLLECT`).
+    /// The contract's name (`PAY_PAGE`, `UPI_INTENT`, `UPI_QR`, `UPI_COLLECT`, `APP_SDK`).
     pub const fn as_str(self) -> &'static str {
         match self {
             PaymentInstrument::PayPage => "PAY_PAGE",
             PaymentInstrument::UpiIntent => "UPI_INTENT",
             PaymentInstrument::UpiQr => "UPI_QR",
             PaymentInstrument::UpiCollect => "UPI_COLLECT",
+            PaymentInstrument::AppSdk => "APP_SDK",
         }
     }
 
     /// The instrument named exactly by `name`, if any.
     pub fn parse(name: &str) -> Option<PaymentInstrument> {
         Self::ALL.into_iter().find(|i| i.as_str() == name)
+    }
+
+    /// Whether PhonePe's `api` offers this instrument: PG v1 all but the SDK; PG v2's Standard
+    /// Checkout only its pay page and its SDK.
+    pub const fn offered_by(self, api: GatewayApi) -> bool {
+        match (self, api) {
+            (PaymentInstrument::AppSdk, GatewayApi::V1) => false,
+            (PaymentInstrument::PayPage | PaymentInstrument::AppSdk, GatewayApi::V2) => true,
+            (_, GatewayApi::V2) => false,
+            (_, GatewayApi::V1) => true,
+        }
     }
 }
 

@@ -187,9 +187,9 @@ pub fn app_state(stores: &Stores, env: &[(String, String)], phonepe: bool) -> Re
     parkpay_api::lambda::state_with(phonepe, &lookup, &aws, |_| stores.clone()).map_err(|e| e.to_string())
 }
 
-/// Seed `state.store` with the fixtures, using `state.gateway` against `simulator`.
+/// Seed `state.store` with the fixtures, using the current PhonePe client against `simulator`.
 pub async fn seed(state: &AppState, simulator: &Simulator) -> Result<(), String> {
-    crate::fixtures::seed(state.store.as_ref(), state.gateway.as_ref(), simulator, &state.lots, SystemClock.now()).await
+    crate::fixtures::seed(state.store.as_ref(), state.gateways.current().as_ref(), simulator, &state.lots, SystemClock.now()).await
 }
 
 /// DynamoDB Local + a fresh table + a simulator, seeded with the fixtures.

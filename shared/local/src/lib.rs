@@ -38,6 +38,7 @@ use base64::Engine;
 use lambda_http::Body as LambdaBody;
 use parkpay_api::http::ApiError;
 use parkpay_api::{AppState, RouteMatch, Settings, Stores, match_route};
+use parkpay_gateway::PaymentGateway;
 use parkpay_gateway::phonepe_v1::PhonePeV1;
 use parkpay_simulator::{Simulator, SimulatorConfig};
 use parkpay_store::dynamo::{DynamoStore, create_table};
@@ -183,22 +184,54 @@ pub async fn start_with_store(
 
     // Local defaults, each overridable from the environment.
     let sim_url = format!("http://{host}{SIMULATOR_PREFIX}/");
-    let defaults: HashMap<&str, String> = HashMap::from([
+    let callback_url = format!("http://{host}/api/payment/callback/phonepe/");
+    let mut defaults: HashMap<&str, String> = HashMap::from([
         ("PHONEPE_SIMULATION_MODE", "true".to_owned()),
         ("PHONEPE_SIMULATOR_URL", sim_url.clone()),
-        ("PHONEPE_CALLBACK_URL", format!("http://{host}/api/payment/callback/phonepe/")),
+        ("PHONEPE_CALLBACK_URL", callback_url.clone()),
         ("PARKPAY_REDIRECT_URL", format!("http://{host}/payment-complete/")),
     ]);
+    let simulation =
+        env("PHONEPE_SIMULATION_MODE").filter(|v| !v.is_empty()).is_none_or(|v| v.eq_ignore_ascii_case("true"));
+    if simulation {
+        // Both APIs against the simulator, whichever PHONEPE_API_VERSION names, so that a
+        // local deployment can switch and keep serving the other API's records.
+        defaults.insert("PHONEPE_CLIENT_ID", parkpay_simulator::SANDBOX_CLIENT_ID.to_owned());
+    }
     let lookup = |k: &str| env(k).filter(|v| !v.is_empty()).or_else(|| defaults.get(k).cloned());
     let settings = Settings::from_lookup(&lookup)?;
-
-    let salt_keys = settings.inline_salt_keys().cloned().ok_or_else(|| {
+    let inline_only = |var: &'static str| {
         StartError::Config(parkpay_api::ConfigError::new(
-            "PHONEPE_SALT_KEY",
-            "the local server needs the salt key itself (not an SSM or Secrets Manager reference)",
+            var,
+            "the local server needs the secret itself (not an SSM or Secrets Manager reference)",
         ))
-    })?;
-    let mut sim_cfg = SimulatorConfig::for_merchant(settings.merchant_id().to_owned(), salt_keys.clone());
+    };
+    let v1_keys = match settings.v1() {
+        Some(v1) => Some(v1.inline_salt_keys().cloned().ok_or_else(|| inline_only("PHONEPE_SALT_KEY"))?),
+        None => None,
+    };
+    let v2_cfg = match settings.v2() {
+        Some(v2) => Some(v2.inline_config().ok_or_else(|| inline_only("PHONEPE_CLIENT_SECRET"))?),
+        None => None,
+    };
+
+    let merchant_id = settings.merchant_id().unwrap_or(parkpay_api::config::SIM_MERCHANT_ID).to_owned();
+    let sim_keys = v1_keys.clone().unwrap_or_else(|| SimulatorConfig::sandbox().merchants[0].1.clone());
+    let mut sim_cfg = SimulatorConfig::for_merchant(merchant_id.clone(), sim_keys);
+    if let Some(cfg) = &v2_cfg {
+        use secrecy::ExposeSecret;
+        // The simulator plays PhonePe's side of this client: its webhooks go to our callback
+        // route, as the dashboard setting would send them.
+        sim_cfg = sim_cfg
+            .with_v2_client(cfg.client_id.clone(), cfg.client_secret.expose_secret(), cfg.client_version)
+            .with_v2_webhook(
+                Some(Url::parse(&lookup("PHONEPE_CALLBACK_URL").unwrap_or(callback_url)).map_err(|e| {
+                    StartError::Config(parkpay_api::ConfigError::new("PHONEPE_CALLBACK_URL", e.to_string()))
+                })?),
+                cfg.webhook.username(),
+                lookup("PHONEPE_WEBHOOK_PASSWORD").as_deref().unwrap_or(parkpay_simulator::SANDBOX_WEBHOOK_PASSWORD),
+            );
+    }
     if let Some(ms) = env("PARKPAY_SIM_REFUND_SETTLE_MS").filter(|s| !s.is_empty()) {
         let ms: u64 = ms.parse().map_err(|_| {
             StartError::Config(parkpay_api::ConfigError::new(
@@ -211,12 +244,25 @@ pub async fn start_with_store(
     sim_cfg.public_base_url = Some(Url::parse(&sim_url).map_err(|e| StartError::Simulator(e.to_string()))?);
     let simulator = Simulator::new(sim_cfg).map_err(|e| StartError::Simulator(e.to_string()))?;
 
-    let gateway = PhonePeV1::new(settings.gateway_config(salt_keys))
-        .map_err(|e| StartError::Config(parkpay_api::ConfigError::new("PHONEPE_ENV", e.to_string())))?;
     let stores: Stores = match stores {
         Some(stores) => stores,
         None => open_stores(env, &settings.table, true).await?,
     };
+    let client_error = |e: String| StartError::Config(parkpay_api::ConfigError::new("PHONEPE_ENV", e));
+    let v1: Option<Arc<dyn PaymentGateway>> = match (settings.v1(), v1_keys) {
+        (Some(v1), Some(keys)) => {
+            Some(Arc::new(PhonePeV1::new(v1.gateway_config(keys)).map_err(|e| client_error(e.to_string()))?))
+        }
+        _ => None,
+    };
+    let v2: Option<Arc<dyn PaymentGateway>> = match (settings.v2(), v2_cfg) {
+        (Some(v2), Some(cfg)) => Some(Arc::new(
+            parkpay_api::secrets_v2::shared_client(v2, cfg, stores.tokens.clone())
+                .map_err(|e| client_error(e.to_string()))?,
+        )),
+        _ => None,
+    };
+    let gateways = parkpay_api::Gateways::new(settings.api, v1, v2)?;
     let every = reconcile_every(env)?;
     let scan = stores.scan.clone();
     let dev = DevAccess::new(&addr, env("PHONEPE_ENV").as_deref(), settings.environment());
@@ -226,10 +272,10 @@ pub async fn start_with_store(
         idempotency: stores.idempotency,
         pending: stores.pending,
         attention: stores.attention,
-        gateway: parkpay_api::telemetry::MeteredGateway::wrap(Arc::new(gateway)),
+        gateways: gateways.map(parkpay_api::telemetry::MeteredGateway::wrap),
         lots: Arc::new(settings.lots.clone()),
         clock: clock.clone(),
-        merchant_id: settings.merchant_id().to_owned(),
+        merchant_id: settings.merchant_id().unwrap_or_default().to_owned(),
         redirect_url: settings.redirect_url().clone(),
         policy: parkpay_api::Policy::from_lookup(env)?,
     };

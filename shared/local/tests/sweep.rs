@@ -34,7 +34,8 @@ async fn at_phonepe(env: &Env, id: &PaymentId, complete: bool) {
     env.server.simulator.set_faults(id.as_str(), Faults::callbacks_dropped()).unwrap();
     env.server
         .state
-        .gateway
+        .gateways
+        .current()
         .pay(&PayRequest {
             merchant_txn_id: MerchantTxnId::parse(id.as_str()).unwrap(),
             merchant_user_id: "ULEGACY".into(),

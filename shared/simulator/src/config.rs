@@ -14,16 +14,16 @@ pub const SANDBOX_MERCHANT_ID: &str = parkpay_checksum::conformance::SANDBOX_MER
 pub const SANDBOX_SALT_KEY: &str = parkpay_checksum::conformance::SANDBOX_SALT_KEY;
 pub const SANDBOX_SALT_INDEX: SaltIndex = SaltIndex::new(parkpay_checksum::conformance::SANDBOX_SALT_INDEX);
 /// The simulator's default PG v2 OAuth client id. Public, not a secret.
-pub const SANDBOX_CLIENT_ID: &str = "PARKPAY-SIM-CLIENT";
+pub const SANDBOX_CLIENT_ID: &str = parkpay_checksum::conformance::SIMULATOR_CLIENT_ID;
 /// The simulator's default PG v2 OAuth client secret. Public, not a secret.
-pub const SANDBOX_CLIENT_SECRET: &str = "parkpay-simulator-client-secret";
+pub const SANDBOX_CLIENT_SECRET: &str = parkpay_checksum::conformance::SIMULATOR_CLIENT_SECRET;
 /// PhonePe's sandbox (UAT) client version.
-pub const SANDBOX_CLIENT_VERSION: u32 = 1;
+pub const SANDBOX_CLIENT_VERSION: u32 = parkpay_checksum::conformance::SIMULATOR_CLIENT_VERSION;
 /// The default PG v2 webhook username and password: PhonePe's own example pair, so that the
 /// default webhook `Authorization` is the published test vector
 /// ([`parkpay_checksum::conformance::WEBHOOK_AUTHORIZATION`]).
-pub const SANDBOX_WEBHOOK_USERNAME: &str = "username";
-pub const SANDBOX_WEBHOOK_PASSWORD: &str = "password";
+pub const SANDBOX_WEBHOOK_USERNAME: &str = parkpay_checksum::conformance::SIMULATOR_WEBHOOK_USERNAME;
+pub const SANDBOX_WEBHOOK_PASSWORD: &str = parkpay_checksum::conformance::SIMULATOR_WEBHOOK_PASSWORD;
 /// How long a PG v2 access token lives unless configured otherwise.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Where the binary listens unless `PARKPAY_SIM_ADDR` says otherwise.

@@ -153,6 +153,7 @@ pub(crate) fn gateway_instrument(
 ) -> Result<Instrument, ApiError> {
     Ok(match instrument {
         PaymentInstrument::PayPage => Instrument::PayPage,
+        PaymentInstrument::AppSdk => Instrument::AppSdk,
         PaymentInstrument::UpiQr => Instrument::UpiQr,
         PaymentInstrument::UpiIntent => Instrument::UpiIntent {
             target_app: None,
@@ -175,6 +176,20 @@ pub(crate) fn gateway_instrument(
     })
 }
 
+/// 422 `INSTRUMENT_NOT_AVAILABLE`: the instrument (by its contract name) is not offered by the
+/// PhonePe API this deployment uses.
+pub(crate) fn instrument_not_available(instrument: &str, api: parkpay_domain::GatewayApi) -> ApiError {
+    let offered: Vec<&str> = PaymentInstrument::ALL.iter().filter(|i| i.offered_by(api)).map(|i| i.as_str()).collect();
+    ApiError::unprocessable(
+        "INSTRUMENT_NOT_AVAILABLE",
+        format!(
+            "{instrument} is not available with PhonePe PG {}, which this deployment uses: use {}",
+            api.as_str(),
+            offered.join(", ")
+        ),
+    )
+}
+
 /// `handle@psp`: 2–256 characters of letters, digits, `.`, `-`, `_`, one `@`.
 fn valid_vpa(vpa: &str) -> bool {
     let Some((user, psp)) = vpa.split_once('@') else { return false };
@@ -189,6 +204,11 @@ pub(crate) fn txn_id(id: &str) -> Result<MerchantTxnId, ApiError> {
 /// The HTTP answer for a gateway error the client must see.
 pub(crate) fn gateway_error(e: GatewayError) -> ApiError {
     match e {
+        // The client of the payment's API refused the instrument (a payment resumed under the
+        // API that made it, after the deployment switched).
+        GatewayError::Rejected { code, message } if code == parkpay_gateway::INSTRUMENT_NOT_AVAILABLE => {
+            ApiError::unprocessable("INSTRUMENT_NOT_AVAILABLE", message)
+        }
         GatewayError::Rejected { code, .. } if code == "TOO_MANY_REQUESTS" => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "GATEWAY_BUSY", "PhonePe is busy; try again shortly")
                 .retry_after(GATEWAY_BUSY_RETRY_SECS)

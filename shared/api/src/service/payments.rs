@@ -51,10 +51,15 @@ pub async fn create_payment(
         Some(name) => PaymentInstrument::parse(name).ok_or_else(|| {
             ApiError::unprocessable(
                 "INVALID_PAYMENT_INSTRUMENT",
-                "`payment_instrument` must be PAY_PAGE, UPI_INTENT, UPI_QR or UPI_COLLECT",
+                "`payment_instrument` must be PAY_PAGE, UPI_INTENT, UPI_QR, UPI_COLLECT or APP_SDK",
             )
         })?,
     };
+    // What the configured PhonePe API does not offer is refused before anything is recorded.
+    let api = state.gateways.api();
+    if !instrument.offered_by(api) {
+        return Err(super::instrument_not_available(instrument.as_str(), api));
+    }
     let gw_instrument = gateway_instrument(instrument, body.vpa, body.device_os)?;
     let asked = body.amount.as_ref().map(|a| a.to_paise("amount", state.max_amount())).transpose()?;
 
@@ -79,7 +84,7 @@ pub async fn create_payment(
             break (session, payment);
         }
         let now = state.clock.now();
-        let payment = Payment::start(payment_id.clone(), &session, &bundle.payments, instrument, now)?;
+        let payment = Payment::start(payment_id.clone(), &session, &bundle.payments, instrument, now)?.via(api);
         let expected = session.version();
         session.note_payment_started(now);
         let writes = vec![
@@ -105,7 +110,7 @@ pub async fn create_payment(
         redirect_url: redirect.to_string(),
         mobile_number: None,
     };
-    match state.gateway.pay(&request).await {
+    match state.gateways.of(payment.gateway()).pay(&request).await {
         Ok(started) => {
             tracing::info!(payment = %payment.id(), session = %session.id(), amount = %payment.amount(), "payment started");
             telemetry::payment_created();
@@ -120,6 +125,8 @@ pub async fn create_payment(
                 redirect_url: started.redirect_url,
                 upi_intent_url: started.upi_intent_url,
                 qr_data: started.qr_data,
+                sdk_token: started.sdk_token,
+                order_id: started.order_id,
                 expires_at: expires.to_rfc3339(),
             })
         }
@@ -192,7 +199,8 @@ async fn resume_payment(state: &AppState, bundle: &SessionBundle, existing: &Pay
         PaymentStatus::Failed => return Err(failed(existing.id())),
         PaymentStatus::Pending => {}
     }
-    let report = state.gateway.status(&txn_id(existing.id().as_str())?).await.map_err(gateway_error)?;
+    let report =
+        state.gateways.of(existing.gateway()).status(&txn_id(existing.id().as_str())?).await.map_err(gateway_error)?;
     if report.state == TxnState::NotFound {
         tracing::info!(payment = %existing.id(), "payment never reached PhonePe; sending it now");
         // PhonePe's timeout counts from this send. Reloaded and retried on a lost race (a
@@ -302,7 +310,7 @@ pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody)
     let bundle = load_visible(state, caller, &session_id).await.map_err(|_| ApiError::payment_not_found())?;
     let recorded = bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(ApiError::payment_not_found)?;
     let bundle = if may_ask_phonepe(state, &bundle, recorded).await? {
-        match state.gateway.status(&txn_id(payment_id.as_str())?).await {
+        match state.gateways.of(recorded.gateway()).status(&txn_id(payment_id.as_str())?).await {
             Ok(report) => apply_payment_report(state, &session_id, &payment_id, &report, ReportSource::Verify).await?.0,
             Err(e) if recorded.status() != PaymentStatus::Pending => {
                 // Final already: our record answers.

@@ -61,7 +61,12 @@ pub async fn refund(
                 }
                 RefundStatus::Success => return Ok(RefundView::from(existing)),
             }
-            let report = state.gateway.refund_status(&txn_id(refund_id.as_str())?).await.map_err(gateway_error)?;
+            let report = state
+                .gateways
+                .of(existing.gateway())
+                .refund_status(&txn_id(refund_id.as_str())?)
+                .await
+                .map_err(gateway_error)?;
             if report.state != TxnState::NotFound {
                 let (after, _) = apply_refund_report(
                     state,
@@ -151,7 +156,7 @@ pub async fn send_refund_from(
         amount: refund.amount(),
         merchant_user_id: Some(merchant_user_id(payer)),
     };
-    let answer = state.gateway.refund(&request).await;
+    let answer = state.gateways.of(refund.gateway()).refund(&request).await;
     let target = refund.id().as_str();
     match answer {
         Ok(started) => {

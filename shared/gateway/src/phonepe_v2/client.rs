@@ -63,6 +63,18 @@ impl PhonePeV2 {
         Ok(Self::assemble(cfg, http, tokens))
     }
 
+    /// The client with a token provider built on the client's own token endpoint provider
+    /// (same HTTP client): `share` wraps it, e.g. into a token shared through a database.
+    pub fn with_shared_tokens(
+        cfg: PhonePeV2Config,
+        share: impl FnOnce(Arc<OAuthTokenProvider>) -> Arc<dyn TokenProvider>,
+    ) -> Result<Self, V2ConfigError> {
+        cfg.validate()?;
+        let http = http_client(&cfg)?;
+        let tokens = share(Arc::new(OAuthTokenProvider::new(http.clone(), &cfg)));
+        Ok(Self::assemble(cfg, http, tokens))
+    }
+
     fn assemble(cfg: PhonePeV2Config, http: reqwest::Client, tokens: Arc<dyn TokenProvider>) -> Self {
         let pg_base = cfg.environment.v2_pg_base_url().as_str().trim_end_matches('/').to_owned();
         Self { http, cfg: Arc::new(cfg), pg_base, tokens }
