@@ -120,15 +120,21 @@ impl SharedToken {
                         }
                         Ok((fresh, generation))
                     }
-                    // The refresh failed; the stored token, if still valid, serves until it expires.
-                    // (Our lock runs out by itself: the next caller after REFRESH_LOCK tries again.)
-                    Err(e) => match stored.filter(|t| usable(t)) {
-                        Some(old) => {
-                            tracing::warn!(error = %e, "PhonePe token refresh failed; the current token is used until it expires");
-                            Ok((old, state.generation))
+                    // The refresh failed: the lock is released at once, so that the next caller (of
+                    // any instance) may try again rather than wait for the lock to run out; the
+                    // stored token, if still valid, serves until it expires.
+                    Err(e) => {
+                        if let Err(release) = self.store.abandon_refresh(&self.name, &self.holder).await {
+                            tracing::warn!(error = %release, "PhonePe token refresh lock not released; it runs out by itself");
                         }
-                        None => Err(e),
-                    },
+                        match stored.filter(|t| usable(t)) {
+                            Some(old) => {
+                                tracing::warn!(error = %e, "PhonePe token refresh failed; the current token is used until it expires");
+                                Ok((old, state.generation))
+                            }
+                            None => Err(e),
+                        }
+                    }
                 };
             }
             // Someone else refreshes (or just did): a still valid token serves meanwhile.

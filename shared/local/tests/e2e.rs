@@ -195,6 +195,8 @@ async fn malformed_requests(env: Env) {
     let t = env.token("driver-7");
     let sid = env.book(&t).await;
     let big = format!(r#"{{"lot_id":"{}"}}"#, "x".repeat(1024 * 1024));
+    // PG v2 has no collect request: it is refused as unavailable before its fields are read.
+    let collect = |code| if env.api() == "v1" { code } else { "INSTRUMENT_NOT_AVAILABLE" };
     type Case<'a> = (&'a str, &'a str, Option<&'a str>, String, u16, &'a str);
     let cases: Vec<Case> = vec![
         ("POST", "/api/sessions/", Some(&t), "".into(), 400, "MALFORMED_JSON"),
@@ -364,7 +366,7 @@ async fn malformed_requests(env: Env) {
             Some(&t),
             json!({"session_id": sid, "payment_instrument": "UPI_COLLECT"}).to_string(),
             422,
-            "MISSING_FIELD",
+            collect("MISSING_FIELD"),
         ),
         (
             "POST",
@@ -372,7 +374,7 @@ async fn malformed_requests(env: Env) {
             Some(&t),
             json!({"session_id": sid, "payment_instrument": "UPI_COLLECT", "vpa": "no-at-sign"}).to_string(),
             422,
-            "INVALID_VPA",
+            collect("INVALID_VPA"),
         ),
         (
             "POST",
@@ -472,15 +474,233 @@ async fn malformed_requests(env: Env) {
     assert!(s["payments"].as_array().unwrap().is_empty());
 }
 
-on_both_stores!(
-    pay_flow,
-    decline_then_pay_again,
-    refunds,
-    isolation,
-    forged_callback,
-    disagreeing_callback_is_cross_checked,
-    malformed_requests,
-);
+/// Each API offers its own instruments: what it lacks is 422 `INSTRUMENT_NOT_AVAILABLE` naming
+/// the version, with nothing recorded; what it has answers its own links.
+async fn instruments_by_api(env: Env) {
+    let t = env.token("driver-instruments");
+    let api = env.api();
+    let (missing, present): (&[&str], &[&str]) = match api {
+        "v1" => (&["APP_SDK"], &["PAY_PAGE", "UPI_INTENT", "UPI_QR"]),
+        _ => (&["UPI_INTENT", "UPI_QR", "UPI_COLLECT"], &["PAY_PAGE", "APP_SDK"]),
+    };
+    for name in missing {
+        let sid = env.book(&t).await;
+        let body = json!({"session_id": sid, "payment_instrument": name, "vpa": "driver@ybl"}).to_string();
+        let (s, v) = env.call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&body)).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("INSTRUMENT_NOT_AVAILABLE")),
+            "{v}"
+        );
+        assert!(v["error"]["message"].as_str().unwrap().contains(&format!("PG {api}")), "{v}");
+        let session = env.session(&t, &sid).await;
+        assert!(session["payments"].as_array().unwrap().is_empty(), "nothing recorded: {session}");
+    }
+    for name in present {
+        let sid = env.book(&t).await;
+        let body = json!({"session_id": sid, "payment_instrument": name}).to_string();
+        let (s, v) = env.call("POST", "/api/payment/phonepe/create/", Some(&t), Some(&body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{name}: {v}");
+        assert_eq!(v["payment_instrument"], *name);
+        let link = match *name {
+            "PAY_PAGE" => "redirect_url",
+            "UPI_INTENT" => "upi_intent_url",
+            "UPI_QR" => "qr_data",
+            _ => "sdk_token",
+        };
+        assert!(v[link].as_str().is_some_and(|l| !l.is_empty()), "{name} answers {link}: {v}");
+        // PhonePe's order id comes with every v2 order, never with v1.
+        assert_eq!(v["order_id"].is_string(), api == "v2", "{v}");
+        let txn = v["merchant_txn_id"].as_str().unwrap();
+        assert_eq!(env.server.simulator.v2_order(txn).is_some(), api == "v2", "made with PG {api}");
+    }
+}
+
+on_both_stores_and_apis!(instruments_by_api, pay_flow, decline_then_pay_again, refunds, isolation, malformed_requests);
+
+mod v1_only {
+    use super::*;
+    on_both_stores!(forged_callback, disagreeing_callback_is_cross_checked);
+}
+
+/// A PG v2 webhook's `Authorization` does not depend on its body: a webhook with the right
+/// header and a made-up body changes nothing, because what is applied is what PhonePe's status
+/// API says. A wrong or missing header is 401.
+async fn forged_webhook(env: Env) {
+    let t = env.token("driver-webhook");
+    let sid = env.book(&t).await;
+    let p = env.create_payment(&t, &sid).await;
+    let txn = p["merchant_txn_id"].as_str().unwrap();
+    let hook = |event: &str, state: &str| {
+        json!({"event": event, "payload": {
+            "merchantId": parkpay_api::config::SIM_MERCHANT_ID, "merchantOrderId": txn,
+            "orderId": "OMO-FORGED", "state": state, "amount": 10_000,
+            "paymentDetails": [{"transactionId": "OM-FORGED", "paymentMode": "UPI_QR", "state": state, "amount": 10_000}]
+        }})
+        .to_string()
+    };
+    let post = |auth: Option<String>, body: String| {
+        let mut req = env
+            .http
+            .post(format!("{}/api/payment/callback/phonepe/", env.base))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let good = env.server.simulator.webhook_authorization();
+    // Not authenticated: refused, whatever the body says.
+    for auth in [None, Some("0".repeat(64)), Some(good.replace('a', "b")), Some("not hex".to_owned())] {
+        let (s, v) = post(auth.clone(), hook("checkout.order.completed", "COMPLETED")).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("INVALID_SIGNATURE")),
+            "{auth:?}: {v}"
+        );
+    }
+    // Authenticated header, forged body: PhonePe says the order is still PENDING.
+    let (s, v) = post(Some(good.clone()), hook("checkout.order.completed", "COMPLETED")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["applied"], false, "{v}");
+    let session = env.session(&t, &sid).await;
+    assert_eq!(
+        (session["status"].as_str(), session["payments"][0]["status"].as_str()),
+        (Some("PENDING_PAYMENT"), Some("PENDING")),
+        "{session}"
+    );
+    // A webhook naming another merchant is not applied.
+    let other =
+        hook("checkout.order.completed", "COMPLETED").replace(parkpay_api::config::SIM_MERCHANT_ID, "OTHERMERCHANT");
+    let (s, v) = post(Some(good.clone()), other).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+    // Paid for real, its webhook not delivered; the genuine webhook arrives while PhonePe's status
+    // API fails: 503, so that PhonePe sends it again; then it is applied.
+    use parkpay_simulator::{Faults, Operation, Outcome};
+    let sim = &env.server.simulator;
+    sim.set_faults(txn, Faults::callbacks_dropped()).unwrap();
+    sim.complete(txn, Outcome::Success).await.unwrap();
+    sim.set_faults(txn, Faults::server_error_before().only(&[Operation::Status])).unwrap();
+    let (header, body) = env.genuine_success_notice(txn);
+    let (s, v) = env.post_notice(&header, &body).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(env.session(&t, &sid).await["status"], "PENDING_PAYMENT");
+    sim.set_faults(txn, Faults::default()).unwrap();
+    let (s, v) = env.post_notice(&header, &body).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(true)), "{v}");
+    let paid = env.wait_for_status(&t, &sid, "PAID").await;
+    // Then a forged "failed" webhook changes nothing either.
+    assert_eq!(paid["paid"], "100.00");
+    let (s, v) = post(Some(good), hook("checkout.order.failed", "FAILED")).await;
+    assert_eq!((s, v["applied"].as_bool()), (StatusCode::OK, Some(false)), "{v}");
+    assert_eq!(env.session(&t, &sid).await["status"], "PAID");
+}
+
+mod v2_only {
+    use super::*;
+
+    mod embedded_store {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn forged_webhook() {
+            super::super::forged_webhook(crate::common::embedded_v2().await).await;
+        }
+    }
+
+    mod dynamodb_local {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn forged_webhook() {
+            if let Some(env) = crate::common::dynamodb_v2().await {
+                super::super::forged_webhook(env).await;
+            }
+        }
+    }
+}
+
+/// Switching a live deployment from PG v1 to PG v2 (`README.md`, "Switching from PG v1 to PG
+/// v2"): a v1 deployment and the switched one run side by side on the same table, as functions
+/// do during a deploy, against the same PhonePe. What v1 made keeps going through v1 on the
+/// switched deployment (a late outcome found by verify, a refund, reconciliation of that
+/// refund); what it makes is v2's.
+async fn switching_from_v1_to_v2(old: Env, stores: parkpay_api::Stores) {
+    assert_eq!(old.api(), "v1");
+    let sim = &old.server.simulator;
+    let new = common::start_with_env(
+        tempfile::tempdir().unwrap(),
+        Some(stores),
+        &[
+            ("PHONEPE_API_VERSION", "v2"),
+            ("PHONEPE_SIMULATOR_URL", &format!("{}/_phonepe/", old.base)),
+            ("PARKPAY_JWT_SECRET", "e2e-test-secret-0123456789"),
+        ],
+    )
+    .await;
+    assert_eq!(new.api(), "v2");
+    let t = old.token("driver-switch");
+    // Before the switch: one v1 payment paid, one v1 payment whose outcome is not known yet.
+    let paid_sid = old.book(&t).await;
+    let paid = old.create_payment(&t, &paid_sid).await;
+    old.pay(&paid, "success").await;
+    old.wait_for_status(&t, &paid_sid, "PAID").await;
+    let late_sid = old.book(&t).await;
+    let late = old.create_payment(&t, &late_sid).await;
+    let late_txn = late["merchant_txn_id"].as_str().unwrap();
+    sim.set_faults(late_txn, parkpay_simulator::Faults::callbacks_dropped()).unwrap();
+    sim.complete(late_txn, parkpay_simulator::Outcome::Success).await.unwrap();
+
+    // After: the switched deployment verifies the v1 payment through v1.
+    let (s, v) = new
+        .call("POST", "/api/payment/phonepe/verify/", Some(&t), Some(&json!({"merchant_txn_id": late_txn}).to_string()))
+        .await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("SUCCESS")), "{v}");
+    // It refunds the v1 payment through v1: PhonePe has a v1 refund, no v2 one.
+    sim.set_global_faults(parkpay_simulator::Faults::callbacks_dropped()).unwrap();
+    let body =
+        json!({"merchant_txn_id": paid["merchant_txn_id"], "amount": "40.00", "reason": "switch test"}).to_string();
+    let (s, r) = new.call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let refund_id = r["refund_id"].as_str().expect("refund id").to_owned();
+    assert!(sim.v2_refund(&refund_id).is_none(), "the v1 payment's refund went through v1");
+    assert!(sim.transactions().iter().any(|x| x.merchant_transaction_id == refund_id), "PhonePe has the refund");
+    sim.clear_global_faults();
+    // The refund settles with its callback dropped; reconciliation on the switched deployment
+    // asks v1 and applies it.
+    sim.set_faults(&refund_id, parkpay_simulator::Faults::callbacks_dropped()).unwrap();
+    sim.settle_refund(&refund_id, parkpay_simulator::Outcome::Success).unwrap();
+    let rec = common::Rec::new(&new);
+    let mut refunded = Value::Null;
+    for secs in [60, 120, 300, 900, 1800] {
+        rec.at(secs).await;
+        refunded = new.session(&t, &paid_sid).await;
+        if refunded["refunded"] == "40.00" {
+            break;
+        }
+    }
+    assert_eq!(refunded["refunded"], "40.00", "{refunded}");
+    // New payments are v2's, with their own refunds through v2.
+    let sid = new.book(&t).await;
+    let p = new.create_payment(&t, &sid).await;
+    let txn = p["merchant_txn_id"].as_str().unwrap().to_owned();
+    assert!(p["order_id"].is_string() && sim.v2_order(&txn).is_some(), "{p}");
+    new.pay(&p, "success").await;
+    new.wait_for_status(&t, &sid, "PAID").await;
+    let body = json!({"merchant_txn_id": txn, "reason": "switch test"}).to_string();
+    let (s, r) = new.call("POST", "/api/payment/phonepe/refund/", Some(&t), Some(&body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{r}");
+    let refund_id = r["refund_id"].as_str().unwrap().to_owned();
+    assert!(sim.v2_refund(&refund_id).is_some(), "a v2 payment's refund goes through v2");
+    new.wait_for_status(&t, &sid, "REFUNDED").await;
+    // PhonePe is the old deployment's simulator: the money is checked against it.
+    common::assert_money(&old, &[paid_sid, late_sid, sid]).await;
+}
+
+mod switching {
+    use super::*;
+    on_both_stores_with_stores!(switching_from_v1_to_v2);
+}
 
 /// The embedded store keeps its data across a restart of the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,13 +11,13 @@
 //! M7, O2, O7; docs/http-api.md). "Nothing listening" is played by a twin server on the same
 //! store whose PhonePe base URL is a closed port; the retry then goes to the healthy server.
 
-// This suite uses `on_both_stores_with_stores!`, not common's `on_both_stores!`.
+// This suite uses `on_both_stores_and_apis_with_stores!`, not common's `on_both_stores!`.
 #![allow(unused_macros)]
 
 #[macro_use]
 mod common;
 
-use common::{Env, Rec, assert_money, operator, paid_session, unreachable_twin, wait_session, wait_until};
+use common::{Env, Rec, assert_money, operator, paid_session, unreachable_twin_on, wait_session, wait_until};
 use parkpay_api::Stores;
 use parkpay_simulator::{Faults, Operation, Outcome, SimState, TxnKind};
 use reqwest::StatusCode;
@@ -151,7 +151,7 @@ async fn payer_pays(env: &Env, token: &str, sid: &str, id: &str, created: Option
 
 async fn pay_row(env: Env, stores: Stores, fault: Fault) {
     let row = PAY_MATRIX.iter().find(|r| r.fault == fault).expect("a row for every fault");
-    let twin = if fault == ConnectionRefused { Some(unreachable_twin(&stores).await) } else { None };
+    let twin = if fault == ConnectionRefused { Some(unreachable_twin_on(&stores, env.api()).await) } else { None };
     let faulty = twin.as_ref().unwrap_or(&env);
     let t = env.token(&format!("gm-pay-{fault:?}"));
     let mut sessions = Vec::new();
@@ -276,7 +276,7 @@ const REFUND_MATRIX: &[RefundRow] = &[
 
 async fn refund_row(env: Env, stores: Stores, fault: Fault) {
     let row = REFUND_MATRIX.iter().find(|r| r.fault == fault).expect("a row for every fault");
-    let twin = if fault == ConnectionRefused { Some(unreachable_twin(&stores).await) } else { None };
+    let twin = if fault == ConnectionRefused { Some(unreachable_twin_on(&stores, env.api()).await) } else { None };
     let faulty = twin.as_ref().unwrap_or(&env);
     let t = env.token(&format!("gm-refund-{fault:?}"));
     let (sid, p) = paid_session(&env, &t).await;
@@ -380,7 +380,7 @@ async fn refund_too_many_requests(env: Env, stores: Stores) {
     refund_row(env, stores, TooManyRequests).await;
 }
 
-on_both_stores_with_stores!(
+on_both_stores_and_apis_with_stores!(
     pay_refused,
     pay_connection_refused,
     pay_server_error_before,

@@ -124,10 +124,10 @@ async fn concurrent_callbacks_and_verifies(env: Env) {
     env.server.simulator.set_faults(&txn, parkpay_simulator::Faults::callbacks_dropped()).unwrap();
     env.pay(&p, "success").await;
     assert_eq!(env.session(&t, &sid).await["status"], "PENDING_PAYMENT");
-    // The genuine callback, as PhonePe would send it, 50 times at once, and 50 verifies.
-    let (body, x_verify) =
-        common::signed_callback(parkpay_api::config::SIM_SALT_KEY, &txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
-    let callbacks = (0..N).map(|_| env.post_callback(&body, Some(&x_verify)));
+    // The genuine callback (v2: webhook), as PhonePe would send it, 50 times at once, and 50
+    // verifies.
+    let (header, body) = env.genuine_success_notice(&txn);
+    let callbacks = (0..N).map(|_| env.post_notice(&header, &body));
     let verify_body = json!({"merchant_txn_id": txn}).to_string();
     let verifies = (0..N).map(|_| raw_post(&env, "/api/payment/phonepe/verify/", &t, None, &verify_body));
     let (cb, vf) = tokio::join!(join_all(callbacks), join_all(verifies));
@@ -230,7 +230,7 @@ async fn concurrent_create_payment(env: Env) {
     assert_conserved(&env.session(&t, &sid2).await);
 }
 
-on_both_stores!(
+on_both_stores_and_apis!(
     idempotency_keys,
     idempotency_in_flight,
     concurrent_callbacks_and_verifies,

@@ -373,7 +373,7 @@ async fn payment_phonepe_never_saw_is_resumed_after_reconciliation(env: Env) {
     assert_money(&env, &sessions).await;
 }
 
-on_both_stores!(
+on_both_stores_and_apis!(
     payment_phonepe_never_saw_is_resumed_after_reconciliation,
     refund_never_seen_by_phonepe_is_sent_again,
     refund_rate_limited_or_unreachable_is_pending_not_failed,

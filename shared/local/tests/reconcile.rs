@@ -168,7 +168,7 @@ async fn gateway_timeout_leaves_pending_then_reconciles(env: Env) {
     assert_eq!(s["status"], "PAID", "{s}");
 }
 
-on_both_stores!(
+on_both_stores_and_apis!(
     dropped_callback_is_reconciled,
     stuck_payment_expires_and_releases_the_session,
     late_success_after_decline_is_refunded,

@@ -694,6 +694,25 @@ impl TokenStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn abandon_refresh(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        token::check_name("a token name", name)?;
+        token::check_name("a lock holder", holder)?;
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.run(move |db| {
+            in_write(db, |txn| {
+                let mut items: Items<'_> = txn.open_table(ITEMS).map_err(db_error)?;
+                let stored = read_token(&items, &name)?;
+                if !token::may_finish(&stored, &holder) {
+                    return Ok(false);
+                }
+                let next = TokenItem { refresh_holder: None, refresh_until: None, ..stored };
+                write_token(&mut items, &name, &next)?;
+                Ok(true)
+            })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,11 @@ pub trait TokenStore: Send + Sync {
     /// Stores `token` as the next generation and releases the lock, if `holder` still holds it.
     /// `Ok(false)`: the lock was taken over (its time ran out); nothing is stored.
     async fn finish_refresh(&self, name: &str, holder: &str, token: &StoredToken) -> Result<bool, StoreError>;
+
+    /// Releases the lock of `name` without storing a token, if `holder` still holds it: the
+    /// refresh failed, and the next caller may try at once rather than after the lock's time.
+    /// `Ok(false)`: `holder` did not hold it (any more).
+    async fn abandon_refresh(&self, name: &str, holder: &str) -> Result<bool, StoreError>;
 }
 
 /// The stored form, as both backends keep it.
@@ -139,6 +144,7 @@ impl TokenItem {
 }
 
 /// Whether `holder` may take the lock of `stored` (see [`TokenStore::begin_refresh`]).
+#[cfg_attr(not(feature = "embedded"), allow(dead_code))]
 pub(crate) fn may_begin(stored: &TokenItem, seen_generation: u64, now: Timestamp) -> bool {
     stored.generation == seen_generation
         && match (&stored.refresh_holder, stored.refresh_until) {
@@ -149,6 +155,7 @@ pub(crate) fn may_begin(stored: &TokenItem, seen_generation: u64, now: Timestamp
 }
 
 /// Whether `holder` holds the lock of `stored`.
+#[cfg_attr(not(feature = "embedded"), allow(dead_code))]
 pub(crate) fn may_finish(stored: &TokenItem, holder: &str) -> bool {
     stored.refresh_holder.as_deref() == Some(holder)
 }

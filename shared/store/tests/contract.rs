@@ -1030,6 +1030,18 @@ async fn token_refresh_is_locked_per_generation(store: Arc<dyn Backend>) {
     assert!(store.finish_refresh("phonepe", "d", &token("td", 6)).await.unwrap());
     assert_eq!(store.load_token("phonepe").await.unwrap().generation, 2);
     assert_eq!(store.load_token("phonepe").await.unwrap().token, Some(token("td", 6)));
+    // A failed refresh gives the lock back at once, keeping the token; only its holder can.
+    assert!(store.begin_refresh("phonepe", 2, "e", at(6_000), at(60_000)).await.unwrap());
+    assert!(!store.abandon_refresh("phonepe", "f").await.unwrap(), "f holds nothing");
+    assert!(!store.begin_refresh("phonepe", 2, "f", at(6_001), at(60_000)).await.unwrap(), "still e's");
+    assert!(store.abandon_refresh("phonepe", "e").await.unwrap());
+    assert!(!store.abandon_refresh("phonepe", "e").await.unwrap(), "already released");
+    assert_eq!(
+        store.load_token("phonepe").await.unwrap(),
+        TokenState { token: Some(token("td", 6)), generation: 2, refresh_holder: None, refresh_until: None }
+    );
+    assert!(store.begin_refresh("phonepe", 2, "f", at(6_002), at(60_000)).await.unwrap(), "free at once");
+    assert!(store.abandon_refresh("phonepe", "f").await.unwrap());
     // Names are separate.
     assert_eq!(store.load_token("other").await.unwrap(), TokenState::default());
     // Bad arguments write nothing.

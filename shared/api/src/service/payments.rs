@@ -21,11 +21,16 @@ use crate::views::{PaymentCreatedView, VerifyView};
 /// The `last_code`s of a payment's obligation while PhonePe has not taken it for a reason a
 /// retry cures: rate limited (`TOO_MANY_REQUESTS`), never sent (`UNREACHABLE`: no connection,
 /// or the salt key could not be loaded), or PhonePe's status says it has never seen it
-/// (`TRANSACTION_NOT_FOUND`, noted by reconciliation, e.g. after a 5xx before PhonePe recorded
-/// it). The payment stays PENDING (never FAILED for that), and the next create-payment for the
+/// (`TRANSACTION_NOT_FOUND`, PG v2's `ORDER_NOT_FOUND`, noted by reconciliation, e.g. after a
+/// 5xx before PhonePe recorded it). The payment stays PENDING (never FAILED for that), and the next create-payment for the
 /// session resumes it: it asks PhonePe's status and sends it with the same id only if PhonePe
 /// has never seen it.
-const NOT_TAKEN_YET: [&str; 3] = ["TOO_MANY_REQUESTS", "UNREACHABLE", "TRANSACTION_NOT_FOUND"];
+const NOT_TAKEN_YET: [&str; 4] = [
+    "TOO_MANY_REQUESTS",
+    "UNREACHABLE",
+    parkpay_gateway::phonepe_v1::wire::codes::TRANSACTION_NOT_FOUND,
+    parkpay_gateway::phonepe_v2::ORDER_NOT_FOUND,
+];
 
 /// Create the payment whose id is fixed by `id_bytes` (derived from the `Idempotency-Key`, or
 /// random). A retry that finds this payment already recorded resumes it instead of creating

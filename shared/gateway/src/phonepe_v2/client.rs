@@ -241,11 +241,12 @@ impl PaymentGateway for PhonePeV2 {
     }
 
     async fn status(&self, txn: &MerchantTxnId) -> Result<StatusReport, GatewayError> {
-        self.status_call(&wire::order_status_path(txn.as_str()), txn, "ORDER_NOT_FOUND", order_report).await
+        self.status_call(&wire::order_status_path(txn.as_str()), txn, super::ORDER_NOT_FOUND, order_report).await
     }
 
     async fn refund_status(&self, refund: &MerchantTxnId) -> Result<StatusReport, GatewayError> {
-        self.status_call(&wire::refund_status_path(refund.as_str()), refund, "REFUND_NOT_FOUND", refund_report).await
+        self.status_call(&wire::refund_status_path(refund.as_str()), refund, super::REFUND_NOT_FOUND, refund_report)
+            .await
     }
 
     async fn refund(&self, req: &RefundRequest) -> Result<RefundStarted, GatewayError> {

@@ -43,6 +43,11 @@ use crate::{
 };
 use wire::{events, states};
 
+/// Our code for a status call PhonePe answered 404: no such order (yet).
+pub const ORDER_NOT_FOUND: &str = "ORDER_NOT_FOUND";
+/// ... no such refund (yet).
+pub const REFUND_NOT_FOUND: &str = "REFUND_NOT_FOUND";
+
 /// Name of the webhook authentication header (HTTP header names are case-insensitive).
 pub const AUTHORIZATION: &str = "authorization";
 

@@ -54,6 +54,21 @@ pub async fn dynamodb() -> Option<Env> {
     dynamodb_with_stores().await.map(|(env, _)| env)
 }
 
+/// The settings of a deployment on PhonePe's PG v2 (`PHONEPE_API_VERSION=v2`; the simulator's
+/// v2 client and webhook credentials by default, webhooks sent to our callback route).
+pub const V2: &[(&str, &str)] = &[("PHONEPE_API_VERSION", "v2")];
+
+/// [`embedded`] on PG v2.
+pub async fn embedded_v2() -> Env {
+    start_with_env(tempfile::tempdir().unwrap(), None, V2).await
+}
+
+/// [`dynamodb`] on PG v2.
+pub async fn dynamodb_v2() -> Option<Env> {
+    let stores = dynamodb_stores().await?;
+    Some(start_with_env(tempfile::tempdir().unwrap(), Some(stores), V2).await)
+}
+
 pub fn hex_id() -> String {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).unwrap();
@@ -61,6 +76,11 @@ pub fn hex_id() -> String {
 }
 
 impl Env {
+    /// The PhonePe API new payments use: `v1` or `v2`.
+    pub fn api(&self) -> &'static str {
+        self.server.state.gateways.api().as_str()
+    }
+
     pub fn token(&self, sub: &str) -> String {
         self.server.token(sub, false)
     }
@@ -167,6 +187,40 @@ impl Env {
         let status = resp.status();
         (status, resp.json().await.unwrap())
     }
+
+    /// The genuine notice PhonePe sends when payment `txn` of 100.00 succeeds, on this
+    /// deployment's API: a v1 callback signed with the salt key (`X-VERIFY`), or a v2
+    /// `checkout.order.completed` webhook with the webhook `Authorization`. Its header name and
+    /// value, and its body.
+    pub fn genuine_success_notice(&self, txn: &str) -> ((&'static str, String), Vec<u8>) {
+        if self.api() == "v1" {
+            let (body, x) =
+                signed_callback(parkpay_api::config::SIM_SALT_KEY, txn, "PAYMENT_SUCCESS", "COMPLETED", 10_000);
+            (("X-VERIFY", x), body)
+        } else {
+            let body = json!({"event": "checkout.order.completed", "payload": {
+                "merchantId": parkpay_api::config::SIM_MERCHANT_ID, "merchantOrderId": txn, "orderId": format!("OMO{txn}"),
+                "state": "COMPLETED", "amount": 10_000,
+                "paymentDetails": [{"transactionId": format!("OM{txn}"), "paymentMode": "UPI_QR", "state": "COMPLETED", "amount": 10_000}]
+            }});
+            (("Authorization", self.server.simulator.webhook_authorization()), serde_json::to_vec(&body).unwrap())
+        }
+    }
+
+    /// POST a notice to the callback route with its authentication header.
+    pub async fn post_notice(&self, header: &(&str, String), body: &[u8]) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/payment/callback/phonepe/", self.base))
+            .header("content-type", "application/json")
+            .header(header.0, header.1.as_str())
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
 }
 
 /// A clock that starts now and moves only when told.
@@ -201,6 +255,24 @@ impl Rec {
         self.clock.0.store(self.start + secs * 1000, std::sync::atomic::Ordering::SeqCst);
         self.reconciler.tick().await
     }
+}
+
+/// Generate one test per scenario, store and PhonePe API: `embedded_store::NAME`,
+/// `dynamodb_local::NAME` (PG v1), `embedded_store_v2::NAME` and `dynamodb_local_v2::NAME` (PG
+/// v2), for scenarios that hold on either API.
+#[allow(unused_macros)]
+macro_rules! on_both_stores_and_apis {
+    ($($name:ident),* $(,)?) => {
+        on_both_stores!($($name),*);
+        mod embedded_store_v2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::embedded_v2().await).await; })*
+        }
+        mod dynamodb_local_v2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { if let Some(env) = $crate::common::dynamodb_v2().await { super::$name(env).await; } })*
+        }
+    };
 }
 
 /// Generate one test per scenario and store: `embedded_store::NAME` and `dynamodb_local::NAME`.
@@ -404,8 +476,51 @@ pub async fn dynamodb_with_stores() -> Option<(Env, parkpay_api::Stores)> {
 /// and Idempotency-Keys work on both), whose PhonePe is a port where nothing listens: every
 /// PhonePe call it makes is refused before anything is sent ("connection refused").
 pub async fn unreachable_twin(stores: &parkpay_api::Stores) -> Env {
+    unreachable_twin_on(stores, "v1").await
+}
+
+/// [`unreachable_twin`] on PhonePe API `api` (`v1` or `v2`).
+pub async fn unreachable_twin_on(stores: &parkpay_api::Stores, api: &str) -> Env {
     let url = closed_port_url();
-    start_with_env(tempfile::tempdir().unwrap(), Some(stores.clone()), &[("PHONEPE_SIMULATOR_URL", url.as_str())]).await
+    let extra = [("PHONEPE_SIMULATOR_URL", url.as_str()), ("PHONEPE_API_VERSION", api)];
+    start_with_env(tempfile::tempdir().unwrap(), Some(stores.clone()), &extra).await
+}
+
+/// [`embedded_with_stores`] on PG v2.
+pub async fn embedded_with_stores_v2() -> (Env, parkpay_api::Stores) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = parkpay_store::embedded::EmbeddedStore::open(&dir.path().join("parkpay.redb")).expect("embedded store");
+    let stores = parkpay_api::Stores::new(db);
+    (start_with_env(dir, Some(stores.clone()), V2).await, stores)
+}
+
+/// [`dynamodb_with_stores`] on PG v2.
+pub async fn dynamodb_with_stores_v2() -> Option<(Env, parkpay_api::Stores)> {
+    let stores = dynamodb_stores().await?;
+    Some((start_with_env(tempfile::tempdir().unwrap(), Some(stores.clone()), V2).await, stores))
+}
+
+/// [`on_both_stores_with_stores`] on both PhonePe APIs (modules as [`on_both_stores_and_apis`]).
+#[allow(unused_macros)]
+macro_rules! on_both_stores_and_apis_with_stores {
+    ($($name:ident),* $(,)?) => {
+        on_both_stores_with_stores!($($name),*);
+        mod embedded_store_v2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (env, stores) = $crate::common::embedded_with_stores_v2().await;
+                super::$name(env, stores).await;
+            })*
+        }
+        mod dynamodb_local_v2 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                if let Some((env, stores)) = $crate::common::dynamodb_with_stores_v2().await {
+                    super::$name(env, stores).await;
+                }
+            })*
+        }
+    };
 }
 
 /// [`on_both_stores`] for scenarios that also need the store's handles:

@@ -6,6 +6,7 @@
 //! | `load_token` | GetItem `TOKEN#{name}` / `#TOKEN`, ConsistentRead |
 //! | `begin_refresh` | UpdateItem SET `refresh_holder`, `refresh_until`, `entity`; condition: `generation` is the one seen (absent counts as 0) AND (no `refresh_holder` OR `refresh_until <= :now`) |
 //! | `finish_refresh` | UpdateItem SET the token, `generation = generation + 1`, REMOVE the lock; condition: `refresh_holder = :holder` |
+//! | `abandon_refresh` | UpdateItem REMOVE the lock; condition: `refresh_holder = :holder` |
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -140,6 +141,25 @@ impl TokenStore for DynamoStore {
             .expression_attribute_values(":expires", value(EXPIRES_AT)?)
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":holder", string(holder))
+            .send()
+            .await
+            .map(|_| ());
+        self.conditional(result)
+    }
+
+    async fn abandon_refresh(&self, name: &str, holder: &str) -> Result<bool, StoreError> {
+        token::check_name("a token name", name)?;
+        token::check_name("a lock holder", holder)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&token_key(name))))
+            .update_expression("REMOVE #holder, #until")
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", REFRESH_HOLDER)
+            .expression_attribute_names("#until", REFRESH_UNTIL)
             .expression_attribute_values(":holder", string(holder))
             .send()
             .await
