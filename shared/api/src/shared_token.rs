@@ -23,8 +23,11 @@ use parkpay_store::{StoredToken, TokenStore};
 /// How long a refresher holds the lock: longer than a token request can take (its read timeout),
 /// short enough that a crashed refresher holds nobody up for long.
 pub const REFRESH_LOCK: Duration = Duration::from_secs(15);
-/// How long an instance with no usable token waits for another's refresh before trying itself.
-pub const WAIT_FOR_REFRESH: Duration = Duration::from_secs(3);
+/// How long an instance with no usable token waits for another's refresh before giving up:
+/// longer than a token request may take (the PhonePe client's 10 s read timeout), so a slow
+/// token endpoint delays cold instances rather than failing them (a failed refresh frees the
+/// lock at once, and a waiter then tries itself).
+pub const WAIT_FOR_REFRESH: Duration = Duration::from_secs(12);
 const POLL: Duration = Duration::from_millis(50);
 
 /// The deployment's token, shared through the store (see the module docs).

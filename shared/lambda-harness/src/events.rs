@@ -184,6 +184,9 @@ pub const EXPECTATIONS: &[Expectation] = &[
     expect("refund-payment.other-user.json", 404, &[("/error/code", Json(r#""PAYMENT_NOT_FOUND""#))]),
     expect("phonepe-callback.json", 200, &[("/success", Json("true")), ("/applied", Json("true"))]),
     expect("phonepe-callback.forged.json", 401, &[("/error/code", Json(r#""INVALID_SIGNATURE""#))]),
+    // A PG v2 webhook (`Authorization: sha256("username:password")`, the simulator's default
+    // credentials) for fixture 10's v2 payment: confirmed by a v2 status read, then applied.
+    expect("phonepe-callback.v2-webhook.json", 200, &[("/success", Json("true")), ("/applied", Json("true"))]),
     expect("phonepe-callback.missing-checksum.json", 401, &[("/error/code", Json(r#""INVALID_SIGNATURE""#))]),
     expect(
         "list-obligations.json",

@@ -13,17 +13,20 @@
 //! | `…0007` | driver | `PP…0007` PENDING | `phonepe-callback.forged.json`, `…missing-checksum.json` (must stay PENDING) |
 //! | `…0008` | driver | `PP…0008` PENDING here since a minute ago, COMPLETED at the simulator (callback lost) | `reconcile-payments.json` |
 //! | `…0009` | driver | booked; `PP…0009` SUCCESS it did not take, its automatic refund `RF…0009` FAILED: an AUTOMATIC_REFUND obligation that needs a person | `list-obligations*.json` |
+//! | `…0010` | driver | `PP…0010` a PG v2 payment (an order at the simulator's v2 API), PENDING here, COMPLETED at the simulator (no webhook sent) | `phonepe-callback.v2-webhook.json` (its webhook, confirmed by a status read) |
 //!
 //! Each session is used by one function's events only, and each event leaves the others'
 //! expectations intact, so the HTTP events can run in any order, once each, on one seeded store.
 //! The scheduled event (`reconcile-payments.json`) runs first, within 20 s of seeding: then the
 //! only payment old enough for reconciliation's first check is `…0008`.
 
+use parkpay_api::Gateways;
 use parkpay_domain::{
-    BookingRequest, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId, PaymentInstrument,
-    Refund, RefundId, RefundRequest, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, VehicleNumber,
+    BookingRequest, GatewayApi, Hours, LotCatalog, LotId, Obligation, ParkingSession, Payment, PaymentId,
+    PaymentInstrument, Refund, RefundId, RefundRequest, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId,
+    VehicleNumber,
 };
-use parkpay_gateway::{Instrument, MerchantTxnId, PayRequest, PaymentGateway};
+use parkpay_gateway::{Instrument, MerchantTxnId, PayRequest};
 use parkpay_simulator::{Faults, Outcome, Simulator};
 use parkpay_store::{Record, Store, Write};
 
@@ -43,7 +46,9 @@ pub const CALLBACK: u64 = 6;
 pub const FORGED: u64 = 7;
 pub const RECONCILE: u64 = 8;
 pub const NEEDS_PERSON: u64 = 9;
-pub const ALL: [u64; 9] = [BOOKED, PAYABLE, PAID, TO_VERIFY, TO_REFUND, CALLBACK, FORGED, RECONCILE, NEEDS_PERSON];
+pub const V2_WEBHOOK: u64 = 10;
+pub const ALL: [u64; 10] =
+    [BOOKED, PAYABLE, PAID, TO_VERIFY, TO_REFUND, CALLBACK, FORGED, RECONCILE, NEEDS_PERSON, V2_WEBHOOK];
 
 /// How long before seeding fixture [`RECONCILE`] was booked and its payment started: past
 /// reconciliation's first check (20–25 s), well inside PhonePe's 20-minute timeout.
@@ -57,7 +62,7 @@ pub fn session_id(n: u64) -> SessionId {
     SessionId::parse(&format!("ps_01jdfx8r2m{n:016}")).expect("fixture session ids are valid")
 }
 
-/// The fixed id of the payment of fixture session `n` (sessions 3 to 8 have one).
+/// The fixed id of the payment of fixture session `n` (sessions 3 to 10 have one).
 pub fn payment_id(n: u64) -> PaymentId {
     PaymentId::parse(&format!("PP01JDFX8R2M{n:016}")).expect("fixture payment ids are valid")
 }
@@ -125,15 +130,21 @@ fn stray_refund_refused(payment: &mut Payment, n: u64, now: Timestamp) -> Result
 }
 
 /// Seed the store with every fixture (see the module docs), and make the simulator know the
-/// payments the events verify or refund: paid through `gateway` (pointed at `simulator`), then
-/// completed with their callbacks dropped, so only the status API tells.
+/// payments the events verify, refund or are notified of: paid through `gateways` (pointed at
+/// `simulator`; PG v1, and PG v2 for fixture [`V2_WEBHOOK`], so both must be configured), then
+/// completed with their callbacks dropped, so only the status API (or the event) tells.
 pub async fn seed(
     store: &dyn Store,
-    gateway: &dyn PaymentGateway,
+    gateways: &Gateways,
     simulator: &Simulator,
     lots: &LotCatalog,
     now: Timestamp,
 ) -> Result<(), String> {
+    for api in [GatewayApi::V1, GatewayApi::V2] {
+        if !gateways.has(api) {
+            return Err(format!("seeding the fixtures needs PhonePe PG {} configured", api.as_str()));
+        }
+    }
     for n in ALL {
         let at = if n == RECONCILE {
             Timestamp::from_unix_millis(now.unix_millis() - RECONCILE_AGE_MS).map_err(|e| e.to_string())?
@@ -144,7 +155,8 @@ pub async fn seed(
         let mut writes = Vec::new();
         if n >= PAID {
             let mut payment = Payment::start(payment_id(n), &session, &[], PaymentInstrument::PayPage, at)
-                .map_err(|e| format!("fixture {n}: {e}"))?;
+                .map_err(|e| format!("fixture {n}: {e}"))?
+                .via(if n == V2_WEBHOOK { GatewayApi::V2 } else { GatewayApi::V1 });
             if n == PAID || n == TO_REFUND {
                 paid(&mut session, &mut payment, n, now)?;
             } else if n == NEEDS_PERSON {
@@ -158,11 +170,13 @@ pub async fn seed(
         writes.insert(0, Write::Insert(Record::Session(session)));
         store.commit(writes).await.map_err(|e| format!("seed fixture {n}: {e}"))?;
     }
-    for n in [TO_VERIFY, TO_REFUND, RECONCILE] {
+    for n in [TO_VERIFY, TO_REFUND, RECONCILE, V2_WEBHOOK] {
         let id = payment_id(n);
         let txn = MerchantTxnId::parse(id.as_str()).map_err(|e| e.to_string())?;
         simulator.set_faults(id.as_str(), Faults::callbacks_dropped()).map_err(|e| e.to_string())?;
-        gateway
+        let api = if n == V2_WEBHOOK { GatewayApi::V2 } else { GatewayApi::V1 };
+        gateways
+            .of(api)
             .pay(&PayRequest {
                 merchant_txn_id: txn,
                 merchant_user_id: format!("UFIXTURE{n}"),
@@ -181,6 +195,40 @@ pub async fn seed(
     Ok(())
 }
 
+/// Book the driver's sessions `ids` (fixed ids, [`session_id`]; not the fixtures' 1–10), each
+/// `PENDING_PAYMENT` and payable like fixture [`PAYABLE`], `parallel` bookings at a time: the
+/// sessions a test pays for, one each.
+pub async fn book_many(
+    store: std::sync::Arc<dyn Store>,
+    lots: &LotCatalog,
+    ids: std::ops::Range<u64>,
+    parallel: usize,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, String> {
+    if ids.start <= V2_WEBHOOK || ids.end > 9_000 {
+        return Err(format!("book_many: ids {ids:?} overlap the fixtures or run out of vehicle numbers"));
+    }
+    let mut booked = Vec::new();
+    let mut running = tokio::task::JoinSet::new();
+    for n in ids {
+        if running.len() >= parallel.max(1) {
+            booked.push(running.join_next().await.ok_or("no booking running")?.map_err(|e| e.to_string())??);
+        }
+        let session = book(lots, n, now)?;
+        let store = store.clone();
+        running.spawn(async move {
+            let id = session.id().clone();
+            store.commit(vec![Write::Insert(Record::Session(session))]).await.map_err(|e| format!("book {id}: {e}"))?;
+            Ok::<_, String>(id)
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        booked.push(done.map_err(|e| e.to_string())??);
+    }
+    booked.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Ok(booked)
+}
+
 /// What must hold after every event ran once (checked by both events tests): the verified and
 /// called-back payments are applied, the forged callbacks changed nothing, the read-only
 /// session is untouched.
@@ -197,7 +245,7 @@ pub async fn check_after_events(store: &dyn Store) -> Result<(), String> {
     if status(&booked) != "PENDING_PAYMENT" || !booked.payments.is_empty() {
         return Err(format!("session {BOOKED} changed: {} with {} payments", status(&booked), booked.payments.len()));
     }
-    for n in [TO_VERIFY, CALLBACK, RECONCILE] {
+    for n in [TO_VERIFY, CALLBACK, RECONCILE, V2_WEBHOOK] {
         let b = load(n).await?;
         if status(&b) != "PAID" {
             return Err(format!("session {n} should be PAID after its event, is {}", status(&b)));

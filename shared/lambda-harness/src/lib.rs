@@ -16,11 +16,17 @@
 //! - [`dynamo_proxy`]: forwards to DynamoDB Local and records the IAM action of every call, so
 //!   the tests can check each function's template policy allows what it really does.
 //! - [`ssm_standin`]: a stand-in for SSM Parameter Store (`GetParameter`, AWS JSON 1.1), for a
-//!   function whose salt key is read from SSM as on AWS; it records each call and can fail.
+//!   function whose secrets (salt key; PG v2 client secret and webhook password) are read from
+//!   SSM as on AWS; it records each call and can fail.
 //! - [`workspace`]: where the workspace, its `[[bin]]`s and the built binaries are.
 //!
-//! The test binaries `tests/serverless.rs` and `tests/ssm.rs`, and the `coldstart` benchmark,
-//! are built on these.
+//! [`template::Deployment`] (template parameter values, with the template's conditions and
+//! rules evaluated) and [`world::Apis`] (which PhonePe APIs a deployment configures) say which
+//! environment and which policy statements a function gets.
+//!
+//! The test binaries `tests/serverless.rs`, `tests/ssm.rs`, `tests/v2.rs` (PG v2 through the
+//! built binaries), `tests/token_sharing.rs` (20 cold instances, one token) and
+//! `tests/observability.rs`, and the `coldstart` benchmark, are built on these.
 
 pub mod dynamo_proxy;
 pub mod events;

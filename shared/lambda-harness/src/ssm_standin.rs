@@ -1,7 +1,7 @@
 //! A stand-in for AWS Systems Manager Parameter Store on 127.0.0.1, speaking SSM's wire
 //! protocol (AWS JSON 1.1: `POST /` with `x-amz-target: AmazonSSM.<Operation>`), enough for
 //! `GetParameter`. A function binary reaches it through `AWS_ENDPOINT_URL_SSM` (see
-//! [`crate::world::Salt::Ssm`]).
+//! [`crate::world::Secrets::Ssm`]).
 //!
 //! It records every request it answers ([`Call`]), and can be told to fail, so the tests can see
 //! when a function reads its secret and what it does when SSM is unavailable:

@@ -2,6 +2,13 @@
 //! its HTTP routes (method, path, authorization, target function) and its table. YAML short-form
 //! intrinsics (`!Ref X`, `!GetAtt X.Arn`, `!Sub "…"`) and their long forms (`{"Ref": X}`, …)
 //! both read as [`Intrinsic`]s.
+//!
+//! A policy statement written `!If [Condition, statement, !Ref AWS::NoValue]` is a [`Grant`]
+//! with [`Grant::when`]. A [`Deployment`] is one set of parameter values (the others take their
+//! `Default`): with it the template's `Conditions` and `Rules` are evaluated
+//! ([`Deployment::condition`], [`Deployment::rules`]), a function's statements narrowed to those
+//! that deployment gets ([`Function::under`]) and its environment resolved as CloudFormation
+//! would ([`Template::resolved_env`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -78,13 +85,21 @@ fn scalar(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// One Allow statement of a function's inline policy, as far as DynamoDB's item-level condition
-/// goes.
+/// One Allow statement of a function's inline policy: its actions, resources and condition, and
+/// the template condition it depends on, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub actions: Vec<String>,
     /// `Condition.ForAllValues:StringLike.dynamodb:LeadingKeys`, e.g. `IDEMPOTENCY#*`.
     pub leading_keys: Option<Vec<String>>,
+    /// Its `Resource` (one or several), as written.
+    pub resources: Vec<Value>,
+    /// Its `Condition` block, as written.
+    pub condition: Option<Value>,
+    /// `Some((name, true))`: the statement is written `!If [name, statement, !Ref AWS::NoValue]`,
+    /// so a deployment has it only while template condition `name` holds (`false`: the else
+    /// branch, only while it does not). `None`: always there.
+    pub when: Option<(String, bool)>,
 }
 
 impl Grant {
@@ -100,6 +115,27 @@ impl Grant {
                 }),
             }
     }
+
+    /// The text of each `!Sub` resource (`arn:${AWS::Partition}:ssm:…:parameter${Name}`).
+    pub fn resource_texts(&self) -> Vec<String> {
+        self.resources.iter().filter_map(|r| sub_text(r).or_else(|| r.as_str().map(str::to_owned))).collect()
+    }
+
+    /// The values its `Condition` gives `operator` / `key` (one or a list), as `!Sub` text or
+    /// literal text, e.g. `StringEquals` / `kms:EncryptionContext:PARAMETER_ARN`.
+    pub fn condition_values(&self, operator: &str, key: &str) -> Vec<String> {
+        let Some(v) = self.condition.as_ref().and_then(|c| get(c, &[operator, key])) else { return Vec::new() };
+        let one = |v: &Value| sub_text(v).or_else(|| v.as_str().map(str::to_owned));
+        match v {
+            Value::Sequence(list) => list.iter().filter_map(one).collect(),
+            other => one(other).into_iter().collect(),
+        }
+    }
+}
+
+/// The template parameter a `!Sub` text ends with, as in `…:parameter${Name}` → `Name`.
+pub fn trailing_parameter(text: &str) -> Option<&str> {
+    text.strip_suffix('}')?.rsplit_once("${").map(|(_, name)| name).filter(|n| !n.contains("::"))
 }
 
 /// An `AWS::Serverless::Function`, with `Globals.Function` applied.
@@ -115,10 +151,11 @@ pub struct Function {
     pub code_uri: Option<String>,
     /// Environment variables (globals then the function's own), values as written.
     pub env: BTreeMap<String, Value>,
-    /// Every IAM action of its inline policy statements (`Policies`), e.g. `dynamodb:Query`.
+    /// Every IAM action of its inline policy statements (`Policies`), e.g. `dynamodb:Query`,
+    /// conditional statements included (see [`Function::under`]).
     pub actions: BTreeSet<String>,
-    /// Each Allow statement's actions with its `dynamodb:LeadingKeys` patterns (`None`: no such
-    /// condition).
+    /// Each Allow statement: actions, `dynamodb:LeadingKeys` patterns, resources, condition, and
+    /// the template condition it depends on.
     pub grants: Vec<Grant>,
     /// Every resource those statements name (as written, e.g. `GetAtt Table.Arn`).
     pub resources: Vec<Value>,
@@ -207,6 +244,10 @@ pub struct Template {
     pub jwt_authorizers: BTreeSet<String>,
     pub parameters: BTreeMap<String, Value>,
     pub outputs: BTreeMap<String, Value>,
+    /// `Conditions`: name → expression, as written.
+    pub conditions: BTreeMap<String, Value>,
+    /// `Rules`: name → `{RuleCondition, Assertions}`, as written.
+    pub rules: BTreeMap<String, Value>,
 }
 
 impl Template {
@@ -244,24 +285,51 @@ impl Template {
             let mut grants = Vec::new();
             let mut policy_resources = Vec::new();
             for policy in props.get("Policies").and_then(Value::as_sequence).into_iter().flatten() {
-                for st in policy.get("Statement").and_then(Value::as_sequence).into_iter().flatten() {
-                    let mut statement_actions = Vec::new();
-                    match st.get("Action") {
-                        Some(Value::String(a)) => statement_actions.push(a.clone()),
-                        Some(Value::Sequence(list)) => {
-                            statement_actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                for item in policy.get("Statement").and_then(Value::as_sequence).into_iter().flatten() {
+                    // `!If [Cond, statement, !Ref AWS::NoValue]`: the statement, when Cond holds.
+                    let mut branches: Vec<(Value, Option<(String, bool)>)> = Vec::new();
+                    match intrinsic(item) {
+                        Some(i) if i.name == "Fn::If" => {
+                            let Some([cond, then, otherwise]) = i.arg.as_sequence().map(Vec::as_slice) else {
+                                return Err(format!("{id}: a policy statement's !If is not [condition, then, else]"));
+                            };
+                            let cond = cond.as_str().ok_or_else(|| format!("{id}: !If names no condition"))?;
+                            for (branch, holds) in [(then, true), (otherwise, false)] {
+                                if ref_target(branch).as_deref() != Some("AWS::NoValue") {
+                                    branches.push((branch.clone(), Some((cond.to_owned(), holds))));
+                                }
+                            }
                         }
-                        _ => {}
+                        Some(i) => return Err(format!("{id}: a policy statement is {}, not a statement", i.name)),
+                        None => branches.push((item.clone(), None)),
                     }
-                    let leading_keys = get(st, &["Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"])
-                        .and_then(Value::as_sequence)
-                        .map(|l| l.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect());
-                    actions.extend(statement_actions.iter().cloned());
-                    grants.push(Grant { actions: statement_actions, leading_keys });
-                    match st.get("Resource") {
-                        Some(Value::Sequence(list)) => policy_resources.extend(list.iter().cloned()),
-                        Some(r) => policy_resources.push(r.clone()),
-                        None => {}
+                    for (st, when) in branches {
+                        let st = &st;
+                        let mut statement_actions = Vec::new();
+                        match st.get("Action") {
+                            Some(Value::String(a)) => statement_actions.push(a.clone()),
+                            Some(Value::Sequence(list)) => {
+                                statement_actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                            }
+                            _ => {}
+                        }
+                        let leading_keys = get(st, &["Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"])
+                            .and_then(Value::as_sequence)
+                            .map(|l| l.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect());
+                        actions.extend(statement_actions.iter().cloned());
+                        let statement_resources: Vec<Value> = match st.get("Resource") {
+                            Some(Value::Sequence(list)) => list.clone(),
+                            Some(r) => vec![r.clone()],
+                            None => Vec::new(),
+                        };
+                        policy_resources.extend(statement_resources.iter().cloned());
+                        grants.push(Grant {
+                            actions: statement_actions,
+                            leading_keys,
+                            resources: statement_resources,
+                            condition: st.get("Condition").cloned(),
+                            when,
+                        });
                     }
                 }
             }
@@ -479,6 +547,8 @@ impl Template {
             jwt_authorizers,
             parameters: map_of("Parameters"),
             outputs: map_of("Outputs"),
+            conditions: map_of("Conditions"),
+            rules: map_of("Rules"),
         })
     }
 
@@ -497,6 +567,213 @@ impl Template {
     pub fn parameter_default(&self, name: &str) -> Option<String> {
         scalar(self.parameters.get(name)?.get("Default"))
     }
+
+    /// The deployment that sets `values` (parameter name, value) and leaves every other
+    /// parameter at its `Default` (one without a default and not given has no value). An unknown
+    /// parameter or a value outside `AllowedValues` is an error; `AllowedPattern` is not checked.
+    pub fn deployment(&self, values: &[(&str, &str)]) -> Result<Deployment, String> {
+        let mut parameters = BTreeMap::new();
+        for (name, decl) in &self.parameters {
+            if let Some(d) = scalar(decl.get("Default")) {
+                parameters.insert(name.clone(), d);
+            }
+        }
+        for (name, value) in values {
+            let decl = self.parameters.get(*name).ok_or_else(|| format!("template.yaml has no parameter {name}"))?;
+            if let Some(allowed) = decl.get("AllowedValues").and_then(Value::as_sequence) {
+                let ok = allowed.iter().filter_map(|a| scalar(Some(a))).any(|a| a == *value);
+                if !ok {
+                    return Err(format!("parameter {name}: {value:?} is not among its AllowedValues"));
+                }
+            }
+            parameters.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let mut conditions = BTreeMap::new();
+        for name in self.conditions.keys() {
+            let holds = eval_condition(self, &parameters, name, 0)?;
+            conditions.insert(name.clone(), holds);
+        }
+        Ok(Deployment { parameters, conditions, rules: self.rules.clone() })
+    }
+
+    /// `function`'s environment as CloudFormation would set it in `deployment`: `!Ref` of a
+    /// parameter its value; `!Ref` of a resource, `!GetAtt` and the pseudo parameters a fixed
+    /// stand-in (`resource` gives the value of a `!Ref` to a resource, e.g. the table's name);
+    /// `!Sub` with every `${…}` replaced the same way.
+    pub fn resolved_env(
+        &self,
+        function: &Function,
+        deployment: &Deployment,
+        resource: &dyn Fn(&str) -> String,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let name_value = |name: &str| -> String {
+            match name {
+                "AWS::Region" => "ap-south-1".to_owned(),
+                "AWS::AccountId" => "123456789012".to_owned(),
+                "AWS::Partition" => "aws".to_owned(),
+                "AWS::URLSuffix" => "amazonaws.com".to_owned(),
+                "AWS::StackName" => "parkpay".to_owned(),
+                other => match deployment.parameters.get(other) {
+                    Some(v) => v.clone(),
+                    None => resource(other),
+                },
+            }
+        };
+        let mut env = BTreeMap::new();
+        for (k, v) in &function.env {
+            let value = if let Some(target) = ref_target(v) {
+                name_value(&target)
+            } else if let Some(text) = sub_text(v) {
+                let mut out = String::new();
+                let mut rest = text.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..].find('}').ok_or_else(|| format!("{k}: unclosed ${{ in {text}"))? + start;
+                    out.push_str(&name_value(&rest[start + 2..end]));
+                    rest = &rest[end + 1..];
+                }
+                out.push_str(rest);
+                out
+            } else if let Some(text) = scalar(Some(v)) {
+                text
+            } else {
+                return Err(format!("{}: {k} = {v:?}: not a value this harness resolves", function.logical_id));
+            };
+            env.insert(k.clone(), value);
+        }
+        Ok(env)
+    }
+}
+
+/// One set of template parameter values, with the template's conditions evaluated for it.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// Every parameter that has a value (given, or its `Default`).
+    pub parameters: BTreeMap<String, String>,
+    /// Every template condition and whether it holds.
+    pub conditions: BTreeMap<String, bool>,
+    rules: BTreeMap<String, Value>,
+}
+
+impl Deployment {
+    /// A parameter's value in this deployment.
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(String::as_str)
+    }
+
+    /// Whether template condition `name` holds (`None`: no such condition).
+    pub fn condition(&self, name: &str) -> Option<bool> {
+        self.conditions.get(name).copied()
+    }
+
+    /// The template's `Rules`, as CloudFormation checks them before creating or updating a stack:
+    /// `Err` lists the `AssertDescription` of every assertion that fails (in a rule whose
+    /// `RuleCondition` holds).
+    pub fn rules(&self) -> Result<(), Vec<String>> {
+        let mut failed = Vec::new();
+        for (name, rule) in &self.rules {
+            let applies = match rule.get("RuleCondition") {
+                None => Ok(true),
+                Some(c) => eval_rule_expr(&self.parameters, c),
+            };
+            match applies {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(e) => {
+                    failed.push(format!("rule {name}: {e}"));
+                    continue;
+                }
+            }
+            for a in rule.get("Assertions").and_then(Value::as_sequence).into_iter().flatten() {
+                let what = scalar(a.get("AssertDescription")).unwrap_or_else(|| format!("rule {name}"));
+                match a.get("Assert").map(|x| eval_rule_expr(&self.parameters, x)) {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) => failed.push(what),
+                    Some(Err(e)) => failed.push(format!("rule {name}: {e}")),
+                    None => failed.push(format!("rule {name}: an assertion without Assert")),
+                }
+            }
+        }
+        if failed.is_empty() { Ok(()) } else { Err(failed) }
+    }
+}
+
+impl Function {
+    /// This function as `deployment` gets it: only the statements whose template condition holds
+    /// there (and `actions` and `resources` of those only).
+    pub fn under(&self, deployment: &Deployment) -> Function {
+        let grants: Vec<Grant> = self
+            .grants
+            .iter()
+            .filter(|g| match &g.when {
+                None => true,
+                Some((name, holds)) => deployment.condition(name) == Some(*holds),
+            })
+            .cloned()
+            .collect();
+        Function {
+            actions: grants.iter().flat_map(|g| g.actions.iter().cloned()).collect(),
+            resources: grants.iter().flat_map(|g| g.resources.iter().cloned()).collect(),
+            grants,
+            ..self.clone()
+        }
+    }
+}
+
+/// A value in a condition or rule: a literal, or `!Ref` of a parameter.
+fn operand(parameters: &BTreeMap<String, String>, v: &Value) -> Result<String, String> {
+    if let Some(target) = ref_target(v) {
+        return parameters.get(&target).cloned().ok_or_else(|| format!("!Ref {target}: no such parameter value"));
+    }
+    scalar(Some(v)).ok_or_else(|| format!("{v:?} is not a value"))
+}
+
+/// `Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or` over parameters; `Condition: X` (in `Conditions`)
+/// through `named`.
+fn eval_bool(
+    parameters: &BTreeMap<String, String>,
+    v: &Value,
+    named: &mut dyn FnMut(&str) -> Result<bool, String>,
+) -> Result<bool, String> {
+    let i = intrinsic(v).ok_or_else(|| format!("{v:?} is not a condition function"))?;
+    let args = || i.arg.as_sequence().cloned().ok_or_else(|| format!("{} takes a list", i.name));
+    match i.name.as_str() {
+        "Fn::Equals" => match args()?.as_slice() {
+            [a, b] => Ok(operand(parameters, a)? == operand(parameters, b)?),
+            _ => Err("Fn::Equals takes two values".into()),
+        },
+        "Fn::Not" => match args()?.as_slice() {
+            [x] => Ok(!eval_bool(parameters, x, named)?),
+            _ => Err("Fn::Not takes one condition".into()),
+        },
+        "Fn::And" | "Fn::Or" => {
+            let mut results = Vec::new();
+            for x in args()? {
+                results.push(eval_bool(parameters, &x, named)?);
+            }
+            Ok(if i.name == "Fn::And" { results.iter().all(|b| *b) } else { results.iter().any(|b| *b) })
+        }
+        "Condition" => named(i.arg.as_str().ok_or("Condition names no condition")?),
+        other => Err(format!("{other} is not evaluated by this harness")),
+    }
+}
+
+fn eval_condition(
+    t: &Template,
+    parameters: &BTreeMap<String, String>,
+    name: &str,
+    depth: usize,
+) -> Result<bool, String> {
+    if depth > 16 {
+        return Err(format!("condition {name}: conditions refer to each other in a loop"));
+    }
+    let expr = t.conditions.get(name).ok_or_else(|| format!("no condition {name}"))?;
+    eval_bool(parameters, expr, &mut |other| eval_condition(t, parameters, other, depth + 1))
+        .map_err(|e| format!("condition {name}: {e}"))
+}
+
+fn eval_rule_expr(parameters: &BTreeMap<String, String>, v: &Value) -> Result<bool, String> {
+    eval_bool(parameters, v, &mut |name| Err(format!("a rule names condition {name}; rules cannot")))
 }
 
 #[cfg(test)]
@@ -515,5 +792,76 @@ mod tests {
         assert_eq!(getatt_target(&v["d"]), Some(("U".into(), "Arn".into())));
         assert_eq!(sub_text(&v["e"]).as_deref(), Some("x/${I}"));
         assert_eq!(ref_target(&v["c"]), None);
+    }
+
+    #[test]
+    fn conditional_statements_conditions_rules_and_resolved_env() {
+        let t = Template::parse(
+            r#"
+Parameters:
+  A: {Type: String, Default: ""}
+  V: {Type: String, Default: v1, AllowedValues: [v1, v2]}
+Conditions:
+  HasA: !Not [!Equals [!Ref A, ""]]
+  Either: !Or [!Equals [!Ref V, v2], !Condition HasA]
+Rules:
+  V2NeedsA:
+    RuleCondition: !Equals [!Ref V, v2]
+    Assertions:
+      - Assert: !Not [!Equals [!Ref A, ""]]
+        AssertDescription: v2 needs A
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          NAME: !Ref A
+          ARN: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${A}"
+          TABLE: !Ref T
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: dynamodb:Query
+              Resource: !GetAtt T.Arn
+            - !If
+              - HasA
+              - Effect: Allow
+                Action: [ssm:GetParameter]
+                Resource: !Sub "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${A}"
+                Condition:
+                  StringEquals:
+                    kms:EncryptionContext:PARAMETER_ARN: [!Sub "x${A}", "y"]
+              - !Ref AWS::NoValue
+"#,
+        )
+        .unwrap();
+        let f = &t.functions["F"];
+        assert_eq!(f.grants.len(), 2);
+        assert_eq!(f.grants[1].when, Some(("HasA".to_owned(), true)));
+        assert_eq!(f.grants[1].condition_values("StringEquals", "kms:EncryptionContext:PARAMETER_ARN"), ["x${A}", "y"]);
+        assert_eq!(trailing_parameter(&f.grants[1].resource_texts()[0]), Some("A"));
+        assert!(f.actions.contains("ssm:GetParameter"), "actions count every statement");
+
+        let defaults = t.deployment(&[]).unwrap();
+        assert_eq!((defaults.condition("HasA"), defaults.condition("Either")), (Some(false), Some(false)));
+        assert!(defaults.rules().is_ok());
+        let under = f.under(&defaults);
+        assert_eq!(under.grants.len(), 1);
+        assert!(!under.actions.contains("ssm:GetParameter"));
+
+        let v2 = t.deployment(&[("V", "v2"), ("A", "/p")]).unwrap();
+        assert_eq!((v2.condition("HasA"), v2.condition("Either")), (Some(true), Some(true)));
+        assert!(v2.rules().is_ok());
+        assert_eq!(f.under(&v2).grants.len(), 2);
+        let env = t.resolved_env(f, &v2, &|r| format!("{r}-1")).unwrap();
+        assert_eq!(env["NAME"], "/p");
+        assert_eq!(env["ARN"], "arn:aws:ssm:ap-south-1:123456789012:parameter/p");
+        assert_eq!(env["TABLE"], "T-1");
+
+        let broken = t.deployment(&[("V", "v2")]).unwrap();
+        assert_eq!(broken.rules(), Err(vec!["v2 needs A".to_owned()]));
+        assert!(t.deployment(&[("V", "v3")]).is_err());
+        assert!(t.deployment(&[("Nope", "x")]).is_err());
     }
 }

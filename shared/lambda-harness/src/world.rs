@@ -1,19 +1,25 @@
 //! A world for the events to run in, offline: a store seeded with [`crate::fixtures`], the
 //! PhonePe simulator, and the environment each function gets: exactly the variables
-//! `template.yaml` sets for it, with offline values, plus what replaces AWS:
+//! `template.yaml` sets for it, resolved for a [`Deployment`] (template parameter values: which
+//! PhonePe APIs are configured, [`Apis`]), with offline values, plus what replaces AWS:
 //!
 //! | template sets | offline |
 //! |---|---|
-//! | `PHONEPE_SALT_KEY_SSM_PARAMETER` (the SSM parameter's name) | `PHONEPE_SALT_KEY` = the simulator's sandbox salt (no SSM here) |
+//! | `PHONEPE_SALT_KEY_SSM_PARAMETER`, `PHONEPE_CLIENT_SECRET_SSM_PARAMETER`, `PHONEPE_WEBHOOK_PASSWORD_SSM_PARAMETER` (SSM parameter names) | [`Secrets::Inline`]: `PHONEPE_SALT_KEY`, `PHONEPE_CLIENT_SECRET`, `PHONEPE_WEBHOOK_PASSWORD` = the simulator's (no SSM here); [`Secrets::Ssm`]: the names, as on AWS, read from an SSM stand-in; an empty name stays empty (unset, as on AWS) |
+//! | `PHONEPE_API_VERSION`, `PHONEPE_CLIENT_ID`, `PHONEPE_CLIENT_VERSION`, `PHONEPE_WEBHOOK_USERNAME` | the deployment's parameter values ([`Apis`] gives the simulator's client and webhook username) |
 //! | `PHONEPE_ENV`, `PHONEPE_MERCHANT_ID`, `PHONEPE_SALT_INDEX` | `SANDBOX`, `PGTESTPAYUAT`, `1` |
 //! | `PHONEPE_CALLBACK_URL` (`https://{api}.execute-api…/api/payment/callback/phonepe/`) | a closed local port (callbacks are driven by `events/phonepe-callback*.json`) |
 //! | `PARKPAY_TABLE`, `PARKPAY_LOTS_JSON`, `PARKPAY_REDIRECT_URL` | a fresh table, `""` (built-in lots), an https URL |
 //! | — | `PHONEPE_SIMULATION_MODE=true`, `PHONEPE_SIMULATOR_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, dummy credentials and region |
 //!
-//! [`function_env_with`] and [`Salt::Ssm`] keep `PHONEPE_SALT_KEY_SSM_PARAMETER` as the template
-//! sets it (the parameter's name, [`salt_parameter_name`]) and point the AWS SDK's SSM endpoint
-//! at a stand-in ([`crate::ssm_standin`]) with `AWS_ENDPOINT_URL_SSM`, so the function reads its
-//! salt key from "SSM" as on AWS.
+//! With [`Secrets::Ssm`] ([`function_env_with`]) the `*_SSM_PARAMETER` variables keep the
+//! parameter names the deployment gives ([`ssm_parameter_name`]) and the AWS SDK's SSM endpoint
+//! points at a stand-in ([`crate::ssm_standin`]) through `AWS_ENDPOINT_URL_SSM`, so the function
+//! reads its secrets from "SSM" as on AWS.
+//!
+//! In simulation mode the code configures PG v1 whenever `PHONEPE_CALLBACK_URL` is set (with the
+//! simulator's salt when none is given), so even an [`Apis::V2Only`] function has a v1 client
+//! here; it never uses it, and reads no salt key from SSM.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,10 +27,13 @@ use aws_sdk_dynamodb::Client;
 use parkpay_api::config::{SIM_MERCHANT_ID, SIM_SALT_KEY};
 use parkpay_api::state::Stores;
 use parkpay_api::{AppState, Clock, SystemClock};
-use parkpay_simulator::{RunningSimulator, Simulator, SimulatorConfig};
+use parkpay_simulator::{
+    RunningSimulator, SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, SANDBOX_CLIENT_VERSION, SANDBOX_WEBHOOK_PASSWORD,
+    SANDBOX_WEBHOOK_USERNAME, Simulator, SimulatorConfig,
+};
 use parkpay_store::dynamo::{DynamoStore, create_table};
 
-use crate::template;
+use crate::template::{self, Deployment};
 
 /// DynamoDB Local keeps one database per access key and region: the seeding client and the
 /// function processes must use the same.
@@ -69,22 +78,82 @@ pub fn fresh_table_name(prefix: &str) -> String {
 
 /// A simulator for the sandbox merchant on a free local port, fast timings.
 pub async fn spawn_simulator() -> Result<RunningSimulator, String> {
-    let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-    Simulator::spawn(SimulatorConfig::sandbox().with_fast_timings(), addr).await.map_err(|e| e.to_string())
+    spawn_simulator_with(SimulatorConfig::sandbox().with_fast_timings()).await
 }
 
-/// Where the offline stand-ins are.
+/// A simulator with `cfg` on a free local port.
+pub async fn spawn_simulator_with(cfg: SimulatorConfig) -> Result<RunningSimulator, String> {
+    let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+    Simulator::spawn(cfg, addr).await.map_err(|e| e.to_string())
+}
+
+/// The SSM parameter names the offline PG v2 deployments give (a deployer's choice: the template
+/// has no default for them).
+pub const CLIENT_SECRET_PARAMETER: &str = "/parkpay/phonepe/client-secret";
+pub const WEBHOOK_PASSWORD_PARAMETER: &str = "/parkpay/phonepe/webhook-password";
+
+/// Which PhonePe APIs a deployment configures, as template parameters (`docs/serverless.md`,
+/// "Switching to PhonePe PG v2"). The PG v2 client is the simulator's default one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apis {
+    /// The template's defaults: PG v1 only.
+    V1Only,
+    /// PG v1 for new payments, and a PG v2 client configured (`PhonePeClientId` given): both
+    /// clients. The events run here (their fixtures hold v1 records and one v2 payment).
+    Both,
+    /// Switching: PG v2 for new payments, the salt key still given for v1's open records.
+    Switching,
+    /// PG v2 only: `PhonePeApiVersion` v2, no salt key parameter.
+    V2Only,
+}
+
+impl Apis {
+    pub const ALL: [Apis; 4] = [Apis::V1Only, Apis::Both, Apis::Switching, Apis::V2Only];
+
+    /// The template parameters this deployment sets (the others keep their defaults).
+    pub fn parameters(self) -> Vec<(&'static str, &'static str)> {
+        let v2 = [
+            ("PhonePeClientId", SANDBOX_CLIENT_ID),
+            ("PhonePeClientVersion", SIM_CLIENT_VERSION),
+            ("PhonePeClientSecretParameterName", CLIENT_SECRET_PARAMETER),
+            ("PhonePeWebhookUsername", SANDBOX_WEBHOOK_USERNAME),
+            ("PhonePeWebhookPasswordParameterName", WEBHOOK_PASSWORD_PARAMETER),
+        ];
+        match self {
+            Apis::V1Only => Vec::new(),
+            Apis::Both => v2.to_vec(),
+            Apis::Switching => [&v2[..], &[("PhonePeApiVersion", "v2")]].concat(),
+            Apis::V2Only => [&v2[..], &[("PhonePeApiVersion", "v2"), ("PhonePeSaltKeyParameterName", "")]].concat(),
+        }
+    }
+
+    /// This deployment of `template`.
+    pub fn deployment(self, template: &template::Template) -> Result<Deployment, String> {
+        template.deployment(&self.parameters())
+    }
+}
+
+/// [`SANDBOX_CLIENT_VERSION`] as the template parameter's text.
+const SIM_CLIENT_VERSION: &str = {
+    assert!(SANDBOX_CLIENT_VERSION == 1, "update SIM_CLIENT_VERSION");
+    "1"
+};
+
+/// Where the offline stand-ins are, and the deployment the functions are configured for.
 #[derive(Debug, Clone)]
 pub struct Offline {
     pub table: String,
     pub simulator_url: String,
     /// DynamoDB Local (`None`: the function never reaches a table, e.g. the in-process test).
     pub dynamodb_endpoint: Option<String>,
+    /// The template parameters (see [`Apis`]).
+    pub deployment: Deployment,
 }
 
-/// The offline value of a variable `template.yaml` sets: `(name, value)` to give the process
-/// (the salt's SSM parameter becomes the salt itself). An unknown name is an error, so a new
-/// template variable cannot be silently left out of the tests.
+/// The offline value of a variable `template.yaml` sets that does not come from a PhonePe
+/// parameter (those are resolved by [`function_env_with`]): `(name, value)` to give the process.
+/// An unknown name is an error, so a new template variable cannot be silently left out of the
+/// tests.
 pub fn offline_value(name: &str, offline: &Offline) -> Result<(String, String), String> {
     let v = |s: &str| Ok((name.to_owned(), s.to_owned()));
     match name {
@@ -97,70 +166,107 @@ pub fn offline_value(name: &str, offline: &Offline) -> Result<(String, String), 
         "PHONEPE_MERCHANT_ID" => v(SIM_MERCHANT_ID),
         "PHONEPE_SALT_INDEX" => v("1"),
         "PHONEPE_CALLBACK_URL" => v(CALLBACK_URL),
-        "PHONEPE_SALT_KEY_SSM_PARAMETER" => Ok(("PHONEPE_SALT_KEY".to_owned(), SIM_SALT_KEY.to_owned())),
         other => Err(format!(
             "template.yaml sets {other}: teach lambda_harness::world::offline_value what to give it offline"
         )),
     }
 }
 
-/// Where a function's PhonePe salt key comes from offline.
+/// The variables `template.yaml` passes PhonePe's secrets in (the NAME of an SSM SecureString),
+/// the variable that takes the secret itself, and the simulator's value of it.
+pub const SECRET_VARIABLES: [(&str, &str, &str); 3] = [
+    ("PHONEPE_SALT_KEY_SSM_PARAMETER", "PHONEPE_SALT_KEY", SIM_SALT_KEY),
+    ("PHONEPE_CLIENT_SECRET_SSM_PARAMETER", "PHONEPE_CLIENT_SECRET", SANDBOX_CLIENT_SECRET),
+    ("PHONEPE_WEBHOOK_PASSWORD_SSM_PARAMETER", "PHONEPE_WEBHOOK_PASSWORD", SANDBOX_WEBHOOK_PASSWORD),
+];
+
+/// The variables `template.yaml` sets straight from a PhonePe parameter, given as the deployment
+/// sets them.
+pub const PARAMETER_VARIABLES: [&str; 4] =
+    ["PHONEPE_API_VERSION", "PHONEPE_CLIENT_ID", "PHONEPE_CLIENT_VERSION", "PHONEPE_WEBHOOK_USERNAME"];
+
+/// Where a function's PhonePe secrets come from offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Salt {
-    /// `PHONEPE_SALT_KEY` = the simulator's sandbox salt, instead of the SSM parameter's name
-    /// (see [`offline_value`]): no SSM call at all.
+pub enum Secrets {
+    /// Each secret the deployment names, given directly instead (the simulator's salt key,
+    /// client secret and webhook password, see [`SECRET_VARIABLES`]): no SSM call at all.
     Inline,
-    /// `PHONEPE_SALT_KEY_SSM_PARAMETER` = `parameter`, as on AWS, and `AWS_ENDPOINT_URL_SSM` =
-    /// `endpoint`. `aws_config::defaults(…).load()` (`parkpay_api::lambda::sdk_config`) gives
-    /// the SDK config an environment-backed service configuration, from which the SSM client
-    /// takes `AWS_ENDPOINT_URL_SSM`, as the DynamoDB client takes `AWS_ENDPOINT_URL_DYNAMODB`.
-    Ssm { parameter: String, endpoint: String },
+    /// Each `*_SSM_PARAMETER` as on AWS (the deployment's parameter name), and
+    /// `AWS_ENDPOINT_URL_SSM` = `endpoint`. `aws_config::defaults(…).load()`
+    /// (`parkpay_api::lambda::sdk_config`) gives the SDK config an environment-backed service
+    /// configuration, from which the SSM client takes `AWS_ENDPOINT_URL_SSM`, as the DynamoDB
+    /// client takes `AWS_ENDPOINT_URL_DYNAMODB`.
+    Ssm { endpoint: String },
 }
 
-/// The SSM parameter name template.yaml gives `function` as `PHONEPE_SALT_KEY_SSM_PARAMETER`:
-/// the `Default` of the template parameter it `!Ref`s, or its literal text.
-pub fn salt_parameter_name(template: &template::Template, function: &template::Function) -> Result<String, String> {
-    let value = function
-        .env
-        .get("PHONEPE_SALT_KEY_SSM_PARAMETER")
-        .ok_or_else(|| format!("{}: template.yaml gives it no PHONEPE_SALT_KEY_SSM_PARAMETER", function.logical_id))?;
-    match template::ref_target(value) {
-        Some(parameter) => template
-            .parameter_default(&parameter)
-            .ok_or_else(|| format!("template.yaml: parameter {parameter} has no Default")),
-        None => value.as_str().map(str::to_owned).ok_or_else(|| {
-            format!("{}: PHONEPE_SALT_KEY_SSM_PARAMETER is neither text nor a !Ref: {value:?}", function.logical_id)
-        }),
-    }
+/// The value `deployment` gives `function`'s variable `var` when the template sets it to
+/// `!Ref <parameter>` (`Ok(None)`: the template sets it otherwise).
+pub fn parameter_value(
+    deployment: &Deployment,
+    function: &template::Function,
+    var: &str,
+) -> Result<Option<String>, String> {
+    let value =
+        function.env.get(var).ok_or_else(|| format!("{}: template.yaml gives it no {var}", function.logical_id))?;
+    Ok(template::ref_target(value).and_then(|p| deployment.parameter(&p).map(str::to_owned)))
 }
 
-/// The whole environment of `function` offline (besides the `AWS_LAMBDA_*` runtime variables).
+/// The SSM parameter name `deployment` passes `function` in `var` (one of the `*_SSM_PARAMETER`
+/// of [`SECRET_VARIABLES`]; empty when the deployment gives none).
+pub fn ssm_parameter_name(deployment: &Deployment, function: &template::Function, var: &str) -> Result<String, String> {
+    parameter_value(deployment, function, var)?
+        .ok_or_else(|| format!("{}: {var} is not !Ref of a template parameter", function.logical_id))
+}
+
+/// The whole environment of `function` offline (besides the `AWS_LAMBDA_*` runtime variables),
+/// its secrets given directly.
 pub fn function_env(function: &template::Function, offline: &Offline) -> Result<Vec<(String, String)>, String> {
-    function_env_with(function, offline, &Salt::Inline)
+    function_env_with(function, offline, &Secrets::Inline)
 }
 
-/// [`function_env`], with the salt key from `salt`.
+/// [`function_env`], with the secrets from `secrets`.
 pub fn function_env_with(
     function: &template::Function,
     offline: &Offline,
-    salt: &Salt,
+    secrets: &Secrets,
 ) -> Result<Vec<(String, String)>, String> {
     let mut env = Vec::new();
+    let mut ssm_endpoint = None;
     for (name, value) in &function.env {
-        match (name.as_str(), salt) {
-            ("PHONEPE_SALT_KEY_SSM_PARAMETER", Salt::Ssm { parameter, endpoint }) => {
-                env.push((name.clone(), parameter.clone()));
-                env.push(("AWS_ENDPOINT_URL_SSM".into(), endpoint.clone()));
+        if let Some((_, inline_var, sim_value)) = SECRET_VARIABLES.iter().find(|(v, ..)| v == name) {
+            let parameter = ssm_parameter_name(&offline.deployment, function, name)?;
+            if parameter.is_empty() {
+                // Set and empty, as on AWS: the code takes it as not given.
+                env.push((name.clone(), String::new()));
+                continue;
             }
-            // The route a function serves: its literal value, exactly as on AWS.
-            (parkpay_api::ENDPOINT_VARIABLE, _) => {
-                let name_of_route = value.as_str().ok_or_else(|| {
-                    format!("{}: {name} is not a literal string in template.yaml", function.logical_id)
-                })?;
-                env.push((name.clone(), name_of_route.to_owned()));
+            match secrets {
+                Secrets::Inline => env.push(((*inline_var).to_owned(), (*sim_value).to_owned())),
+                Secrets::Ssm { endpoint } => {
+                    env.push((name.clone(), parameter));
+                    ssm_endpoint = Some(endpoint.clone());
+                }
             }
-            _ => env.push(offline_value(name, offline)?),
+            continue;
         }
+        if PARAMETER_VARIABLES.contains(&name.as_str()) {
+            let given = parameter_value(&offline.deployment, function, name)?
+                .ok_or_else(|| format!("{}: {name} is not !Ref of a template parameter", function.logical_id))?;
+            env.push((name.clone(), given));
+            continue;
+        }
+        if name == parkpay_api::ENDPOINT_VARIABLE {
+            // The route a function serves: its literal value, exactly as on AWS.
+            let name_of_route = value
+                .as_str()
+                .ok_or_else(|| format!("{}: {name} is not a literal string in template.yaml", function.logical_id))?;
+            env.push((name.clone(), name_of_route.to_owned()));
+            continue;
+        }
+        env.push(offline_value(name, offline)?);
+    }
+    if let Some(endpoint) = ssm_endpoint {
+        env.push(("AWS_ENDPOINT_URL_SSM".into(), endpoint));
     }
     env.push(("PHONEPE_SIMULATION_MODE".into(), "true".into()));
     env.push(("PHONEPE_SIMULATOR_URL".into(), offline.simulator_url.clone()));
@@ -187,9 +293,10 @@ pub fn app_state(stores: &Stores, env: &[(String, String)], phonepe: bool) -> Re
     parkpay_api::lambda::state_with(phonepe, &lookup, &aws, |_| stores.clone()).map_err(|e| e.to_string())
 }
 
-/// Seed `state.store` with the fixtures, using the current PhonePe client against `simulator`.
+/// Seed `state.store` with the fixtures, using `state`'s PhonePe clients against `simulator`
+/// (the state must have both: the fixtures hold v1 payments and one v2 payment).
 pub async fn seed(state: &AppState, simulator: &Simulator) -> Result<(), String> {
-    crate::fixtures::seed(state.store.as_ref(), state.gateways.current().as_ref(), simulator, &state.lots, SystemClock.now()).await
+    crate::fixtures::seed(state.store.as_ref(), &state.gateways, simulator, &state.lots, SystemClock.now()).await
 }
 
 /// DynamoDB Local + a fresh table + a simulator, seeded with the fixtures.
@@ -200,24 +307,51 @@ pub struct World {
 }
 
 impl World {
-    /// A new world on DynamoDB Local at `endpoint`: a fresh table and simulator, seeded with the
-    /// fixtures through a PhonePe function's state (its environment from [`function_env`]).
+    /// A new world on DynamoDB Local at `endpoint`: a fresh table and simulator (sandbox, fast
+    /// timings), seeded with the fixtures, its functions configured with both PhonePe APIs
+    /// ([`Apis::Both`]: every event file has what it needs).
     pub async fn dynamodb(endpoint: &str, template: &template::Template, prefix: &str) -> Result<World, String> {
+        Self::dynamodb_with(endpoint, template, prefix, Apis::Both, SimulatorConfig::sandbox().with_fast_timings())
+            .await
+    }
+
+    /// [`World::dynamodb`] with the functions configured for `apis`, and the simulator `sim`.
+    /// The fixtures are seeded through a PhonePe function's state with both APIs (they hold a v2
+    /// payment), whatever `apis` is.
+    pub async fn dynamodb_with(
+        endpoint: &str,
+        template: &template::Template,
+        prefix: &str,
+        apis: Apis,
+        sim: SimulatorConfig,
+    ) -> Result<World, String> {
         let client = dynamodb_client(endpoint);
         let table = fresh_table_name(prefix);
         create_table(&client, &table).await.map_err(|e| format!("create table {table} in DynamoDB Local: {e}"))?;
-        let simulator = spawn_simulator().await?;
+        let simulator = spawn_simulator_with(sim).await?;
         let offline = Offline {
             table: table.clone(),
             simulator_url: simulator.base_url.to_string(),
             dynamodb_endpoint: Some(endpoint.to_owned()),
+            deployment: apis.deployment(template)?,
         };
         let stores = Stores::new(DynamoStore::new(client, table));
         // Seeding pays at the simulator: build the state of a function that talks to PhonePe.
+        // Its PG v2 token is kept out of the table (in a file store dropped after seeding), so
+        // the functions under test start as a new deployment does, with no token stored.
         let payer = parkpay_api::ROUTES.iter().find(|r| r.uses_phonepe).ok_or("no route uses PhonePe")?;
         let f = template.functions.get(payer.function).ok_or("template.yaml lacks a PhonePe function")?;
-        let state = app_state(&stores, &function_env(f, &offline)?, true)?;
-        seed(&state, &simulator.simulator).await?;
+        let seeding = Offline { deployment: Apis::Both.deployment(template)?, ..offline.clone() };
+        let token_file = std::env::temp_dir().join(format!("{}.redb", fresh_table_name("parkpay-seeding-token")));
+        let seeded = async {
+            let own_token = parkpay_store::EmbeddedStore::open(&token_file).map_err(|e| e.to_string())?;
+            let seeding_stores = Stores { tokens: std::sync::Arc::new(own_token), ..stores.clone() };
+            let state = app_state(&seeding_stores, &function_env(f, &seeding)?, true)?;
+            seed(&state, &simulator.simulator).await
+        }
+        .await;
+        let _ = std::fs::remove_file(&token_file);
+        seeded?;
         Ok(World { offline, stores, simulator })
     }
 }

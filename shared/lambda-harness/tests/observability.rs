@@ -28,7 +28,7 @@ use parkpay_api::{Endpoint, ROUTES, SCHEDULED};
 use parkpay_lambda_harness::events::{self, EventFile};
 use parkpay_lambda_harness::process::{self, Running};
 use parkpay_lambda_harness::template::{Function, Template};
-use parkpay_lambda_harness::world::{self, Offline, World};
+use parkpay_lambda_harness::world::{self, Apis, Offline, World};
 use parkpay_lambda_harness::{fixtures, workspace};
 use parkpay_simulator::Outcome;
 use serde_json::Value;
@@ -361,7 +361,12 @@ async fn every_event_answers_with_its_request_id() {
         parkpay_store::embedded::EmbeddedStore::open(dir.path().join("ids.redb")).unwrap(),
     );
     let sim = world::spawn_simulator().await.unwrap();
-    let offline = Offline { table: "unused".into(), simulator_url: sim.base_url.to_string(), dynamodb_endpoint: None };
+    let offline = Offline {
+        table: "unused".into(),
+        simulator_url: sim.base_url.to_string(),
+        dynamodb_endpoint: None,
+        deployment: Apis::Both.deployment(&t).unwrap_or_else(|e| panic!("{e}")),
+    };
     let mut states = HashMap::new();
     for r in ROUTES {
         let env = world::function_env(function(&t, r.function), &offline).unwrap_or_else(|e| panic!("{e}"));

@@ -22,8 +22,8 @@ use parkpay_api::state::Stores;
 use parkpay_api::{Endpoint, ROUTES, SCHEDULED};
 use parkpay_lambda_harness::dynamo_proxy::DynamoProxy;
 use parkpay_lambda_harness::events::{self, EXPECTATIONS, EventFile};
-use parkpay_lambda_harness::template::{Template, getatt_target, ref_target, sub_text};
-use parkpay_lambda_harness::world::{self, Offline, World};
+use parkpay_lambda_harness::template::{self, Deployment, Function, Template, getatt_target, ref_target, sub_text};
+use parkpay_lambda_harness::world::{self, Apis, Offline, World};
 use parkpay_lambda_harness::{fixtures, process, workspace};
 use parkpay_store::dynamo::table_definition;
 
@@ -380,6 +380,236 @@ fn drift() {
     assert!(problems.is_empty(), "template.yaml / events/ / code drift:\n  {}", problems.join("\n  "));
 }
 
+/// The template parameters without a default, as a deployer gives them.
+const REQUIRED_PARAMETERS: [(&str, &str); 4] = [
+    ("JwtIssuer", "https://cognito-idp.ap-south-1.amazonaws.com/ap-south-1_Ab12Cd34E"),
+    ("JwtAudience", "3q2b8c9d0e1f2g3h4i5j6k7l8m"),
+    ("RedirectUrl", "https://app.parkpay.example/payment-complete/"),
+    ("AlarmTopicArn", "arn:aws:sns:ap-south-1:123456789012:parkpay-alarms"),
+];
+
+/// The functions that talk to PhonePe (routes and scheduled), by logical id.
+fn phonepe_functions() -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter(|r| r.uses_phonepe)
+        .map(|r| r.function)
+        .chain(SCHEDULED.iter().filter(|s| s.uses_phonepe).map(|s| s.function))
+        .collect()
+}
+
+/// What one PhonePe function gets on AWS in `d` (its environment resolved as CloudFormation
+/// would, no simulation) checked against the code and the function's policy there:
+///
+/// - `parkpay_api::config::Settings` takes that environment (`Err`: its one-line error); `Ok`
+///   has the variables it read (for the caller's check that every `PHONEPE_*` variable the
+///   template sets is read in some deployment) and the problems found;
+/// - PG v1 is configured exactly when the template's condition `HasSaltKey` holds, PG v2 exactly
+///   when `HasV2Client` does, and new payments use `PhonePeApiVersion`;
+/// - every secret comes from SSM, and the SSM parameters the function may `ssm:GetParameter` and
+///   `kms:Decrypt` (through SSM, for that parameter only) are exactly those it reads;
+/// - it may `GetItem` and `UpdateItem` the `TOKEN#…` item exactly when PG v2 is configured.
+fn check_phonepe_function(
+    t: &Template,
+    d: &Deployment,
+    f: &Function,
+) -> Result<(BTreeSet<String>, Vec<String>), String> {
+    use parkpay_api::config::{SaltSource, SecretSource, Settings};
+    let env = t.resolved_env(f, d, &|resource| match resource {
+        "Table" => "parkpay-Table-1A2B3C4D5E6F".to_owned(),
+        "HttpApi" => "k7x2m9p4qa".to_owned(),
+        other => format!("{other}-id"),
+    })?;
+    let asked = std::cell::RefCell::new(BTreeSet::new());
+    let lookup = |k: &str| {
+        asked.borrow_mut().insert(k.to_owned());
+        env.get(k).cloned()
+    };
+    let settings = Settings::from_lookup(&lookup).map_err(|e| e.to_string())?;
+    let id = &f.logical_id;
+    let mut problems = Vec::new();
+    let cond = |name: &str| d.condition(name).unwrap_or_else(|| panic!("template.yaml has no condition {name}"));
+    if settings.v1().is_some() != cond("HasSaltKey") || settings.v2().is_some() != cond("HasV2Client") {
+        problems.push(format!(
+            "{id}: the code configures v1 {} and v2 {}; the template's conditions say HasSaltKey {} and HasV2Client {}",
+            settings.v1().is_some(),
+            settings.v2().is_some(),
+            cond("HasSaltKey"),
+            cond("HasV2Client")
+        ));
+    }
+    if Some(settings.api.as_str()) != d.parameter("PhonePeApiVersion") {
+        problems.push(format!("{id}: new payments use {}, not PhonePeApiVersion", settings.api.as_str()));
+    }
+    // The SSM parameters the code reads.
+    let mut read = BTreeSet::new();
+    if let Some(v1) = settings.v1() {
+        match &v1.salt {
+            SaltSource::Ssm { parameter, .. } => {
+                read.insert(parameter.clone());
+            }
+            other => problems.push(format!("{id}: the salt key does not come from SSM: {other:?}")),
+        }
+    }
+    if let Some(v2) = settings.v2() {
+        for (what, source) in [("client secret", &v2.client_secret), ("webhook password", &v2.webhook_password)] {
+            match source {
+                SecretSource::Ssm { parameter } => {
+                    read.insert(parameter.clone());
+                }
+                SecretSource::Inline(_) => problems.push(format!("{id}: the v2 {what} is inline, not from SSM")),
+            }
+        }
+    }
+    // The parameters its policy (in this deployment) lets it read and decrypt.
+    let under = f.under(d);
+    let parameter_of = |text: &str, prefix: &str| -> Option<String> {
+        let name = template::trailing_parameter(text.strip_prefix(prefix)?)?;
+        d.parameter(name).map(str::to_owned)
+    };
+    const SSM_ARN: &str = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter";
+    let mut readable = BTreeSet::new();
+    let mut decryptable = BTreeSet::new();
+    for g in &under.grants {
+        if g.actions.iter().any(|a| a == "ssm:GetParameter") {
+            for text in g.resource_texts() {
+                match parameter_of(&text, SSM_ARN) {
+                    Some(name) => {
+                        readable.insert(name);
+                    }
+                    None => problems.push(format!("{id}: ssm:GetParameter on {text}, not on one parameter")),
+                }
+            }
+        }
+        if g.actions.iter().any(|a| a == "kms:Decrypt") {
+            let via = g.condition_values("StringEquals", "kms:ViaService");
+            if g.resource_texts() != ["arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"]
+                || via != ["ssm.${AWS::Region}.${AWS::URLSuffix}"]
+            {
+                problems.push(format!("{id}: kms:Decrypt not limited to SSM in the region: {g:?}"));
+            }
+            for text in g.condition_values("StringEquals", "kms:EncryptionContext:PARAMETER_ARN") {
+                match parameter_of(&text, SSM_ARN) {
+                    Some(name) => {
+                        decryptable.insert(name);
+                    }
+                    None => problems.push(format!("{id}: kms:Decrypt for {text}, not for one parameter")),
+                }
+            }
+        }
+    }
+    if readable != read || decryptable != read {
+        problems.push(format!(
+            "{id}: reads SSM parameters {read:?}; its policy allows ssm:GetParameter on {readable:?} and kms:Decrypt for {decryptable:?}"
+        ));
+    }
+    // The deployment's one PG v2 token: the item TOKEN#phonepe-v2#<client id>.
+    let token = settings.v2().is_some();
+    for action in ["dynamodb:GetItem", "dynamodb:UpdateItem"] {
+        let allowed = under.grants.iter().any(|g| g.allows(action, Some("TOKEN#")));
+        // GetItem is granted on the whole table anyway (find_txn); UpdateItem must follow v2.
+        if (action == "dynamodb:UpdateItem" && allowed != token) || (token && !allowed) {
+            problems.push(format!("{id}: {action} on the TOKEN# item allowed: {allowed}, PG v2 configured: {token}"));
+        }
+    }
+    if let Some(v2) = settings.v2()
+        && !v2.token_name().starts_with("phonepe-v2#")
+    {
+        problems.push(format!("{id}: token name {} (the policy allows TOKEN#* items)", v2.token_name()));
+    }
+    Ok((asked.into_inner(), problems))
+}
+
+/// The PhonePe parameters, per deployment: the four offline ones (`world::Apis`: the template's
+/// defaults, both APIs, switching, PG v2 only) pass the template's `Rules` and give every PhonePe
+/// function working settings, the secrets and the token it needs and nothing more
+/// ([`check_phonepe_function`]); and over every combination of the parameters that decide which
+/// API is configured (version, salt key, merchant, client id, client secret, webhook username and
+/// password: 128), CloudFormation's `Rules` accept exactly the combinations the code starts
+/// with, and where it starts, its IAM is exactly what it reads.
+#[test]
+fn phonepe_parameters_rules_settings_and_iam() {
+    let t = template();
+    let functions: Vec<&Function> = phonepe_functions().iter().map(|id| &t.functions[*id]).collect();
+    assert_eq!(functions.len(), 5, "the PhonePe functions");
+    let mut problems: Vec<String> = Vec::new();
+    let mut read: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let deployment = |values: &[(&str, &str)]| {
+        let all: Vec<(&str, &str)> = REQUIRED_PARAMETERS.iter().chain(values).copied().collect();
+        t.deployment(&all).unwrap_or_else(|e| panic!("{e}"))
+    };
+    for apis in Apis::ALL {
+        let d = deployment(&apis.parameters());
+        if let Err(e) = d.rules() {
+            problems.push(format!("{apis:?}: the template's Rules refuse it: {e:?}"));
+        }
+        for f in &functions {
+            match check_phonepe_function(&t, &d, f) {
+                Ok((asked, p)) => {
+                    read.entry(f.logical_id.as_str()).or_default().extend(asked);
+                    problems.extend(p.into_iter().map(|p| format!("{apis:?}: {p}")));
+                }
+                Err(e) => problems.push(format!("{apis:?}: {}: the code refuses its settings: {e}", f.logical_id)),
+            }
+        }
+    }
+    for f in &functions {
+        for k in f.env.keys().filter(|k| k.starts_with("PHONEPE_")) {
+            if !read[f.logical_id.as_str()].contains(k) {
+                problems
+                    .push(format!("{}: template.yaml sets {k}, which the code reads in no deployment", f.logical_id));
+            }
+        }
+    }
+
+    let salt = t.parameter_default("PhonePeSaltKeyParameterName").expect("a default salt parameter");
+    let (mut accepted, mut both) = (0, 0);
+    for mask in 0u32..128 {
+        let bit = |i: u32| mask & (1 << i) != 0;
+        let pick = |i: u32, v: &'static str| if bit(i) { v } else { "" };
+        let values = [
+            ("PhonePeApiVersion", if bit(0) { "v2" } else { "v1" }),
+            ("PhonePeSaltKeyParameterName", if bit(1) { salt.as_str() } else { "" }),
+            ("PhonePeMerchantId", pick(2, "M22PARKPAYUAT")),
+            ("PhonePeClientId", pick(3, "M22PARKPAYUAT_2511271015")),
+            ("PhonePeClientSecretParameterName", pick(4, world::CLIENT_SECRET_PARAMETER)),
+            ("PhonePeWebhookUsername", pick(5, "parkpay-webhooks")),
+            ("PhonePeWebhookPasswordParameterName", pick(6, world::WEBHOOK_PASSWORD_PARAMETER)),
+        ];
+        let d = deployment(&values);
+        let rules = d.rules();
+        let mut refused = Vec::new();
+        for f in &functions {
+            match check_phonepe_function(&t, &d, f) {
+                Ok((_, p)) => problems.extend(p.into_iter().map(|p| format!("{values:?}: {p}"))),
+                Err(e) => refused.push(format!("{}: {e}", f.logical_id)),
+            }
+        }
+        if !refused.is_empty() && refused.len() != functions.len() {
+            problems.push(format!("{values:?}: only some PhonePe functions start: {refused:?}"));
+        }
+        match (&rules, refused.first()) {
+            (Ok(()), None) => {
+                accepted += 1;
+                if d.condition("HasSaltKey") == Some(true) && d.condition("HasV2Client") == Some(true) {
+                    both += 1;
+                }
+            }
+            (Err(_), Some(_)) => {}
+            (Ok(()), Some(e)) => {
+                problems.push(format!("{values:?}: the Rules accept it, but the functions would not start: {e}"))
+            }
+            (Err(r), None) => {
+                problems.push(format!("{values:?}: the functions would start, but the Rules refuse: {r:?}"))
+            }
+        }
+    }
+    assert!(problems.is_empty(), "PhonePe parameters:\n  {}", problems.join("\n  "));
+    eprintln!(
+        "PhonePe parameters: {accepted} of 128 combinations deployable ({both} with both APIs); rules and code agree"
+    );
+}
+
 /// Logs, tracing and alarms in template.yaml (README, "Observability"): every function writes
 /// to a log group of its own (`LoggingConfig.LogGroup`, so the group exists before the function)
 /// kept `LogRetentionDays`, is traced by X-Ray and names its metrics' `Service` dimension; every
@@ -489,7 +719,12 @@ async fn events_in_process() {
     let dir = tempfile::tempdir().unwrap();
     let stores = Stores::new(parkpay_store::embedded::EmbeddedStore::open(dir.path().join("events.redb")).unwrap());
     let sim = world::spawn_simulator().await.unwrap();
-    let offline = Offline { table: "unused".into(), simulator_url: sim.base_url.to_string(), dynamodb_endpoint: None };
+    let offline = Offline {
+        table: "unused".into(),
+        simulator_url: sim.base_url.to_string(),
+        dynamodb_endpoint: None,
+        deployment: Apis::Both.deployment(&t).unwrap_or_else(|e| panic!("{e}")),
+    };
     // Each function's state from its own template environment, all on the one store.
     let mut states = BTreeMap::new();
     for r in ROUTES {
@@ -580,7 +815,7 @@ async fn events_through_built_binaries() {
             }
         }
         running.stop();
-        check_calls(s.function, f, &proxy.take(), &mut failures);
+        check_calls(s.function, &f.under(&offline.deployment), &proxy.take(), &mut failures);
     }
     for r in ROUTES {
         let f = &t.functions[r.function];
@@ -611,7 +846,7 @@ async fn events_through_built_binaries() {
             }
         }
         running.stop();
-        check_calls(r.function, f, &proxy.take(), &mut failures);
+        check_calls(r.function, &f.under(&offline.deployment), &proxy.take(), &mut failures);
     }
     assert!(failures.is_empty(), "events through the built binaries:\n  {}", failures.join("\n  "));
     assert_eq!(answered, files.len(), "every event file drives a built function");
@@ -642,7 +877,9 @@ async fn start_checked(
 }
 
 /// Least privilege, the other way round from `drift`: every DynamoDB call `function` really
-/// made (through the recording proxy) is allowed by its policy, indexes included.
+/// made (through the recording proxy) is allowed by its policy (`f`: the function as the
+/// deployment gets it, [`Function::under`](parkpay_lambda_harness::template::Function::under)),
+/// indexes included.
 fn check_calls(
     function: &str,
     f: &parkpay_lambda_harness::template::Function,
@@ -651,7 +888,14 @@ fn check_calls(
 ) {
     let used: Vec<String> = calls
         .iter()
-        .map(|c| format!("{}{}", c.action, c.index.as_ref().map_or(String::new(), |i| format!(" on {i}"))))
+        .map(|c| {
+            let on = match (&c.index, &c.leading_key) {
+                (Some(i), _) => format!(" on {i}"),
+                (None, Some(k)) => format!(" on {k}…"),
+                (None, None) => String::new(),
+            };
+            format!("{}{on}", c.action)
+        })
         .collect();
     eprintln!("{function}: DynamoDB calls {used:?}");
     for call in calls {
@@ -687,7 +931,12 @@ async fn functions_without_phonepe_start_with_the_template_environment() {
     assert!(!without.is_empty());
     without.dedup();
     let bin_dir = workspace::built_binaries(&without).unwrap_or_else(|e| panic!("{e}"));
-    let offline = Offline { table: "unused".into(), simulator_url: String::new(), dynamodb_endpoint: None };
+    let offline = Offline {
+        table: "unused".into(),
+        simulator_url: String::new(),
+        dynamodb_endpoint: None,
+        deployment: Apis::V1Only.deployment(&t).unwrap_or_else(|e| panic!("{e}")),
+    };
     for r in ROUTES.iter().filter(|r| !r.uses_phonepe) {
         let mut env = world::function_env(&t.functions[r.function], &offline).unwrap();
         env.retain(|(k, _)| !k.starts_with("PHONEPE_") && k != "PARKPAY_REDIRECT_URL");

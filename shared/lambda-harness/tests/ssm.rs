@@ -1,6 +1,7 @@
 //! The salt key read from SSM by the built function binaries, as on AWS: each function starts
-//! with the environment template.yaml gives it, `PHONEPE_SALT_KEY_SSM_PARAMETER` included (the
-//! name in the template's parameter default), against an SSM stand-in
+//! with the environment template.yaml gives it with its default parameters (PG v1 only),
+//! `PHONEPE_SALT_KEY_SSM_PARAMETER` included (the name in the template's parameter default),
+//! against an SSM stand-in
 //! (`lambda_harness::ssm_standin`, reached through `AWS_ENDPOINT_URL_SSM`) that holds the
 //! simulator's salt key, with its log level at TRACE. The tests check, for create-payment and
 //! phonepe-callback:
@@ -24,12 +25,13 @@ use parkpay_lambda_harness::events::{self, EventFile};
 use parkpay_lambda_harness::process::{self, HttpAnswer, Running};
 use parkpay_lambda_harness::ssm_standin::{Call, Failure, GET_PARAMETER, SsmStandIn};
 use parkpay_lambda_harness::template::Template;
-use parkpay_lambda_harness::world::{self, Salt, World};
+use parkpay_lambda_harness::world::{self, Apis, Secrets, World};
 use parkpay_lambda_harness::{fixtures, workspace};
 
 const CREATE_PAYMENT: &str = "create-payment";
 const CALLBACK: &str = "phonepe-callback";
 const TIMEOUT: Duration = Duration::from_secs(30);
+const SALT_VARIABLE: &str = "PHONEPE_SALT_KEY_SSM_PARAMETER";
 /// The most attempts the AWS SDK's standard retry mode makes for one call.
 const SDK_MAX_ATTEMPTS: usize = 3;
 
@@ -49,16 +51,19 @@ async fn setup(prefix: &str) -> Option<Setup> {
     };
     let bin_dir = bin_dir();
     let template = Template::load(&workspace::template_path()).unwrap_or_else(|e| panic!("{e}"));
-    let parameter = {
-        let f = function(&template, CREATE_PAYMENT);
-        world::salt_parameter_name(&template, f).unwrap_or_else(|e| panic!("{e}"))
+    // The template's defaults: PG v1 only, its salt key in the default parameter.
+    let sim = parkpay_simulator::SimulatorConfig::sandbox().with_fast_timings();
+    let world =
+        World::dynamodb_with(&endpoint, &template, prefix, Apis::V1Only, sim).await.unwrap_or_else(|e| panic!("{e}"));
+    let salt_name = |binary: &str| {
+        world::ssm_parameter_name(&world.offline.deployment, function(&template, binary), SALT_VARIABLE)
+            .unwrap_or_else(|e| panic!("{e}"))
     };
+    let parameter = salt_name(CREATE_PAYMENT);
     for binary in [CREATE_PAYMENT, CALLBACK] {
-        let name = world::salt_parameter_name(&template, function(&template, binary)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(name, parameter, "{binary}: every PhonePe function reads the same salt parameter");
+        assert_eq!(salt_name(binary), parameter, "{binary}: every PhonePe function reads the same salt parameter");
     }
     assert!(parameter.starts_with('/'), "template.yaml's salt parameter name {parameter:?} is not an SSM path");
-    let world = World::dynamodb(&endpoint, &template, prefix).await.unwrap_or_else(|e| panic!("{e}"));
     Some(Setup { template, world, bin_dir, parameter })
 }
 
@@ -77,8 +82,8 @@ fn function<'t>(t: &'t Template, name: &str) -> &'t parkpay_lambda_harness::temp
 /// Start `binary` with its template environment, the salt from `ssm`, and its logs at TRACE.
 async fn start(s: &Setup, binary: &str, ssm: &SsmStandIn) -> Running {
     let f = function(&s.template, binary);
-    let salt = Salt::Ssm { parameter: s.parameter.clone(), endpoint: ssm.url() };
-    let mut env = world::function_env_with(f, &s.world.offline, &salt).unwrap_or_else(|e| panic!("{e}"));
+    let secrets = Secrets::Ssm { endpoint: ssm.url() };
+    let mut env = world::function_env_with(f, &s.world.offline, &secrets).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         env.iter().any(|(k, v)| k == "PHONEPE_SALT_KEY_SSM_PARAMETER" && *v == s.parameter)
             && !env.iter().any(|(k, _)| k == "PHONEPE_SALT_KEY" || k == "PHONEPE_API_KEY"),

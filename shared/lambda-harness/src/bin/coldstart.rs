@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use parkpay_api::{ROUTES, SCHEDULED};
 use parkpay_lambda_harness::template::Template;
-use parkpay_lambda_harness::world::{self, World};
+use parkpay_lambda_harness::world::{self, Apis, World};
 use parkpay_lambda_harness::{events, percentile, process, workspace};
 
 const FLOOR: &str = "hello-lambda";
@@ -197,8 +197,10 @@ async fn run() -> Result<(), String> {
                 continue;
             }
             // A fresh table, simulator and fixtures for every start: each first invoke does the
-            // real work (books, pays, verifies, refunds, applies a callback).
-            let world = World::dynamodb(&endpoint, &template, "coldstart").await?;
+            // real work (books, pays, verifies, refunds, applies a callback). The functions get
+            // the template's default parameters (PG v1 only), as the figures always measured.
+            let sim = parkpay_simulator::SimulatorConfig::sandbox().with_fast_timings();
+            let world = World::dynamodb_with(&endpoint, &template, "coldstart", Apis::V1Only, sim).await?;
             let f = template.functions.get(function).ok_or_else(|| format!("{function} not in template.yaml"))?;
             let mut env = world::function_env(f, &world.offline)?;
             env.extend(args.extra_env.iter().cloned());
