@@ -81,6 +81,9 @@ bash scripts/lint-openapi.sh
 step "schemathesis: every operation of /openapi.json against a fresh local server, without a token, as a driver, as an operator (pinned, in .tools/schemathesis-venv)"
 bash scripts/schemathesis.sh
 
+step "Operator console in headless Chromium (Debian chromium, playwright-core pinned): sign in, find, refund, download; both stores"
+bash scripts/console-test.sh
+
 step "PhonePe's official Python SDK (PG v2) against the simulator: pay, order status, refund, refund status, webhook (pinned, in .tools/phonepe-sdk-venv)"
 bash scripts/phonepe-sdk-check.sh
 

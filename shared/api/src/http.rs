@@ -134,6 +134,23 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
     resp
 }
 
+/// A text answer of another type than JSON (an HTML page, a CSV file).
+pub fn text_response(status: StatusCode, content_type: &'static str, text: String) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A binary answer (an image). `lambda_http` hands API Gateway a binary content type (PNG)
+/// base64-encoded, and a textual one (`image/svg+xml`) as text.
+pub fn bytes_response(status: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Body::Binary(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
 /// The raw bytes of a request body (empty when there is none).
 pub fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {

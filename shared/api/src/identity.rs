@@ -10,11 +10,15 @@ use crate::http::ApiError;
 
 /// The group that marks an operator (Cognito group name or our `groups` claim).
 pub const OPERATOR_GROUP: &str = "operator";
+/// The group of a parking gate (or its attendant's device): it may record entries and exits and
+/// read the revoked passes, nothing else an operator may.
+pub const GATE_GROUP: &str = "gate";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: UserId,
     pub is_operator: bool,
+    pub is_gate: bool,
 }
 
 /// The verified caller, or 401 when the request carries no usable identity.
@@ -29,11 +33,13 @@ pub fn caller(req: &lambda_http::Request) -> Result<Caller, ApiError> {
     let sub = claims.get("sub").ok_or_else(|| ApiError::unauthenticated("the token has no subject"))?;
     let user_id =
         UserId::parse(sub).map_err(|_| ApiError::unauthenticated("the token's subject is not a valid user id"))?;
-    let is_operator = ["groups", "cognito:groups"]
-        .iter()
-        .filter_map(|k| claims.get(*k))
-        .any(|v| parse_groups(v).iter().any(|g| g == OPERATOR_GROUP));
-    Ok(Caller { user_id, is_operator })
+    let in_group = |group: &str| {
+        ["groups", "cognito:groups"]
+            .iter()
+            .filter_map(|k| claims.get(*k))
+            .any(|v| parse_groups(v).iter().any(|g| g == group))
+    };
+    Ok(Caller { user_id, is_operator: in_group(OPERATOR_GROUP), is_gate: in_group(GATE_GROUP) })
 }
 
 /// The groups in a group claim. API Gateway flattens an array claim into `[operator admin]`:

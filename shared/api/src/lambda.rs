@@ -90,14 +90,14 @@ pub fn state_with(
         let unused =
             Url::parse("about:blank").map_err(|e| crate::ConfigError::new("PARKPAY_REDIRECT_URL", e.to_string()))?;
         let gateways = Gateways::only(parkpay_domain::GatewayApi::V1, Arc::new(NoPhonePe));
-        return assemble(stores, gateways, core.lots, String::new(), unused, env);
+        return assemble(stores, gateways, core.lots, String::new(), unused, env, aws);
     }
     let settings = Settings::from_lookup(env)?;
     let stores = stores(&settings.table);
     let gateways = gateways(&settings, aws, &stores)?;
     let merchant_id = settings.merchant_id().unwrap_or_default().to_owned();
     let redirect_url = settings.redirect_url().clone();
-    assemble(stores, gateways, settings.lots, merchant_id, redirect_url, env)
+    assemble(stores, gateways, settings.lots, merchant_id, redirect_url, env, aws)
 }
 
 /// The PhonePe clients `settings` configure, as a function builds them: a secret that lives in
@@ -139,6 +139,7 @@ pub fn assemble(
     merchant_id: String,
     redirect_url: Url,
     env: &dyn Fn(&str) -> Option<String>,
+    aws: &aws_config::SdkConfig,
 ) -> Result<AppState, crate::ConfigError> {
     Ok(AppState {
         store: stores.store,
@@ -151,6 +152,24 @@ pub fn assemble(
         merchant_id,
         redirect_url,
         policy: crate::state::Policy::from_lookup(env)?,
+        passes: pass_keys(env, aws)?,
+    })
+}
+
+/// The entry pass keys a function is given (`crate::passes`): inline, or from SSM on first use;
+/// none (the pass routes answer 503) when neither is configured.
+pub fn pass_keys(
+    env: &dyn Fn(&str) -> Option<String>,
+    aws: &aws_config::SdkConfig,
+) -> Result<Arc<dyn crate::passes::PassKeySource>, crate::ConfigError> {
+    use crate::passes::{FixedPassKeys, NoPassKeys, PassKeySetting, SsmPassKeys};
+    let setting = PassKeySetting::from_lookup(env)?;
+    if let Some(keys) = setting.inline() {
+        return Ok(Arc::new(FixedPassKeys(Arc::new(keys?))));
+    }
+    Ok(match setting {
+        PassKeySetting::Ssm { parameter } => Arc::new(SsmPassKeys::new(parameter, aws.clone())),
+        _ => Arc::new(NoPassKeys),
     })
 }
 

@@ -4,12 +4,15 @@
 //! server (all routes on one port).
 
 pub mod config;
+pub mod console;
 pub mod gateways;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
 #[cfg(feature = "aws")]
 pub mod lambda;
+#[cfg(feature = "passes")]
+pub mod passes;
 pub mod reconcile;
 pub mod routes;
 #[cfg(feature = "aws")]

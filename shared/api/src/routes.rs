@@ -13,6 +13,7 @@ use crate::identity::caller;
 use crate::service;
 use crate::state::AppState;
 use crate::telemetry::{self, RequestIds};
+use parkpay_domain::ScanKind;
 
 /// One endpoint of the contract (`docs/http-api.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +26,20 @@ pub enum Endpoint {
     Refund,
     PhonePeCallback,
     ListObligations,
+    ListSessions,
+    GetPass,
+    GetPassQr,
+    PassKeys,
+    RevokedPasses,
+    RecordEntry,
+    RecordExit,
+    GetReceipt,
+    PaymentQr,
+    ExtendSession,
+    SearchSessions,
+    SettlementReport,
+    /// The operators' console page and its files (`crate::console`): not part of the API.
+    Console,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +60,9 @@ pub struct Route {
     /// Whether it talks to PhonePe (signs or verifies checksums): only these functions get the
     /// PhonePe client, the salt key's location and the permission to read it.
     pub uses_phonepe: bool,
+    /// Whether it signs entry passes or publishes their keys: only these functions get the pass
+    /// keys' location (`PARKPAY_PASS_KEYS_SSM_PARAMETER`) and the permission to read it.
+    pub uses_pass_keys: bool,
 }
 
 /// The one binary every route function runs (`functions/routes`). The route functions all link
@@ -65,6 +83,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: false,
         uses_phonepe: false,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::CreateSession,
@@ -75,6 +94,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: false,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::GetSession,
@@ -85,6 +105,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: false,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::CreatePayment,
@@ -95,6 +116,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: true,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::VerifyPayment,
@@ -105,6 +127,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: true,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::Refund,
@@ -115,6 +138,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: true,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::PhonePeCallback,
@@ -125,6 +149,7 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: false,
         uses_phonepe: true,
+        uses_pass_keys: false,
     },
     Route {
         endpoint: Endpoint::ListObligations,
@@ -135,6 +160,152 @@ pub const ROUTES: &[Route] = &[
         binary: ROUTES_BINARY,
         requires_token: true,
         uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::ListSessions,
+        method: "GET",
+        path: "/api/sessions/",
+        function: "ListSessionsFunction",
+        name: "list-sessions",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::GetPass,
+        method: "GET",
+        path: "/api/sessions/{session_id}/pass/",
+        function: "GetPassFunction",
+        name: "get-pass",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: true,
+    },
+    Route {
+        endpoint: Endpoint::GetPassQr,
+        method: "GET",
+        path: "/api/sessions/{session_id}/pass/qr/",
+        function: "GetPassQrFunction",
+        name: "get-pass-qr",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: true,
+    },
+    Route {
+        endpoint: Endpoint::PassKeys,
+        method: "GET",
+        path: "/api/passes/keys/",
+        function: "PassKeysFunction",
+        name: "pass-keys",
+        binary: ROUTES_BINARY,
+        requires_token: false,
+        uses_phonepe: false,
+        uses_pass_keys: true,
+    },
+    Route {
+        endpoint: Endpoint::RevokedPasses,
+        method: "GET",
+        path: "/api/passes/revoked/",
+        function: "RevokedPassesFunction",
+        name: "revoked-passes",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::RecordEntry,
+        method: "POST",
+        path: "/api/sessions/{session_id}/entry/",
+        function: "RecordEntryFunction",
+        name: "record-entry",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::RecordExit,
+        method: "POST",
+        path: "/api/sessions/{session_id}/exit/",
+        function: "RecordExitFunction",
+        name: "record-exit",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::GetReceipt,
+        method: "GET",
+        path: "/api/sessions/{session_id}/receipt/",
+        function: "GetReceiptFunction",
+        name: "get-receipt",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::PaymentQr,
+        method: "GET",
+        path: "/api/payment/phonepe/qr/{merchant_txn_id}/",
+        function: "PaymentQrFunction",
+        name: "payment-qr",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::SearchSessions,
+        method: "GET",
+        path: "/api/search/",
+        function: "SearchSessionsFunction",
+        name: "search-sessions",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::SettlementReport,
+        method: "GET",
+        path: "/api/reports/settlement/",
+        function: "SettlementReportFunction",
+        name: "settlement-report",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: false,
+        uses_pass_keys: false,
+    },
+    Route {
+        endpoint: Endpoint::ExtendSession,
+        method: "POST",
+        path: "/api/sessions/{session_id}/extend/",
+        function: "ExtendSessionFunction",
+        name: "extend-session",
+        binary: ROUTES_BINARY,
+        requires_token: true,
+        uses_phonepe: true,
+        uses_pass_keys: false,
+    },
+    // The operators' console: a static page (no token: it asks for the operator's and calls the
+    // API with it), its script and stylesheet by `?asset=` on the same route (crate::console).
+    Route {
+        endpoint: Endpoint::Console,
+        method: "GET",
+        path: crate::console::PATH,
+        function: "ConsoleFunction",
+        name: "console",
+        binary: ROUTES_BINARY,
+        requires_token: false,
+        uses_phonepe: false,
+        uses_pass_keys: false,
     },
 ];
 
@@ -285,6 +456,107 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
             }
             Ok(json_response(StatusCode::OK, &service::callback(state, req.headers(), bytes).await?))
         }
+        Endpoint::ListSessions => {
+            let who = caller(&req)?;
+            let params = req.query_string_parameters_ref();
+            let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
+            Ok(json_response(StatusCode::OK, &service::list_sessions(state, &who, get("limit"), get("cursor")).await?))
+        }
+        Endpoint::SearchSessions => {
+            let who = caller(&req)?;
+            let query = service::SearchQuery {
+                vehicle_number: query_param(&req, "vehicle_number"),
+                merchant_txn_id: query_param(&req, "merchant_txn_id"),
+                phonepe_transaction_id: query_param(&req, "phonepe_transaction_id"),
+                utr: query_param(&req, "utr"),
+            };
+            Ok(json_response(StatusCode::OK, &service::search(state, &who, &query).await?))
+        }
+        Endpoint::SettlementReport => {
+            let who = caller(&req)?;
+            let date = query_param(&req, "date");
+            let csv = service::settlement_csv(state, &who, date.as_deref()).await?;
+            let mut resp = crate::http::text_response(StatusCode::OK, "text/csv; charset=utf-8", csv);
+            // Finance's data: never kept by a cache on the way.
+            resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+            // `date` was checked (YYYY-MM-DD): safe in a header.
+            if let Some(d) = date
+                && let Ok(v) = http::HeaderValue::from_str(&format!("attachment; filename=\"settlement-{d}.csv\""))
+            {
+                resp.headers_mut().insert(http::header::CONTENT_DISPOSITION, v);
+            }
+            Ok(resp)
+        }
+        Endpoint::ExtendSession => {
+            let who = caller(&req)?;
+            let body = parse_body(&req)?;
+            let id = path_param(&req, "session_id");
+            // Not a session id: 404 before anything (the id goes into the key's scope below).
+            service::parse_session_id_for_route(&id)?;
+            // The session is in the path, not the body: it is part of the key's scope.
+            let scope = format!("extend-session#{id}");
+            idempotency::run(state, &who, &scope, &req, StatusCode::CREATED, |key| {
+                service::extend_session(state, &who, &id, body, key)
+            })
+            .await
+        }
+        Endpoint::RecordEntry | Endpoint::RecordExit => {
+            let who = caller(&req)?;
+            let body = parse_body(&req)?;
+            let kind = if endpoint == Endpoint::RecordEntry { ScanKind::Entry } else { ScanKind::Exit };
+            Ok(json_response(
+                StatusCode::OK,
+                &service::record_scan(state, &who, &path_param(&req, "session_id"), kind, body).await?,
+            ))
+        }
+        Endpoint::GetReceipt => {
+            let who = caller(&req)?;
+            let receipt = service::receipt(state, &who, &path_param(&req, "session_id")).await?;
+            let mut resp = if wants_html(&req) {
+                crate::http::text_response(StatusCode::OK, "text/html; charset=utf-8", receipt.to_html())
+            } else {
+                json_response(StatusCode::OK, &receipt)
+            };
+            // One URL, two representations: a shared cache must keep them apart.
+            resp.headers_mut().insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+            Ok(resp)
+        }
+        Endpoint::RevokedPasses => {
+            let who = caller(&req)?;
+            let params = req.query_string_parameters_ref();
+            let get = |k: &str| params.and_then(|p| p.first(k)).map(str::to_owned);
+            let query = service::RevokedQuery { since: get("since"), limit: get("limit"), cursor: get("cursor") };
+            Ok(json_response(StatusCode::OK, &service::revoked_passes(state, &who, &query).await?))
+        }
+        #[cfg(feature = "passes")]
+        Endpoint::GetPass => {
+            let who = caller(&req)?;
+            Ok(json_response(StatusCode::OK, &service::get_pass(state, &who, &path_param(&req, "session_id")).await?))
+        }
+        #[cfg(feature = "passes")]
+        Endpoint::GetPassQr => {
+            let who = caller(&req)?;
+            let format = query_param(&req, "format");
+            let image = service::pass_qr(state, &who, &path_param(&req, "session_id"), format.as_deref()).await?;
+            Ok(crate::http::bytes_response(StatusCode::OK, image.content_type, image.bytes))
+        }
+        #[cfg(feature = "passes")]
+        Endpoint::PassKeys => Ok(json_response(StatusCode::OK, &service::jwks(state).await?)),
+        #[cfg(feature = "passes")]
+        Endpoint::PaymentQr => {
+            let who = caller(&req)?;
+            let format = query_param(&req, "format");
+            let image =
+                service::payment_qr(state, &who, &path_param(&req, "merchant_txn_id"), format.as_deref()).await?;
+            Ok(crate::http::bytes_response(StatusCode::OK, image.content_type, image.bytes))
+        }
+        #[cfg(not(feature = "passes"))]
+        Endpoint::GetPass | Endpoint::GetPassQr | Endpoint::PassKeys | Endpoint::PaymentQr => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "PASS_KEYS_UNAVAILABLE",
+            "this build has no entry passes or QR images",
+        )),
+        Endpoint::Console => crate::console::respond(query_param(&req, crate::console::ASSET_PARAMETER).as_deref()),
         Endpoint::ListObligations => {
             let who = caller(&req)?;
             let params = req.query_string_parameters_ref();
@@ -295,6 +567,25 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
     }
 }
 
+/// A path parameter API Gateway (or the local server) filled in; empty when absent.
+fn path_param(req: &Request, name: &str) -> String {
+    req.path_parameters_ref().and_then(|p| p.first(name)).unwrap_or_default().to_owned()
+}
+
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
+}
+
+/// Whether the client asks for HTML (`Accept: text/html`, as a browser does) rather than JSON.
+fn wants_html(req: &Request) -> bool {
+    req.headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +593,9 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         for (i, r) in ROUTES.iter().enumerate() {
-            assert!(r.path.starts_with("/api/") && r.path.ends_with('/'), "{}", r.path);
+            // Every route is the API's (docs/openapi.yaml), but the console's page (crate::console).
+            let api = r.path.starts_with("/api/");
+            assert!((api || r.endpoint == Endpoint::Console) && r.path.ends_with('/'), "{}", r.path);
             assert_eq!(r.binary, ROUTES_BINARY, "{}", r.name);
             assert_eq!(Endpoint::from_name(r.name), Some(r.endpoint));
             for other in &ROUTES[..i] {

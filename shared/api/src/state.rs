@@ -91,6 +91,9 @@ pub struct AppState {
     pub redirect_url: Url,
     /// Limits that keep one client from spilling over onto others.
     pub policy: Policy,
+    /// The entry pass keys (`crate::passes`).
+    #[cfg(feature = "passes")]
+    pub passes: Arc<dyn crate::passes::PassKeySource>,
 }
 
 /// Limits read from the environment ([`Policy::from_lookup`]).
@@ -100,11 +103,22 @@ pub struct Policy {
     /// payment, FAILED ones included; then 409 `REFUND_LIMIT_REACHED`. Operators and automatic
     /// refunds are not counted.
     pub max_refunds_per_payment: u32,
+    /// `PARKPAY_CANCELLATION_RULE` (`before_entry`, the default, or `any_time`) with
+    /// `PARKPAY_CANCEL_WINDOW_MINUTES` (default 15): when a driver may refund their own payment
+    /// (then 409 `REFUND_NOT_ALLOWED`). Operators always may.
+    pub cancellation: parkpay_domain::CancellationRule,
+    /// `PARKPAY_PASS_GRACE_MINUTES` (default 15): how long an entry pass stays valid after the
+    /// booked time ends.
+    pub pass_grace_minutes: i64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { max_refunds_per_payment: 10 }
+        Policy {
+            max_refunds_per_payment: 10,
+            cancellation: parkpay_domain::CancellationRule::default(),
+            pass_grace_minutes: 15,
+        }
     }
 }
 
@@ -115,6 +129,33 @@ impl Policy {
             policy.max_refunds_per_payment = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
                 crate::ConfigError::new("PARKPAY_MAX_REFUNDS_PER_PAYMENT", "must be a whole number from 1 to 1000")
             })?;
+        }
+        let get = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let window = match get("PARKPAY_CANCEL_WINDOW_MINUTES") {
+            Some(v) => v.parse::<i64>().ok().filter(|n| (1..=7 * 24 * 60).contains(n)).ok_or_else(|| {
+                crate::ConfigError::new(
+                    "PARKPAY_CANCEL_WINDOW_MINUTES",
+                    "must be a whole number of minutes from 1 to 10080",
+                )
+            })?,
+            None => parkpay_domain::CancellationRule::DEFAULT_WINDOW_MINUTES,
+        };
+        if let Some(name) = get("PARKPAY_CANCELLATION_RULE") {
+            policy.cancellation = parkpay_domain::CancellationRule::parse(&name.to_ascii_lowercase(), window)
+                .ok_or_else(|| {
+                    crate::ConfigError::new("PARKPAY_CANCELLATION_RULE", "must be before_entry or any_time")
+                })?;
+        } else {
+            policy.cancellation = parkpay_domain::CancellationRule::BeforeEntry { window_ms: window * 60_000 };
+        }
+        if let Some(v) = get("PARKPAY_PASS_GRACE_MINUTES") {
+            policy.pass_grace_minutes =
+                v.parse::<i64>().ok().filter(|n| (0..=24 * 60).contains(n)).ok_or_else(|| {
+                    crate::ConfigError::new(
+                        "PARKPAY_PASS_GRACE_MINUTES",
+                        "must be a whole number of minutes from 0 to 1440",
+                    )
+                })?;
         }
         Ok(policy)
     }

@@ -97,6 +97,9 @@ impl World {
                 merchant_id: SANDBOX_MERCHANT_ID.to_owned(),
                 redirect_url: Url::parse("https://app.parkpay.example/payment-complete/").unwrap(),
                 policy: parkpay_api::Policy::default(),
+                passes: Arc::new(parkpay_api::passes::FixedPassKeys(Arc::new(
+                    parkpay_passes::PassKeys::generate().unwrap(),
+                ))),
             };
             (state, sim)
         });
@@ -232,7 +235,7 @@ struct Hostile {
     headers: Vec<(String, String)>,
     /// The JWT authorizer's claims; `None`: no authorizer context at all.
     claims: Option<BTreeMap<String, String>>,
-    /// `{session_id}` of get-session; `None`: no path parameters.
+    /// The route's path parameter (`{session_id}`, `{merchant_txn_id}`); `None`: none.
     session_param: Option<String>,
 }
 
@@ -270,10 +273,18 @@ impl fmt::Debug for Hostile {
 /// Host and X-Forwarded-Proto are API Gateway's own, the raw path is percent-encoded and the
 /// path parameter decoded, a body that is not UTF-8 is base64 with `isBase64Encoded`.
 fn event_json(route: &Route, req: &Hostile) -> String {
-    let raw_path = match (&req.session_param, route.endpoint) {
-        (Some(p), Endpoint::GetSession) => {
+    // The route's one path parameter (`{session_id}`, or the payment QR's `{merchant_txn_id}`).
+    let param = route.path.split('/').find_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')));
+    let raw_path = match (&req.session_param, param) {
+        (Some(p), Some(name)) => {
             let mut u = Url::parse("https://h/").unwrap();
-            u.path_segments_mut().unwrap().clear().extend(["api", "sessions", p.as_str(), ""]);
+            let segments: Vec<&str> = route
+                .path
+                .split('/')
+                .skip(1)
+                .map(|s| if s == format!("{{{name}}}") { p.as_str() } else { s })
+                .collect();
+            u.path_segments_mut().unwrap().clear().extend(segments);
             u.path().to_owned()
         }
         _ => route.path.to_owned(),
@@ -318,8 +329,8 @@ fn event_json(route: &Route, req: &Hostile) -> String {
         "requestContext": ctx,
         "isBase64Encoded": false,
     });
-    if let (Some(p), Endpoint::GetSession) = (&req.session_param, route.endpoint) {
-        event["pathParameters"] = json!({"session_id": p});
+    if let (Some(p), Some(name)) = (&req.session_param, param) {
+        event["pathParameters"] = json!({ name: p });
     }
     if let Some(body) = &req.body {
         match std::str::from_utf8(body) {
@@ -348,6 +359,12 @@ fn screaming_snake(code: &str) -> bool {
 fn check_answer(route: &Route, status: StatusCode, text: &str, req: &Hostile) -> Result<(), TestCaseError> {
     let what = || format!("{} {}: {status} {}\nrequest: {req:?}", route.method, route.path, clip(text));
     prop_assert!(status.as_u16() < 500, "5xx: {}", what());
+    // The answers that are not JSON by design: images, and the receipt as a page for a browser.
+    let image = matches!(route.endpoint, Endpoint::GetPassQr | Endpoint::PaymentQr);
+    if status.is_success() && (image || text.starts_with("<!doctype html>")) {
+        prop_assert!(!text.is_empty(), "an empty answer: {}", what());
+        return Ok(());
+    }
     let v: Value =
         serde_json::from_str(text).map_err(|e| TestCaseError::fail(format!("not JSON ({e}): {}", what())))?;
     if status.as_u16() >= 400 {
@@ -639,6 +656,8 @@ const FIELDS: &[&str] = &[
     "merchant_txn_id",
     "reason",
     "response",
+    "gate",
+    "scanned_at",
 ];
 
 fn field_name() -> impl Strategy<Value = String> {
@@ -675,14 +694,36 @@ fn valid_bodies(endpoint: Endpoint, seeds: &Seeds) -> Vec<Value> {
         json!({"merchant_txn_id": seeds.paid_txn, "amount": 0.02}),
         json!({"merchant_txn_id": seeds.pending_txn}),
     ];
+    let scan = vec![
+        json!({"gate": "north-1"}),
+        json!({"gate": "north-1", "scanned_at": "2026-12-01T10:00:00Z"}),
+        json!({"gate": "g.2_b", "scanned_at": "2026-12-01T15:30:00.123+05:30"}),
+    ];
     match endpoint {
         Endpoint::CreateSession => session,
         Endpoint::CreatePayment => payment,
         Endpoint::VerifyPayment => verify,
         Endpoint::Refund => refund,
-        Endpoint::ListLots | Endpoint::GetSession | Endpoint::PhonePeCallback | Endpoint::ListObligations => {
-            [session, payment, verify, refund].concat()
-        }
+        Endpoint::RecordEntry | Endpoint::RecordExit => scan,
+        Endpoint::ExtendSession => vec![
+            json!({"hours": 1}),
+            json!({"hours": 2, "payment_instrument": "UPI_INTENT", "amount": "100.00"}),
+            json!({"hours": 1, "payment_instrument": "UPI_COLLECT", "vpa": "driver@okhdfc"}),
+        ],
+        Endpoint::ListLots
+        | Endpoint::Console
+        | Endpoint::GetSession
+        | Endpoint::PhonePeCallback
+        | Endpoint::ListObligations
+        | Endpoint::ListSessions
+        | Endpoint::GetPass
+        | Endpoint::GetPassQr
+        | Endpoint::PassKeys
+        | Endpoint::RevokedPasses
+        | Endpoint::GetReceipt
+        | Endpoint::PaymentQr
+        | Endpoint::SearchSessions
+        | Endpoint::SettlementReport => [session, payment, verify, refund, scan].concat(),
     }
 }
 

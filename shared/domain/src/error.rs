@@ -57,6 +57,10 @@ pub enum DomainError {
     InvalidLotConfig(String),
     #[error("refund reason must be at most {max} characters without control characters")]
     InvalidRefundReason { max: usize },
+    #[error("gate must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' and '.'")]
+    InvalidGateId,
+    #[error("scanned_at is refused: {reason}")]
+    InvalidScanTime { reason: &'static str },
 
     // ---- state conflicts (409) ----
     #[error("this parking session is already paid")]
@@ -79,6 +83,12 @@ pub enum DomainError {
     LateSuccess,
     #[error("cannot {action} a {entity} that is {from}")]
     InvalidTransition { entity: &'static str, from: &'static str, action: &'static str },
+    #[error("this parking session is not paid")]
+    SessionNotPaid,
+    #[error("this parking session is {status} and cannot be extended")]
+    SessionNotExtendable { status: &'static str },
+    #[error("the driver may not refund this payment: {reason}; an operator can")]
+    RefundNotAllowed { reason: &'static str },
 
     // ---- not yours (404) ----
     #[error("payment not found")]
@@ -104,6 +114,8 @@ impl DomainError {
             UnknownLot { .. } => "UNKNOWN_LOT",
             InvalidLotConfig(_) => "INVALID_LOT_CONFIG",
             InvalidRefundReason { .. } => "INVALID_REFUND_REASON",
+            InvalidGateId => "INVALID_GATE_ID",
+            InvalidScanTime { .. } => "INVALID_SCAN_TIME",
             SessionAlreadyPaid => "SESSION_ALREADY_PAID",
             PaymentInProgress => "PAYMENT_IN_PROGRESS",
             SessionNotPayable { .. } => "SESSION_NOT_PAYABLE",
@@ -114,6 +126,9 @@ impl DomainError {
             RefundLimitReached { .. } => "REFUND_LIMIT_REACHED",
             LateSuccess => "LATE_SUCCESS",
             InvalidTransition { .. } => "INVALID_TRANSITION",
+            SessionNotPaid => "SESSION_NOT_PAID",
+            SessionNotExtendable { .. } => "SESSION_NOT_EXTENDABLE",
+            RefundNotAllowed { .. } => "REFUND_NOT_ALLOWED",
             PaymentNotFound => "PAYMENT_NOT_FOUND",
         }
     }
@@ -134,7 +149,9 @@ impl DomainError {
             | AmountMismatch { .. }
             | UnknownLot { .. }
             | InvalidLotConfig(_)
-            | InvalidRefundReason { .. } => ErrorKind::Validation,
+            | InvalidRefundReason { .. }
+            | InvalidGateId
+            | InvalidScanTime { .. } => ErrorKind::Validation,
             SessionAlreadyPaid
             | PaymentInProgress
             | SessionNotPayable { .. }
@@ -144,7 +161,10 @@ impl DomainError {
             | NothingToRefund
             | RefundLimitReached { .. }
             | LateSuccess
-            | InvalidTransition { .. } => ErrorKind::Conflict,
+            | InvalidTransition { .. }
+            | SessionNotPaid
+            | SessionNotExtendable { .. }
+            | RefundNotAllowed { .. } => ErrorKind::Conflict,
             PaymentNotFound => ErrorKind::NotFound,
         }
     }

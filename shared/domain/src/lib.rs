@@ -31,6 +31,7 @@ pub mod session;
 pub mod time;
 pub mod untracked;
 pub mod vehicle;
+pub mod visit;
 
 pub use self::time::Timestamp;
 pub use error::{DomainError, ErrorKind};
@@ -38,14 +39,18 @@ pub use ids::{LotId, PaymentId, RefundId, SessionId, UserId};
 pub use lot::{BookingLimits, Currency, Hours, Lot, LotCatalog};
 pub use money::{MoneyError, Paise};
 pub use obligation::{Obligation, ObligationKind, ObligationState, ObligationTarget, SYSTEM_USER};
-pub use payment::{GatewayApi, Payment, PaymentInstrument, PaymentStatus, SuccessReport, check_new_payment};
+pub use payment::{
+    GatewayApi, Payment, PaymentInstrument, PaymentPurpose, PaymentStatus, SuccessReport, check_new_extension,
+    check_new_payment,
+};
 pub use refund::{
-    Refund, RefundRequest, RefundStatus, check_refund_limit, record_late_refund_success, record_refund_success,
-    refundable,
+    Refund, RefundRequest, RefundStatus, check_cancellation, check_refund_limit, record_late_refund_success,
+    record_refund_success, refundable,
 };
 pub use session::{BookingRequest, ParkingSession, SessionStatus};
 pub use untracked::{Untracked, untracked};
 pub use vehicle::VehicleNumber;
+pub use visit::{CancellationRule, GateId, Scan, ScanKind, Visit};
 
 /// What a successful transition did. See the crate docs.
 #[must_use]

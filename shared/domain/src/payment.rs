@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
 use crate::ids::{PaymentId, SessionId, UserId};
+use crate::lot::{Hours, LotCatalog};
 use crate::money::{MoneyError, Paise};
 use crate::session::{ParkingSession, SessionStatus};
 use crate::time::Timestamp;
@@ -155,6 +156,30 @@ impl GatewayApi {
     }
 }
 
+/// What a payment pays for: the booking, or an extension of a paid session by some hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentPurpose {
+    #[default]
+    Booking,
+    /// `hours` more at the lot's tariff; its success moves the session's booked end.
+    Extension { hours: u32 },
+}
+
+impl PaymentPurpose {
+    pub fn is_booking(&self) -> bool {
+        *self == PaymentPurpose::Booking
+    }
+
+    /// `BOOKING` or `EXTENSION`, as the API shows it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PaymentPurpose::Booking => "BOOKING",
+            PaymentPurpose::Extension { .. } => "EXTENSION",
+        }
+    }
+}
+
 /// What PhonePe reported about a successful payment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SuccessReport {
@@ -184,6 +209,28 @@ pub struct Payment {
     /// The API that made it; absent (v1) in records written before v2.
     #[serde(default, skip_serializing_if = "GatewayApi::is_v1")]
     gateway: GatewayApi,
+    /// When PhonePe's success was recorded; absent in records written before it was kept (and
+    /// while not SUCCESS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    succeeded_at: Option<Timestamp>,
+    /// What it pays for; absent (the booking) in records written before extensions.
+    #[serde(default, skip_serializing_if = "PaymentPurpose::is_booking")]
+    purpose: PaymentPurpose,
+    /// A UPI payment's `upi://pay?…` link as PhonePe returned it (the QR's text, or the intent
+    /// link), kept so that a kiosk can show it as a QR image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upi_link: Option<String>,
+}
+
+/// May an extension payment be started for `session`, given its `payments`? Only for a session
+/// the vehicle may use (paid and not fully refunded; else `SESSION_NOT_EXTENDABLE`), and one
+/// live payment at a time (`PAYMENT_IN_PROGRESS`).
+pub fn check_new_extension(session: &ParkingSession, payments: &[Payment]) -> Result<(), DomainError> {
+    if !session.can_enter() {
+        return Err(DomainError::SessionNotExtendable { status: session.status().as_str() });
+    }
+    let pending = payments.iter().any(|p| &p.session_id == session.id() && p.status == PaymentStatus::Pending);
+    if pending { Err(DomainError::PaymentInProgress) } else { Ok(()) }
 }
 
 /// May a new payment be created for `session`, given its `payments` (others are ignored)?
@@ -220,11 +267,23 @@ impl Payment {
         now: Timestamp,
     ) -> Result<Payment, DomainError> {
         check_new_payment(session, payments)?;
-        Ok(Payment {
+        Ok(Self::pending(id, session, session.amount(), instrument, PaymentPurpose::Booking, now))
+    }
+
+    /// A new `PENDING` payment of `amount` for `session` (checks done by the caller).
+    fn pending(
+        id: PaymentId,
+        session: &ParkingSession,
+        amount: Paise,
+        instrument: PaymentInstrument,
+        purpose: PaymentPurpose,
+        now: Timestamp,
+    ) -> Payment {
+        Payment {
             id,
             session_id: session.id().clone(),
             user_id: session.user_id().clone(),
-            amount: session.amount(),
+            amount,
             instrument,
             status: PaymentStatus::Pending,
             provider_txn_id: None,
@@ -234,7 +293,43 @@ impl Payment {
             updated_at: now,
             version: 1,
             gateway: GatewayApi::V1,
-        })
+            upi_link: None,
+            succeeded_at: None,
+            purpose,
+        }
+    }
+
+    /// A new `PENDING` payment extending `session` by `hours` at its lot's tariff, if
+    /// [`check_new_extension`] allows it and the session's hours with the extension stay within
+    /// the catalog's maximum (`INVALID_HOURS`).
+    pub fn start_extension(
+        id: PaymentId,
+        session: &ParkingSession,
+        payments: &[Payment],
+        hours: Hours,
+        catalog: &LotCatalog,
+        instrument: PaymentInstrument,
+        now: Timestamp,
+    ) -> Result<Payment, DomainError> {
+        check_new_extension(session, payments)?;
+        let max = catalog.limits().max_hours;
+        if session.total_hours().saturating_add(hours.get()) > max {
+            return Err(DomainError::InvalidHours { max: max.saturating_sub(session.total_hours()) });
+        }
+        let amount = catalog.quote(session.lot_id(), hours)?;
+        let purpose = PaymentPurpose::Extension { hours: hours.get() };
+        Ok(Self::pending(id, session, amount, instrument, purpose, now))
+    }
+
+    /// What it pays for.
+    pub fn purpose(&self) -> PaymentPurpose {
+        self.purpose
+    }
+
+    /// When its success was recorded, while SUCCESS (`None` too for records written before that
+    /// was kept).
+    pub fn succeeded_at(&self) -> Option<Timestamp> {
+        self.succeeded_at.filter(|_| self.status == PaymentStatus::Success)
     }
 
     /// The payment made through `api` (a new payment takes the deployment's configured API).
@@ -250,6 +345,22 @@ impl Payment {
 
     pub fn id(&self) -> &PaymentId {
         &self.id
+    }
+
+    /// The UPI link PhonePe returned for it, if any.
+    pub fn upi_link(&self) -> Option<&str> {
+        self.upi_link.as_deref()
+    }
+
+    /// PhonePe returned `link` (a `upi://` link) for this pending payment: keep it. The same link
+    /// again changes nothing; a payment no longer pending keeps what it has.
+    pub fn note_upi_link(&mut self, link: &str, now: Timestamp) -> Transition {
+        if self.status != PaymentStatus::Pending || self.upi_link.as_deref() == Some(link) {
+            return Transition::AlreadyApplied;
+        }
+        self.upi_link = Some(link.to_owned());
+        touch(&mut self.updated_at, &mut self.version, now);
+        Transition::Applied
     }
     pub fn session_id(&self) -> &SessionId {
         &self.session_id
@@ -312,6 +423,7 @@ impl Payment {
     fn apply_success(&mut self, report: SuccessReport, action: &'static str, now: Timestamp) -> Transition {
         check_edge(self.status, PaymentStatus::Success, action);
         self.status = PaymentStatus::Success;
+        self.succeeded_at = Some(now);
         self.provider_txn_id = report.provider_txn_id;
         self.utr = report.utr;
         touch(&mut self.updated_at, &mut self.version, now);

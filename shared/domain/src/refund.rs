@@ -250,7 +250,7 @@ pub fn record_refund_success(
         return Ok(Transition::AlreadyApplied);
     }
     p.record_refund(r.amount, now)?;
-    if s.paid_by() == Some(p.id()) {
+    if s.took(p.id()) {
         s.record_refund(p.id(), r.amount, now)?;
     }
     (*refund, *payment, *session) = (r, p, s);
@@ -270,6 +270,24 @@ pub fn check_refund_limit(
     }
     let made = refunds.iter().filter(|r| &r.payment_id == payment.id() && !r.by_operator).count();
     if made >= max as usize { Err(DomainError::RefundLimitReached { max }) } else { Ok(()) }
+}
+
+/// The cancellation rule ([`crate::visit::CancellationRule`]): may the driver refund `payment`
+/// of `session` now? Operators' requests (and parkpay's automatic refunds) are never limited by
+/// it. The window counts from when `payment` succeeded (an extension has its own), or for a record
+/// written before that was kept, from the session's `paid_at` or the payment's last change.
+pub fn check_cancellation(
+    session: &ParkingSession,
+    payment: &Payment,
+    request: &RefundRequest,
+    rule: crate::visit::CancellationRule,
+    now: Timestamp,
+) -> Result<(), DomainError> {
+    if request.by_operator {
+        return Ok(());
+    }
+    let paid_at = payment.succeeded_at().or(session.paid_at()).unwrap_or(payment.updated_at());
+    rule.allows_driver_refund(session.visit(), paid_at, now)
 }
 
 /// PhonePe reports SUCCESS for a refund. Recorded as PhonePe says, whatever we held:
@@ -300,7 +318,7 @@ pub fn record_late_refund_success(
     if moved > Paise::ZERO {
         p.record_refund(moved, now)?;
         let on_session = moved.min(s.net_paid());
-        if s.paid_by() == Some(p.id()) && on_session > Paise::ZERO {
+        if s.took(p.id()) && on_session > Paise::ZERO {
             s.record_refund(p.id(), on_session, now)?;
         }
     }

@@ -27,6 +27,7 @@ use crate::lot::{Hours, LotCatalog};
 use crate::money::{MoneyError, Paise};
 use crate::time::Timestamp;
 use crate::vehicle::VehicleNumber;
+use crate::visit::{GateId, ScanKind, Visit};
 use crate::{Edge, StateMachine, Transition, check_edge, touch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +116,19 @@ pub struct ParkingSession {
     /// The payment that paid this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     paid_by: Option<PaymentId>,
+    /// When it was paid (absent in records written before it was kept: the paying payment's
+    /// `updated_at` tells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paid_at: Option<Timestamp>,
+    /// What the gates reported: entry and exit.
+    #[serde(default, skip_serializing_if = "Visit::is_empty")]
+    visit: Visit,
+    /// Hours added by paid extensions (the booked end moves by them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    extra_hours: u32,
+    /// The extension payments this session took, in order (their money is in `paid`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    extensions: Vec<PaymentId>,
     created_at: Timestamp,
     updated_at: Timestamp,
     /// 1 at booking, +1 per applied transition: the store's optimistic-concurrency check.
@@ -142,6 +156,10 @@ impl ParkingSession {
             paid: Paise::ZERO,
             refunded: Paise::ZERO,
             paid_by: None,
+            paid_at: None,
+            visit: Visit::default(),
+            extra_hours: 0,
+            extensions: Vec::new(),
             created_at: now,
             updated_at: now,
             version: 1,
@@ -177,6 +195,89 @@ impl ParkingSession {
     }
     pub fn paid_by(&self) -> Option<&PaymentId> {
         self.paid_by.as_ref()
+    }
+
+    /// When it was paid, if that was recorded.
+    pub fn paid_at(&self) -> Option<Timestamp> {
+        self.paid_at
+    }
+
+    /// The entry and exit the gates reported.
+    pub fn visit(&self) -> &Visit {
+        &self.visit
+    }
+
+    /// When the booked time ends: booking plus the hours, moved by paid extensions.
+    pub fn booked_until(&self) -> Timestamp {
+        let ms = self.created_at.unix_millis().saturating_add(i64::from(self.total_hours()) * 3_600_000);
+        Timestamp::from_unix_millis(ms).unwrap_or(self.created_at)
+    }
+
+    /// Hours added by paid extensions.
+    pub fn extra_hours(&self) -> u32 {
+        self.extra_hours
+    }
+
+    /// The booked hours and the paid extensions'.
+    pub fn total_hours(&self) -> u32 {
+        self.hours.get().saturating_add(self.extra_hours)
+    }
+
+    /// The extension payments this session took.
+    pub fn extensions(&self) -> &[PaymentId] {
+        &self.extensions
+    }
+
+    /// Whether `payment_id`'s money is this session's: the payment that paid it, or an extension
+    /// it took. Any other successful payment of it is stray money (refunded automatically).
+    pub fn took(&self, payment_id: &PaymentId) -> bool {
+        self.paid_by.as_ref() == Some(payment_id) || self.extensions.contains(payment_id)
+    }
+
+    /// Extension payment `payment_id` of `hours` for `amount` succeeded: the booked end moves by
+    /// `hours` and the money is the session's. Only a session the vehicle may use (paid, not
+    /// fully refunded) takes one (`SESSION_NOT_EXTENDABLE`: its money is then refunded);
+    /// the same payment again is `AlreadyApplied`.
+    pub fn extend(
+        &mut self,
+        payment_id: &PaymentId,
+        hours: u32,
+        amount: Paise,
+        now: Timestamp,
+    ) -> Result<Transition, DomainError> {
+        if self.extensions.contains(payment_id) {
+            return Ok(Transition::AlreadyApplied);
+        }
+        if !self.can_enter() || self.paid_by.as_ref() == Some(payment_id) {
+            return Err(DomainError::SessionNotExtendable { status: self.status.as_str() });
+        }
+        let paid =
+            self.paid.checked_add(amount).ok_or(DomainError::SessionNotExtendable { status: self.status.as_str() })?;
+        self.extra_hours = self.extra_hours.saturating_add(hours);
+        self.paid = paid;
+        self.extensions.push(payment_id.clone());
+        // More money held: a session partly refunded stays so (refunded < paid).
+        touch(&mut self.updated_at, &mut self.version, now);
+        Ok(Transition::Applied)
+    }
+
+    /// A gate scanned this session's pass: see [`crate::visit`]. Only a session that was paid has
+    /// a pass (`SESSION_NOT_PAID`); a refunded one still records what the gates saw.
+    pub fn record_scan(
+        &mut self,
+        kind: ScanKind,
+        gate: GateId,
+        scanned_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Transition, DomainError> {
+        if !self.status.is_paid() {
+            return Err(DomainError::SessionNotPaid);
+        }
+        let t = self.visit.record(kind, gate, scanned_at, self.created_at, now)?;
+        if t == Transition::Applied {
+            touch(&mut self.updated_at, &mut self.version, now);
+        }
+        Ok(t)
     }
     pub fn created_at(&self) -> Timestamp {
         self.created_at
@@ -214,6 +315,7 @@ impl ParkingSession {
                 self.status = SessionStatus::Paid;
                 self.paid = amount;
                 self.paid_by = Some(payment_id.clone());
+                self.paid_at = Some(now);
                 touch(&mut self.updated_at, &mut self.version, now);
                 Ok(Transition::Applied)
             }
@@ -238,7 +340,7 @@ impl ParkingSession {
             SessionStatus::Refunded => return Err(DomainError::NothingToRefund),
             s => return Err(DomainError::InvalidTransition { entity: "session", from: s.as_str(), action: "refund" }),
         }
-        if self.paid_by.as_ref() != Some(payment_id) {
+        if !self.took(payment_id) {
             return Err(DomainError::PaymentNotForSession);
         }
         if amount == Paise::ZERO {
@@ -284,6 +386,10 @@ impl ParkingSession {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -316,6 +422,92 @@ pub(crate) mod tests {
         let mut s = booked();
         assert_eq!(s.mark_paid(&pid("PP1"), Paise::new(10_000), at(2_000)), Ok(Transition::Applied));
         s
+    }
+
+    #[test]
+    fn scans_need_a_paid_session_and_bump_the_version_once() {
+        let mut s = booked();
+        let gate = GateId::parse("north-1").unwrap();
+        assert_eq!(
+            s.record_scan(ScanKind::Entry, gate.clone(), at(1_500), at(1_600)),
+            Err(DomainError::SessionNotPaid)
+        );
+        let mut s2 = paid();
+        assert_eq!(s2.paid_at(), Some(at(2_000)));
+        assert_eq!(s2.booked_until(), at(1_000 + 2 * 3_600_000));
+        let v = s2.version();
+        assert_eq!(s2.record_scan(ScanKind::Entry, gate.clone(), at(2_500), at(3_000)), Ok(Transition::Applied));
+        assert_eq!(s2.version(), v + 1);
+        assert_eq!(s2.record_scan(ScanKind::Entry, gate.clone(), at(2_600), at(3_100)), Ok(Transition::AlreadyApplied));
+        assert_eq!(s2.version(), v + 1, "a repeat changes nothing");
+        assert_eq!(s2.visit().entry.as_ref().unwrap().scanned_at, at(2_500));
+        // kept through serde, and absent from the stored form of a session never scanned
+        let back: ParkingSession = serde_json::from_value(serde_json::to_value(&s2).unwrap()).unwrap();
+        assert_eq!(back, s2);
+        assert!(serde_json::to_value(&s).unwrap().get("visit").is_none());
+        let _ = s.cancel(at(1_700)).unwrap();
+        assert_eq!(s.record_scan(ScanKind::Exit, gate, at(1_800), at(1_900)), Err(DomainError::SessionNotPaid));
+    }
+
+    #[test]
+    fn extensions_move_the_end_and_their_money_is_the_sessions() {
+        use crate::payment::{Payment, PaymentInstrument, PaymentPurpose, SuccessReport};
+        let catalog = LotCatalog::default_local();
+        // Not before paying.
+        let booked = booked();
+        let hours = Hours::new(1, 24).unwrap();
+        let e =
+            Payment::start_extension(pid("PX0"), &booked, &[], hours, &catalog, PaymentInstrument::PayPage, at(1_500));
+        assert_eq!(e.unwrap_err().code(), "SESSION_NOT_EXTENDABLE");
+        let mut s = paid();
+        let until = s.booked_until();
+        let mut x =
+            Payment::start_extension(pid("PX1"), &s, &[], hours, &catalog, PaymentInstrument::PayPage, at(3_000))
+                .unwrap();
+        assert_eq!((x.amount(), x.purpose()), (Paise::new(5_000), PaymentPurpose::Extension { hours: 1 }));
+        // One live payment at a time.
+        let second = Payment::start_extension(
+            pid("PX2"),
+            &s,
+            std::slice::from_ref(&x),
+            hours,
+            &catalog,
+            PaymentInstrument::PayPage,
+            at(3_100),
+        );
+        assert_eq!(second.unwrap_err(), DomainError::PaymentInProgress);
+        // Never past the catalog's maximum hours in all.
+        let too_many = Hours::new(23, 24).unwrap();
+        let e =
+            Payment::start_extension(pid("PX3"), &s, &[], too_many, &catalog, PaymentInstrument::PayPage, at(3_200));
+        assert_eq!(e.unwrap_err().code(), "INVALID_HOURS");
+        // Its success: the end moves an hour, the money is the session's.
+        let _ = x.succeed(SuccessReport { amount: x.amount(), ..Default::default() }, at(4_000)).unwrap();
+        assert!(!s.took(x.id()));
+        assert_eq!(s.extend(x.id(), 1, x.amount(), at(4_000)), Ok(Transition::Applied));
+        assert_eq!(s.extend(x.id(), 1, x.amount(), at(4_100)), Ok(Transition::AlreadyApplied));
+        assert!(s.took(x.id()) && s.took(&pid("PP1")));
+        assert_eq!((s.extra_hours(), s.total_hours(), s.paid()), (1, 3, Paise::new(15_000)));
+        assert_eq!(s.booked_until().unix_millis() - until.unix_millis(), 3_600_000);
+        assert_eq!(
+            s.extend(&pid("PP1"), 1, Paise::new(5_000), at(4_200)).unwrap_err().code(),
+            "SESSION_NOT_EXTENDABLE"
+        );
+        // Refunds of either payment count; all of it refunded is REFUNDED, and then no extension.
+        s.record_refund(x.id(), Paise::new(5_000), at(5_000)).unwrap();
+        assert_eq!(s.status(), SessionStatus::PartiallyRefunded);
+        s.record_refund(&pid("PP1"), Paise::new(10_000), at(5_100)).unwrap();
+        assert_eq!((s.status(), s.net_paid()), (SessionStatus::Refunded, Paise::ZERO));
+        assert_eq!(s.record_refund(&pid("PP9"), Paise::new(1), at(5_200)).unwrap_err(), DomainError::NothingToRefund);
+        assert_eq!(
+            s.extend(&pid("PX4"), 1, Paise::new(5_000), at(5_300)).unwrap_err().code(),
+            "SESSION_NOT_EXTENDABLE"
+        );
+        // Kept through serde.
+        let back: ParkingSession = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let back: Payment = serde_json::from_value(serde_json::to_value(&x).unwrap()).unwrap();
+        assert_eq!(back, x);
     }
 
     #[test]

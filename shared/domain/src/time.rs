@@ -43,6 +43,11 @@ impl Timestamp {
         if text.len() > Self::MAX_TEXT_LEN {
             return Err(DomainError::InvalidTimestamp);
         }
+        // The `time` crate takes any character between date and time; RFC 3339 allows `T`
+        // (either case), or a space (its §5.6 note).
+        if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+            return Err(DomainError::InvalidTimestamp);
+        }
         let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| DomainError::InvalidTimestamp)?;
         let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
         i64::try_from(ms).map_err(|_| DomainError::InvalidTimestamp).and_then(Self::from_unix_millis)
@@ -144,6 +149,9 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("2026-11-27T18:00:00.123999999Z"), Ok(ts(1_795_802_400_123)));
         // RFC 3339 allows a space for the `T`.
         assert_eq!(Timestamp::parse_rfc3339("2026-11-27 18:00:00Z"), Ok(ts(1_795_802_400_000)));
+        for bad in ["2026-11-27X18:00:00Z", "2026-11-27_18:00:00Z", "2026-11-27"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), Err(DomainError::InvalidTimestamp), "{bad}");
+        }
         for bad in [
             "",
             "2026-11-27",

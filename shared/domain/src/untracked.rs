@@ -77,7 +77,7 @@ pub fn untracked(
                     found.push(Untracked::FailedPayment(p.id().clone()));
                 }
             }
-            PaymentStatus::Success if session.paid_by() != Some(p.id()) => {
+            PaymentStatus::Success if !session.took(p.id()) => {
                 let automatic: Vec<&Refund> =
                     refunds.iter().filter(|r| r.payment_id() == p.id() && is_automatic(r)).collect();
                 if refundable(p, refunds).get() == 0 {

@@ -2,9 +2,11 @@
 //! at it and it forwards every call unchanged while noting the IAM action each one needs
 //! (`X-Amz-Target`; a TransactWriteItems counts as the actions of its items: Put → `PutItem`,
 //! Update → `UpdateItem`, Delete → `DeleteItem`, ConditionCheck → `ConditionCheckItem`), with
-//! the kind of item a single-item call names (its partition key's prefix, what a policy's
-//! `dynamodb:LeadingKeys` condition matches). The events test compares what each function really
-//! called with what template.yaml allows it.
+//! the partition key values it names (their prefix, what a policy's `dynamodb:LeadingKeys`
+//! condition matches): a single-item call's `Key` or `Item`, a Query's partition key (from its
+//! `KeyConditionExpression`; on an index, the index's), each key of a BatchGetItem (one [`Call`]
+//! per prefix). The events test compares what each function really called with what
+//! template.yaml allows it.
 //! (DynamoDB Local does not check request signatures, so the changed host is fine.)
 
 use std::collections::BTreeSet;
@@ -17,8 +19,9 @@ use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// One IAM-relevant call: the action, the index it used, if any, and for a call on one item the
-/// prefix of its partition key up to the first `#` (`SESSION#`, `TXN#`, …).
+/// One IAM-relevant call: the action, the index it used, if any, and the prefix up to the first
+/// `#` (`SESSION#`, `TXN#`, `USER#`, …) of the partition key it names: the item's, a Query's
+/// (the index's partition key on an index), or one of a BatchGetItem's keys.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Call {
     pub action: String,
@@ -26,10 +29,37 @@ pub struct Call {
     pub leading_key: Option<String>,
 }
 
-/// The `PK` prefix (through the first `#`) of the item a request body names in `Key` or `Item`.
+/// A partition key value's prefix, through its first `#`.
+fn prefix(pk: &str) -> String {
+    pk.split_inclusive('#').next().unwrap_or(pk).to_owned()
+}
+
+/// The `PK` prefix (through the first `#`) of the item a request body names in `Key` or `Item`,
+/// or of the partition a Query reads (see [`query_partition`]).
 fn leading_key(body: &serde_json::Value) -> Option<String> {
-    let pk = body["Key"]["PK"]["S"].as_str().or_else(|| body["Item"]["PK"]["S"].as_str())?;
-    Some(pk.split_inclusive('#').next().unwrap_or(pk).to_owned())
+    let pk = body["Key"]["PK"]["S"].as_str().or_else(|| body["Item"]["PK"]["S"].as_str());
+    match pk {
+        Some(pk) => Some(prefix(pk)),
+        None => query_partition(body).map(|pk| prefix(&pk)),
+    }
+}
+
+/// The partition key value a Query names: the clause `<name> = <:value>` of its
+/// `KeyConditionExpression` whose attribute (through `ExpressionAttributeNames`) is `PK`, or on
+/// an index its partition key (`GSI1PK`, …: the attribute ending in `PK`).
+fn query_partition(body: &serde_json::Value) -> Option<String> {
+    let expression = body["KeyConditionExpression"].as_str()?;
+    let on_index = body["IndexName"].is_string();
+    for clause in expression.split(" AND ") {
+        let Some((name, value)) = clause.split_once('=') else { continue };
+        let (name, value) = (name.trim().trim_start_matches('('), value.trim().trim_end_matches(')'));
+        let attribute = if name.starts_with('#') { body["ExpressionAttributeNames"][name].as_str()? } else { name };
+        let is_partition = if on_index { attribute.ends_with("PK") } else { attribute == "PK" };
+        if is_partition {
+            return body["ExpressionAttributeValues"][value]["S"].as_str().map(str::to_owned);
+        }
+    }
+    None
 }
 
 struct Shared {
@@ -96,6 +126,21 @@ pub fn actions_of(target: &str, body: &[u8]) -> Vec<Call> {
             })
             .collect(),
         "TransactGetItems" => vec![call("GetItem", None, &serde_json::Value::Null)],
+        // IAM judges LeadingKeys over every key of the batch: one call per distinct prefix.
+        "BatchGetItem" => {
+            let prefixes: std::collections::BTreeSet<Option<String>> = json["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flat_map(|tables| tables.values())
+                .flat_map(|t| t["Keys"].as_array().cloned().unwrap_or_default())
+                .map(|k| k["PK"]["S"].as_str().map(prefix))
+                .collect();
+            let prefixes = if prefixes.is_empty() { std::collections::BTreeSet::from([None]) } else { prefixes };
+            prefixes
+                .into_iter()
+                .map(|leading_key| Call { action: "dynamodb:BatchGetItem".into(), index: None, leading_key })
+                .collect()
+        }
         _ => vec![call(op, json["IndexName"].as_str(), &json)],
     }
 }
@@ -158,5 +203,30 @@ mod tests {
         );
         let q = actions_of("DynamoDB_20120810.Query", br#"{"IndexName":"GSI2"}"#);
         assert_eq!(q, [Call { action: "dynamodb:Query".into(), index: Some("GSI2".into()), leading_key: None }]);
+    }
+
+    #[test]
+    fn queries_and_batches_name_their_partitions() {
+        let q = actions_of(
+            "DynamoDB_20120810.Query",
+            br##"{"KeyConditionExpression":"#pk = :pk AND #sk < :before","ExpressionAttributeNames":{"#pk":"PK","#sk":"SK"},
+                "ExpressionAttributeValues":{":pk":{"S":"USER#3f6b"},":before":{"S":"0001#x"}}}"##,
+        );
+        assert_eq!(q[0].leading_key.as_deref(), Some("USER#"));
+        let on_index = actions_of(
+            "DynamoDB_20120810.Query",
+            br##"{"IndexName":"GSI3","KeyConditionExpression":"#h = :h AND #r > :after","ExpressionAttributeNames":{"#h":"GSI3PK","#r":"GSI3SK"},
+                "ExpressionAttributeValues":{":h":{"S":"PASS_REVOKED"},":after":{"S":"0"}}}"##,
+        );
+        assert_eq!(
+            (on_index[0].index.as_deref(), on_index[0].leading_key.as_deref()),
+            (Some("GSI3"), Some("PASS_REVOKED"))
+        );
+        let batch = actions_of(
+            "DynamoDB_20120810.BatchGetItem",
+            br##"{"RequestItems":{"t":{"Keys":[{"PK":{"S":"SESSION#a"},"SK":{"S":"#SESSION"}},{"PK":{"S":"SESSION#b"}},{"PK":{"S":"TXN#c"}}]}}}"##,
+        );
+        let keys: Vec<_> = batch.iter().map(|c| c.leading_key.as_deref()).collect();
+        assert_eq!(keys, [Some("SESSION#"), Some("TXN#")]);
     }
 }

@@ -16,8 +16,8 @@
 //! - [`dynamo_proxy`]: forwards to DynamoDB Local and records the IAM action of every call, so
 //!   the tests can check each function's template policy allows what it really does.
 //! - [`ssm_standin`]: a stand-in for SSM Parameter Store (`GetParameter`, AWS JSON 1.1), for a
-//!   function whose secrets (salt key; PG v2 client secret and webhook password) are read from
-//!   SSM as on AWS; it records each call and can fail.
+//!   function whose secrets (salt key; PG v2 client secret and webhook password; the entry pass
+//!   keys) are read from SSM as on AWS; it records each call and can fail.
 //! - [`workspace`]: where the workspace, its `[[bin]]`s and the built binaries are.
 //!
 //! [`template::Deployment`] (template parameter values, with the template's conditions and
@@ -25,7 +25,8 @@
 //! environment and which policy statements a function gets.
 //!
 //! The test binaries `tests/serverless.rs`, `tests/ssm.rs`, `tests/v2.rs` (PG v2 through the
-//! built binaries), `tests/token_sharing.rs` (20 cold instances, one token) and
+//! built binaries), `tests/token_sharing.rs` (20 cold instances, one token),
+//! `tests/passes.rs` (entry passes and QR images, the pass keys from SSM) and
 //! `tests/observability.rs`, and the `coldstart` benchmark, are built on these.
 
 pub mod dynamo_proxy;

@@ -170,26 +170,72 @@ impl Drop for Running {
 pub struct HttpAnswer {
     pub status: u16,
     pub content_type: Option<String>,
+    /// The body parsed as JSON when the content type is JSON (or absent); `Null` for an empty
+    /// body and for another content type (an image, an HTML page: see [`HttpAnswer::bytes`]).
     pub body: serde_json::Value,
+    /// The body's bytes, base64-decoded when `isBase64Encoded`.
+    pub bytes: Vec<u8>,
+    /// The response's `isBase64Encoded`: how API Gateway is told the body is binary (an image).
+    pub base64_encoded: bool,
+    /// The `content-disposition` header, if any (a download: the settlement CSV).
+    pub content_disposition: Option<String>,
+}
+
+/// Whether `content_type` (a `content-type` value) is JSON.
+pub fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .is_none_or(|ct| ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")))
 }
 
 /// Read a function's `/response` body as API Gateway would: `statusCode`, `headers`, `body`
-/// (base64 when `isBase64Encoded`).
+/// (base64 when `isBase64Encoded`). A JSON answer that is not JSON is an error.
 pub fn http_answer(raw: &[u8]) -> Result<HttpAnswer, String> {
+    use base64::Engine;
     let v: serde_json::Value = serde_json::from_slice(raw)
         .map_err(|e| format!("response is not JSON ({e}): {}", String::from_utf8_lossy(raw)))?;
     let status = v["statusCode"].as_u64().ok_or_else(|| format!("no statusCode in {v}"))? as u16;
     let content_type = v["headers"]["content-type"].as_str().map(str::to_owned);
-    let text = match (&v["body"], v["isBase64Encoded"].as_bool().unwrap_or(false)) {
-        (serde_json::Value::String(s), false) => s.clone(),
-        (serde_json::Value::String(_), true) => return Err("base64 body: parkpay answers JSON text".into()),
-        (serde_json::Value::Null, _) => String::new(),
+    let content_disposition = v["headers"]["content-disposition"].as_str().map(str::to_owned);
+    let base64_encoded = v["isBase64Encoded"].as_bool().unwrap_or(false);
+    let bytes = match (&v["body"], base64_encoded) {
+        (serde_json::Value::String(s), false) => s.clone().into_bytes(),
+        (serde_json::Value::String(s), true) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|e| format!("isBase64Encoded, but the body is not base64 ({e})"))?,
+        (serde_json::Value::Null, _) => Vec::new(),
         (other, _) => return Err(format!("body is not a string: {other}")),
     };
-    let body = if text.is_empty() {
+    let body = if bytes.is_empty() || !is_json(content_type.as_deref()) {
         serde_json::Value::Null
     } else {
-        serde_json::from_str(&text).map_err(|e| format!("body is not JSON ({e}): {text}"))?
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("body is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))?
     };
-    Ok(HttpAnswer { status, content_type, body })
+    Ok(HttpAnswer { status, content_type, body, bytes, base64_encoded, content_disposition })
+}
+
+/// The [`HttpAnswer`] `lambda_http` makes of a handler's response, as the runtime does before it
+/// sends it (`IntoResponse`: a body whose content type is text-like, `text/*`, JSON, or a `+xml`
+/// type such as `image/svg+xml`, becomes text; any other, an image, stays binary), so the
+/// in-process tests see what API Gateway gets: a binary body base64-encoded
+/// (`isBase64Encoded: true`), a text body as it is.
+pub async fn answer_of(resp: lambda_http::Response<lambda_http::Body>) -> Result<HttpAnswer, String> {
+    use lambda_http::IntoResponse;
+    let resp = resp.into_response().await;
+    let status = resp.status().as_u16();
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_disposition =
+        resp.headers().get("content-disposition").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (bytes, base64_encoded) = match resp.body() {
+        lambda_http::Body::Text(t) => (t.clone().into_bytes(), false),
+        lambda_http::Body::Binary(b) => (b.clone(), true),
+        _ => (Vec::new(), false),
+    };
+    let body = if bytes.is_empty() || !is_json(content_type.as_deref()) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("body is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))?
+    };
+    Ok(HttpAnswer { status, content_type, body, bytes, base64_encoded, content_disposition })
 }

@@ -5,8 +5,9 @@
 //!
 //! | template sets | offline |
 //! |---|---|
-//! | `PHONEPE_SALT_KEY_SSM_PARAMETER`, `PHONEPE_CLIENT_SECRET_SSM_PARAMETER`, `PHONEPE_WEBHOOK_PASSWORD_SSM_PARAMETER` (SSM parameter names) | [`Secrets::Inline`]: `PHONEPE_SALT_KEY`, `PHONEPE_CLIENT_SECRET`, `PHONEPE_WEBHOOK_PASSWORD` = the simulator's (no SSM here); [`Secrets::Ssm`]: the names, as on AWS, read from an SSM stand-in; an empty name stays empty (unset, as on AWS) |
+//! | `PHONEPE_SALT_KEY_SSM_PARAMETER`, `PHONEPE_CLIENT_SECRET_SSM_PARAMETER`, `PHONEPE_WEBHOOK_PASSWORD_SSM_PARAMETER`, `PARKPAY_PASS_KEYS_SSM_PARAMETER` (SSM parameter names) | [`Secrets::Inline`]: `PHONEPE_SALT_KEY`, `PHONEPE_CLIENT_SECRET`, `PHONEPE_WEBHOOK_PASSWORD` = the simulator's, `PARKPAY_PASS_KEYS` = [`crate::fixtures::PASS_KEYS`] (no SSM here); [`Secrets::Ssm`]: the names, as on AWS, read from an SSM stand-in; an empty name stays empty (unset, as on AWS) |
 //! | `PHONEPE_API_VERSION`, `PHONEPE_CLIENT_ID`, `PHONEPE_CLIENT_VERSION`, `PHONEPE_WEBHOOK_USERNAME` | the deployment's parameter values ([`Apis`] gives the simulator's client and webhook username) |
+//! | `PARKPAY_CANCELLATION_RULE`, `PARKPAY_CANCEL_WINDOW_MINUTES`, `PARKPAY_PASS_GRACE_MINUTES` | the deployment's parameter values (the template's defaults unless a test sets them) |
 //! | `PHONEPE_ENV`, `PHONEPE_MERCHANT_ID`, `PHONEPE_SALT_INDEX` | `SANDBOX`, `PGTESTPAYUAT`, `1` |
 //! | `PHONEPE_CALLBACK_URL` (`https://{api}.execute-api…/api/payment/callback/phonepe/`) | a closed local port (callbacks are driven by `events/phonepe-callback*.json`) |
 //! | `PARKPAY_TABLE`, `PARKPAY_LOTS_JSON`, `PARKPAY_REDIRECT_URL` | a fresh table, `""` (built-in lots), an https URL |
@@ -172,18 +173,26 @@ pub fn offline_value(name: &str, offline: &Offline) -> Result<(String, String), 
     }
 }
 
-/// The variables `template.yaml` passes PhonePe's secrets in (the NAME of an SSM SecureString),
-/// the variable that takes the secret itself, and the simulator's value of it.
-pub const SECRET_VARIABLES: [(&str, &str, &str); 3] = [
+/// The variables `template.yaml` passes secrets in (the NAME of an SSM SecureString): PhonePe's,
+/// and the entry pass keys; the variable that takes the secret itself, and the offline value of
+/// it (the simulator's; the fixtures' pass keys).
+pub const SECRET_VARIABLES: [(&str, &str, &str); 4] = [
     ("PHONEPE_SALT_KEY_SSM_PARAMETER", "PHONEPE_SALT_KEY", SIM_SALT_KEY),
     ("PHONEPE_CLIENT_SECRET_SSM_PARAMETER", "PHONEPE_CLIENT_SECRET", SANDBOX_CLIENT_SECRET),
     ("PHONEPE_WEBHOOK_PASSWORD_SSM_PARAMETER", "PHONEPE_WEBHOOK_PASSWORD", SANDBOX_WEBHOOK_PASSWORD),
+    ("PARKPAY_PASS_KEYS_SSM_PARAMETER", "PARKPAY_PASS_KEYS", crate::fixtures::PASS_KEYS),
 ];
 
 /// The variables `template.yaml` sets straight from a PhonePe parameter, given as the deployment
 /// sets them.
 pub const PARAMETER_VARIABLES: [&str; 4] =
     ["PHONEPE_API_VERSION", "PHONEPE_CLIENT_ID", "PHONEPE_CLIENT_VERSION", "PHONEPE_WEBHOOK_USERNAME"];
+
+/// The policy settings `template.yaml` sets straight from a parameter
+/// (`parkpay_api::state::Policy`), given as the deployment sets them, each only to the functions
+/// that use it.
+pub const POLICY_VARIABLES: [&str; 3] =
+    ["PARKPAY_CANCELLATION_RULE", "PARKPAY_CANCEL_WINDOW_MINUTES", "PARKPAY_PASS_GRACE_MINUTES"];
 
 /// Where a function's PhonePe secrets come from offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,7 +258,7 @@ pub fn function_env_with(
             }
             continue;
         }
-        if PARAMETER_VARIABLES.contains(&name.as_str()) {
+        if PARAMETER_VARIABLES.contains(&name.as_str()) || POLICY_VARIABLES.contains(&name.as_str()) {
             let given = parameter_value(&offline.deployment, function, name)?
                 .ok_or_else(|| format!("{}: {name} is not !Ref of a template parameter", function.logical_id))?;
             env.push((name.clone(), given));

@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use lambda_http::Body;
 use parkpay_api::reconcile::Reconciler;
 use parkpay_api::state::Stores;
 use parkpay_api::{Endpoint, ROUTES, SCHEDULED};
@@ -50,7 +49,7 @@ fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
         Endpoint::GetSession => &["dynamodb:Query"],
         // + resuming a payment by its merchant transaction id: find_txn = GetItem
         // + Idempotency-Key: acquire = PutItem, complete = UpdateItem, release = DeleteItem
-        Endpoint::CreatePayment | Endpoint::Refund => &[
+        Endpoint::CreatePayment | Endpoint::Refund | Endpoint::ExtendSession => &[
             "dynamodb:ConditionCheckItem",
             "dynamodb:DeleteItem",
             "dynamodb:GetItem",
@@ -68,7 +67,147 @@ fn dynamodb_actions(endpoint: Endpoint) -> &'static [&'static str] {
         // list_attention = Query on GSI1; the overdue list also Queries GSI2 (late attempts) and
         // reads those obligations with BatchGetItem.
         Endpoint::ListObligations => &["dynamodb:BatchGetItem", "dynamodb:Query"],
+        // list_sessions_page = Query of the USER# partition and on GSI1 (earlier versions'
+        // sessions), BatchGetItem of the sessions listed.
+        Endpoint::ListSessions => &["dynamodb:BatchGetItem", "dynamodb:Query"],
+        // load_session only (the pass is signed with the pass keys, from SSM).
+        Endpoint::GetPass | Endpoint::GetPassQr | Endpoint::GetReceipt => &["dynamodb:Query"],
+        // the JWKS: the pass keys only, no DynamoDB at all.
+        Endpoint::PassKeys => &[],
+        // list_revoked = Query on GSI3 only.
+        Endpoint::RevokedPasses => &["dynamodb:Query"],
+        // load_session, then one conditional UpdateItem of the session's item.
+        Endpoint::RecordEntry | Endpoint::RecordExit => &["dynamodb:Query", "dynamodb:UpdateItem"],
+        // find_txn = GetItem of the pointer, then load_session.
+        Endpoint::PaymentQr => &["dynamodb:GetItem", "dynamodb:Query"],
+        // the console's static files: no DynamoDB at all.
+        Endpoint::Console => &[],
+        // sessions_by_vehicle = Query on GSI4, find_txn = GetItem of the pointer,
+        // find_by_provider_ref = Query on GSI2 and GSI3; then load_session (Query) of each.
+        Endpoint::SearchSessions => &["dynamodb:GetItem", "dynamodb:Query"],
+        // list_ledger = Query on GSI1 (a day's 8 shards) only.
+        Endpoint::SettlementReport => &["dynamodb:Query"],
     }
+}
+
+/// Where each function may use DynamoDB, by action: the table or one of its indexes, and the
+/// partition key prefixes (`dynamodb:LeadingKeys`) it is limited to (`None`: any). For the routes
+/// added with the entry passes and since (the operators' search and settlement report), whose
+/// policies name exactly these (and the events test proves every call of theirs is within them,
+/// and each of these used by some event); the older routes are checked by [`dynamodb_actions`].
+fn dynamodb_scope(endpoint: Endpoint) -> Option<&'static [(&'static str, &'static str, Option<&'static str>)]> {
+    const TABLE: &str = "table";
+    Some(match endpoint {
+        Endpoint::ListSessions => &[
+            ("dynamodb:Query", TABLE, Some("USER#*")),
+            ("dynamodb:BatchGetItem", TABLE, Some("SESSION#*")),
+            ("dynamodb:Query", "GSI1", None),
+        ],
+        Endpoint::GetPass | Endpoint::GetPassQr | Endpoint::GetReceipt => {
+            &[("dynamodb:Query", TABLE, Some("SESSION#*"))]
+        }
+        Endpoint::PassKeys | Endpoint::Console => &[],
+        Endpoint::RevokedPasses => &[("dynamodb:Query", "GSI3", None)],
+        Endpoint::RecordEntry | Endpoint::RecordExit => {
+            &[("dynamodb:Query", TABLE, Some("SESSION#*")), ("dynamodb:UpdateItem", TABLE, Some("SESSION#*"))]
+        }
+        Endpoint::PaymentQr => {
+            &[("dynamodb:GetItem", TABLE, Some("TXN#*")), ("dynamodb:Query", TABLE, Some("SESSION#*"))]
+        }
+        Endpoint::SearchSessions => &[
+            ("dynamodb:Query", "GSI4", None),
+            ("dynamodb:GetItem", TABLE, Some("TXN#*")),
+            ("dynamodb:Query", "GSI2", None),
+            ("dynamodb:Query", "GSI3", None),
+            ("dynamodb:Query", TABLE, Some("SESSION#*")),
+        ],
+        Endpoint::SettlementReport => &[("dynamodb:Query", "GSI1", None)],
+        _ => return None,
+    })
+}
+
+/// The policy settings (`parkpay_api::state::Policy`, from the environment) each route's code
+/// path uses, and the template parameter each comes from: only these functions get them. Every
+/// function reads the policy at start-up, so a variable a function does not get takes its
+/// default, which is what a function that never uses it should see.
+fn policy_variables(endpoint: Endpoint) -> &'static [(&'static str, &'static str)] {
+    match endpoint {
+        // check_cancellation: a driver's refund is refused outside the rule.
+        Endpoint::Refund => &[
+            ("PARKPAY_CANCELLATION_RULE", "CancellationRule"),
+            ("PARKPAY_CANCEL_WINDOW_MINUTES", "CancelWindowMinutes"),
+        ],
+        // the pass's validity: booked end + grace.
+        Endpoint::GetPass | Endpoint::GetPassQr => &[("PARKPAY_PASS_GRACE_MINUTES", "PassGraceMinutes")],
+        _ => &[],
+    }
+}
+
+/// The variable a pass function gets the pass keys' SSM parameter name in, and its parameter.
+const PASS_KEYS_VARIABLE: &str = "PARKPAY_PASS_KEYS_SSM_PARAMETER";
+const PASS_KEYS_PARAMETER: &str = "PassKeysParameterName";
+/// `arn:…:ssm:…:parameter` as the template writes it, before the parameter's `${Name}`.
+const SSM_ARN: &str = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter";
+
+/// The template parameters naming the SSM parameters `f`'s policy (every statement, whatever
+/// its condition) lets it `ssm:GetParameter`, and those it may `kms:Decrypt` for. A grant on
+/// anything but one parameter, or a `kms:Decrypt` not limited to SSM in the region, shows as an
+/// entry in angle brackets (so it never equals what the code reads).
+fn ssm_parameters(f: &Function) -> (BTreeSet<String>, BTreeSet<String>) {
+    let parameter_of = |text: &str| -> String {
+        text.strip_prefix(SSM_ARN)
+            .and_then(template::trailing_parameter)
+            .map_or_else(|| format!("<not one parameter: {text}>"), str::to_owned)
+    };
+    let (mut readable, mut decryptable) = (BTreeSet::new(), BTreeSet::new());
+    for g in &f.grants {
+        if g.actions.iter().any(|a| a == "ssm:GetParameter") {
+            readable.extend(g.resource_texts().iter().map(|t| parameter_of(t)));
+        }
+        if g.actions.iter().any(|a| a == "kms:Decrypt") {
+            let via = g.condition_values("StringEquals", "kms:ViaService");
+            if g.resource_texts() != ["arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"]
+                || via != ["ssm.${AWS::Region}.${AWS::URLSuffix}"]
+            {
+                decryptable.insert(format!("<kms:Decrypt not limited to SSM in the region: {:?}>", g.resources));
+            }
+            let contexts = g.condition_values("StringEquals", "kms:EncryptionContext:PARAMETER_ARN");
+            if contexts.is_empty() {
+                decryptable.insert("<kms:Decrypt for any parameter>".to_owned());
+            }
+            decryptable.extend(contexts.iter().map(|t| parameter_of(t)));
+        }
+    }
+    (readable, decryptable)
+}
+
+/// Each DynamoDB action `f`'s policy grants, where (`table`, or an index's name), and limited to
+/// which partitions (`dynamodb:LeadingKeys` pattern, `None`: any), one entry per combination.
+fn dynamodb_grants(f: &Function, table: &str) -> BTreeSet<(String, String, Option<String>)> {
+    let mut out = BTreeSet::new();
+    for g in &f.grants {
+        for action in g.actions.iter().filter(|a| a.starts_with("dynamodb:")) {
+            for res in &g.resources {
+                let on = if getatt_target(res) == Some((table.to_owned(), "Arn".to_owned())) {
+                    "table".to_owned()
+                } else {
+                    let text = sub_text(res).unwrap_or_else(|| format!("{res:?}"));
+                    text.strip_prefix(&format!("${{{table}.Arn}}/index/")).map_or(text.clone(), str::to_owned)
+                };
+                match &g.leading_keys {
+                    None => {
+                        out.insert((action.clone(), on.clone(), None));
+                    }
+                    Some(keys) => {
+                        for k in keys {
+                            out.insert((action.clone(), on.clone(), Some(k.clone())));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -324,14 +463,70 @@ fn drift() {
                     }
                 }
                 let salt = r.uses_phonepe;
-                if f.env.contains_key("PHONEPE_SALT_KEY_SSM_PARAMETER") != salt
-                    || f.actions.contains("ssm:GetParameter") != salt
+                if f.env.contains_key("PHONEPE_SALT_KEY_SSM_PARAMETER") != salt {
+                    problems.push(format!(
+                        "{}: PHONEPE_SALT_KEY_SSM_PARAMETER {}",
+                        r.function,
+                        if salt { "is needed (it signs or verifies checksums)" } else { "is not needed" }
+                    ));
+                }
+                // ssm:GetParameter / kms:Decrypt on exactly the parameters it reads: PhonePe's
+                // (checked per deployment in phonepe_parameters_rules_settings_and_iam) and the
+                // pass keys' (uses_pass_keys).
+                let (readable, decryptable) = ssm_parameters(f);
+                let mut want: BTreeSet<String> = BTreeSet::new();
+                if r.uses_phonepe {
+                    want.extend(
+                        [
+                            "PhonePeSaltKeyParameterName",
+                            "PhonePeClientSecretParameterName",
+                            "PhonePeWebhookPasswordParameterName",
+                        ]
+                        .map(str::to_owned),
+                    );
+                }
+                if r.uses_pass_keys {
+                    want.insert(PASS_KEYS_PARAMETER.to_owned());
+                }
+                if readable != want || decryptable != want {
+                    problems.push(format!(
+                        "{}: ssm:GetParameter on {readable:?} and kms:Decrypt for {decryptable:?}; it reads {want:?}",
+                        r.function
+                    ));
+                }
+                let pass_keys = f.env.get(PASS_KEYS_VARIABLE).and_then(ref_target);
+                if r.uses_pass_keys != pass_keys.is_some()
+                    || pass_keys.as_deref().is_some_and(|p| p != PASS_KEYS_PARAMETER)
                 {
                     problems.push(format!(
-                        "{}: PHONEPE_SALT_KEY_SSM_PARAMETER and ssm:GetParameter {}",
+                        "{}: {PASS_KEYS_VARIABLE} is {pass_keys:?}; uses_pass_keys is {}, so want {}",
                         r.function,
-                        if salt { "are needed (it signs or verifies checksums)" } else { "are not needed" }
+                        r.uses_pass_keys,
+                        if r.uses_pass_keys { "!Ref PassKeysParameterName" } else { "none" }
                     ));
+                }
+                // The policy settings it uses, each from its parameter, and no other.
+                let want_policy: BTreeMap<&str, &str> = policy_variables(r.endpoint).iter().copied().collect();
+                for var in world::POLICY_VARIABLES {
+                    let got = f.env.get(var).map(|v| ref_target(v).unwrap_or_else(|| format!("{v:?}")));
+                    if got.as_deref() != want_policy.get(var).copied() {
+                        problems.push(format!(
+                            "{}: {var} is {got:?}, its code path wants {:?}",
+                            r.function,
+                            want_policy.get(var).map(|p| format!("!Ref {p}"))
+                        ));
+                    }
+                }
+                // Where it may use DynamoDB: the table or an index, limited to which partitions.
+                if let Some(scope) = dynamodb_scope(r.endpoint) {
+                    let got = dynamodb_grants(f, &table.logical_id);
+                    let want: BTreeSet<(String, String, Option<String>)> = scope
+                        .iter()
+                        .map(|(a, on, k)| ((*a).to_owned(), (*on).to_owned(), k.map(str::to_owned)))
+                        .collect();
+                    if got != want {
+                        problems.push(format!("{}: DynamoDB grants {got:?}, its code path needs {want:?}", r.function));
+                    }
                 }
                 if f.env.get("PARKPAY_TABLE").and_then(ref_target).as_deref() != Some(table.logical_id.as_str()) {
                     problems.push(format!("{}: PARKPAY_TABLE is not !Ref {}", r.function, table.logical_id));
@@ -344,6 +539,20 @@ fn drift() {
         for plain in ["PHONEPE_SALT_KEY", "PHONEPE_API_KEY"] {
             if f.env.contains_key(plain) {
                 problems.push(format!("{}: {plain} in plain text; pass PHONEPE_SALT_KEY_SSM_PARAMETER", f.logical_id));
+            }
+        }
+    }
+
+    // A variable the template sets is one the code reads (or the harness knows as its own).
+    let known_variables: BTreeSet<&str> = ["PARKPAY_TABLE", "PARKPAY_LOTS_JSON", "PARKPAY_SERVICE", PASS_KEYS_VARIABLE]
+        .into_iter()
+        .chain([parkpay_api::ENDPOINT_VARIABLE])
+        .chain(world::POLICY_VARIABLES)
+        .collect();
+    for f in t.functions.values() {
+        for k in f.env.keys() {
+            if !known_variables.contains(k.as_str()) && !k.starts_with("PHONEPE_") && k != "PARKPAY_REDIRECT_URL" {
+                problems.push(format!("{}: template.yaml sets {k}, which no code path reads", f.logical_id));
             }
         }
     }
@@ -531,7 +740,7 @@ fn check_phonepe_function(
 fn phonepe_parameters_rules_settings_and_iam() {
     let t = template();
     let functions: Vec<&Function> = phonepe_functions().iter().map(|id| &t.functions[*id]).collect();
-    assert_eq!(functions.len(), 5, "the PhonePe functions");
+    assert_eq!(functions.len(), 6, "the PhonePe functions");
     let mut problems: Vec<String> = Vec::new();
     let mut read: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let deployment = |values: &[(&str, &str)]| {
@@ -608,6 +817,104 @@ fn phonepe_parameters_rules_settings_and_iam() {
     eprintln!(
         "PhonePe parameters: {accepted} of 128 combinations deployable ({both} with both APIs); rules and code agree"
     );
+}
+
+/// The entry pass and policy parameters, as CloudFormation resolves them for each route function
+/// (no simulation), against what the code makes of them:
+///
+/// - the pass functions (`uses_pass_keys`) read the pass keys from SSM, under the parameter's
+///   default name, which is a full SSM path; every other function has no pass keys at all;
+/// - `parkpay_api::Policy` accepts every function's environment, and the refund function's
+///   cancellation rule and the pass functions' grace period are the parameters' (defaults, and
+///   the other allowed values);
+/// - each Number parameter's `MinValue` / `MaxValue` are exactly the range the code accepts (the
+///   bound accepted, one past it refused), and `CancellationRule`'s `AllowedValues` exactly the
+///   rules it knows: a value CloudFormation lets through never stops a function at start-up.
+#[test]
+fn pass_and_policy_parameters_as_the_code_reads_them() {
+    use parkpay_api::passes::PassKeySetting;
+    use parkpay_domain::CancellationRule;
+    let t = template();
+    let mut problems: Vec<String> = Vec::new();
+    let deployment = |values: &[(&str, &str)]| {
+        let all: Vec<(&str, &str)> = REQUIRED_PARAMETERS.iter().chain(values).copied().collect();
+        t.deployment(&all).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let env_of = |f: &Function, d: &Deployment| {
+        t.resolved_env(f, d, &|resource| format!("{resource}-id")).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let lookup = |env: &BTreeMap<String, String>| {
+        let env = env.clone();
+        move |k: &str| env.get(k).cloned()
+    };
+    let defaults = deployment(&[]);
+    let keys_name = t.parameter_default(PASS_KEYS_PARAMETER).expect("PassKeysParameterName has a default");
+    assert_eq!(keys_name, "/parkpay/passes/keys");
+    for r in ROUTES {
+        let f = &t.functions[r.function];
+        let env = env_of(f, &defaults);
+        match PassKeySetting::from_lookup(&lookup(&env)) {
+            Ok(PassKeySetting::Ssm { parameter }) if r.uses_pass_keys && parameter == keys_name => {}
+            Ok(PassKeySetting::Absent) if !r.uses_pass_keys => {}
+            other => {
+                problems.push(format!("{}: pass keys {other:?} (uses_pass_keys {})", r.function, r.uses_pass_keys))
+            }
+        }
+        match parkpay_api::Policy::from_lookup(&lookup(&env)) {
+            Ok(policy) => {
+                let default = parkpay_api::Policy::default();
+                if policy.cancellation != (CancellationRule::BeforeEntry { window_ms: 15 * 60_000 })
+                    || policy.pass_grace_minutes != 15
+                    || policy.cancellation != default.cancellation
+                {
+                    problems.push(format!("{}: the defaults give {policy:?}", r.function));
+                }
+            }
+            Err(e) => problems.push(format!("{}: the code refuses its policy settings: {e}", r.function)),
+        }
+    }
+    // The other values each parameter allows, through the function that uses it.
+    let refund = &t.functions[Endpoint::Refund.route().function];
+    let pass = &t.functions[Endpoint::GetPass.route().function];
+    let policy_in = |f: &Function, values: &[(&str, &str)]| {
+        let d = deployment(values);
+        parkpay_api::Policy::from_lookup(&lookup(&env_of(f, &d))).map_err(|e| e.to_string())
+    };
+    let rules = t.parameters["CancellationRule"]["AllowedValues"].as_sequence().cloned().unwrap_or_default();
+    let rules: Vec<String> = rules.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    assert_eq!(rules, ["before_entry", "any_time"], "CancellationRule's AllowedValues");
+    match policy_in(refund, &[("CancellationRule", "any_time")]) {
+        Ok(p) if p.cancellation == CancellationRule::AnyTime => {}
+        other => problems.push(format!("CancellationRule=any_time gives {other:?}")),
+    }
+    match policy_in(refund, &[("CancelWindowMinutes", "60")]) {
+        Ok(p) if p.cancellation == CancellationRule::BeforeEntry { window_ms: 60 * 60_000 } => {}
+        other => problems.push(format!("CancelWindowMinutes=60 gives {other:?}")),
+    }
+    match policy_in(pass, &[("PassGraceMinutes", "0")]) {
+        Ok(p) if p.pass_grace_minutes == 0 => {}
+        other => problems.push(format!("PassGraceMinutes=0 gives {other:?}")),
+    }
+    for (parameter, f) in [("CancelWindowMinutes", refund), ("PassGraceMinutes", pass)] {
+        let bound = |key: &str| -> i64 {
+            let v = &t.parameters[parameter][key];
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or_else(|| panic!("{parameter}: no {key}"))
+        };
+        let (min, max) = (bound("MinValue"), bound("MaxValue"));
+        for (value, accepted) in [(min, true), (max, true), (min - 1, false), (max + 1, false)] {
+            let text = value.to_string();
+            if policy_in(f, &[(parameter, text.as_str())]).is_ok() != accepted {
+                problems.push(format!(
+                    "{parameter}={value}: the code {} it, the template's MinValue {min} / MaxValue {max} {}",
+                    if accepted { "refuses" } else { "accepts" },
+                    if accepted { "allow it" } else { "refuse it" }
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "pass and policy parameters:\n  {}", problems.join("\n  "));
 }
 
 /// Logs, tracing and alarms in template.yaml (README, "Observability"): every function writes
@@ -698,19 +1005,13 @@ fn observability_in_template() {
             problems.push(format!("{f}: no alarm watches its Lambda Throttles"));
         }
     }
+    // CloudWatch refuses an alarm whose metric math reads more than 10 metrics (a hard limit).
+    for a in t.alarms.values() {
+        if a.metrics.len() > 10 {
+            problems.push(format!("{}: reads {} metrics; an alarm may read at most 10", a.logical_id, a.metrics.len()));
+        }
+    }
     assert!(problems.is_empty(), "template.yaml observability:\n  {}", problems.join("\n  "));
-}
-
-fn answer_parts(resp: lambda_http::Response<Body>) -> (u16, Option<String>, serde_json::Value) {
-    let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = match resp.body() {
-        Body::Text(t) => serde_json::from_str(t).unwrap_or_else(|e| panic!("body is not JSON ({e}): {t}")),
-        Body::Empty => serde_json::Value::Null,
-        Body::Binary(b) => serde_json::from_slice(b).unwrap_or_else(|e| panic!("body is not JSON ({e})")),
-        _ => serde_json::Value::Null,
-    };
-    (status, ct, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -766,9 +1067,13 @@ async fn events_in_process() {
         let expect = events::expectation(&file.name).unwrap_or_else(|| panic!("no expectation for {}", file.name));
         let request = events::to_request(file).unwrap_or_else(|e| panic!("{e}"));
         let resp = parkpay_api::handle(&states[file.function.as_str()], endpoint, request).await;
-        let (status, ct, body) = answer_parts(resp);
-        if let Err(e) = events::check(expect, status, ct.as_deref(), &body) {
-            failures.push(e);
+        match process::answer_of(resp).await {
+            Ok(answer) => {
+                if let Err(e) = events::check_answer(expect, &answer) {
+                    failures.push(e);
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", file.name)),
         }
     }
     assert!(failures.is_empty(), "events in process:\n  {}", failures.join("\n  "));
@@ -837,8 +1142,10 @@ async fn events_through_built_binaries() {
                 ));
                 continue;
             }
+            // As API Gateway reads it: a binary answer (the QR images) base64-encoded with
+            // isBase64Encoded, decoded here before its bytes are checked.
             match process::http_answer(&answer.body) {
-                Ok(a) => match events::check(expect, a.status, a.content_type.as_deref(), &a.body) {
+                Ok(a) => match events::check_answer(expect, &a) {
                     Ok(()) => answered += 1,
                     Err(e) => failures.push(e),
                 },
@@ -846,7 +1153,26 @@ async fn events_through_built_binaries() {
             }
         }
         running.stop();
-        check_calls(r.function, &f.under(&offline.deployment), &proxy.take(), &mut failures);
+        let calls = proxy.take();
+        check_calls(r.function, &f.under(&offline.deployment), &calls, &mut failures);
+        // The other way round, for the routes whose grants name where (dynamodb_scope, which
+        // drift holds the policies to): each grant was needed by some call of its events.
+        for (action, on, key) in dynamodb_scope(r.endpoint).unwrap_or_default() {
+            let used = calls.iter().any(|c| {
+                c.action == *action
+                    && c.index.as_deref().unwrap_or("table") == *on
+                    && key.is_none_or(|k| {
+                        c.leading_key.as_deref().is_some_and(|p| k.strip_suffix('*').is_some_and(|k| p.starts_with(k)))
+                    })
+            });
+            if !used {
+                failures.push(format!(
+                    "{}: its policy grants {action} on {on}{} but no event made such a call",
+                    r.function,
+                    key.map(|k| format!(" ({k})")).unwrap_or_default()
+                ));
+            }
+        }
     }
     assert!(failures.is_empty(), "events through the built binaries:\n  {}", failures.join("\n  "));
     assert_eq!(answered, files.len(), "every event file drives a built function");
@@ -898,25 +1224,38 @@ fn check_calls(
         })
         .collect();
     eprintln!("{function}: DynamoDB calls {used:?}");
+    // A statement covers a call when it names the call's resource (the table's ARN, or the
+    // index's: `${Table.Arn}/index/<name>` or `/index/*`), allows its action, and, when it has a
+    // `dynamodb:LeadingKeys` condition, the partition the call names (judged on the table only:
+    // the conditions here are written for the table's `PK`).
+    let names = |g: &parkpay_lambda_harness::template::Grant, index: Option<&str>| {
+        g.resources.iter().any(|r| match index {
+            None => getatt_target(r).is_some_and(|(_, att)| att == "Arn"),
+            Some(i) => {
+                sub_text(r).is_some_and(|text| text.ends_with(&format!("/index/{i}")) || text.ends_with("/index/*"))
+            }
+        })
+    };
     for call in calls {
+        let on = call.index.as_deref();
+        let key = if on.is_none() { call.leading_key.as_deref() } else { None };
         if !f.actions.contains(&call.action) {
             failures.push(format!("{function} called {} but template.yaml does not allow it", call.action));
-        } else if !f.grants.iter().any(|g| g.allows(&call.action, call.leading_key.as_deref())) {
+        } else if !f.grants.iter().any(|g| names(g, on) && g.actions.contains(&call.action)) {
+            failures.push(match on {
+                Some(i) => {
+                    format!("{function} called {} on index {i} but its policy names no index ARN for it", call.action)
+                }
+                None => {
+                    format!("{function} called {} on the table but its policy allows it only on an index", call.action)
+                }
+            });
+        } else if !f.grants.iter().any(|g| names(g, on) && g.allows(&call.action, key)) {
             failures.push(format!(
                 "{function} called {} on a {} item, but its policy allows that only on other items (LeadingKeys)",
                 call.action,
                 call.leading_key.as_deref().unwrap_or("?")
             ));
-        }
-        if let Some(index) = &call.index {
-            let granted = f
-                .resources
-                .iter()
-                .filter_map(sub_text)
-                .any(|r| r.ends_with(&format!("/index/{index}")) || r.ends_with("/index/*"));
-            if !granted {
-                failures.push(format!("{function} queried index {index} but its policy names no index ARN for it"));
-            }
         }
     }
 }

@@ -60,6 +60,7 @@ impl DevAccess {
 struct TokenQuery {
     sub: Option<String>,
     operator: Option<bool>,
+    gate: Option<bool>,
 }
 
 async fn token(State(shared): State<Shared>, Query(q): Query<TokenQuery>) -> AxumResponse<AxumBody> {
@@ -70,7 +71,14 @@ async fn token(State(shared): State<Shared>, Query(q): Query<TokenQuery>) -> Axu
             "sub must be 1 to 128 printable ASCII characters",
         ));
     }
-    match shared.jwt.mint(&sub, q.operator.unwrap_or(false), 24 * 3600) {
+    let mut groups = Vec::new();
+    if q.operator.unwrap_or(false) {
+        groups.push(parkpay_api::identity::OPERATOR_GROUP);
+    }
+    if q.gate.unwrap_or(false) {
+        groups.push(parkpay_api::identity::GATE_GROUP);
+    }
+    match shared.jwt.mint_in(&sub, &groups, 24 * 3600) {
         Ok(t) => ([(header::CONTENT_TYPE, "text/plain")], t).into_response(),
         Err(e) => api_error(ApiError::internal(e)),
     }

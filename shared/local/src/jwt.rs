@@ -44,6 +44,12 @@ impl JwtKeys {
 
     /// A token for `sub`, valid for `ttl_secs`; operators carry `"groups": ["operator"]`.
     pub fn mint(&self, sub: &str, operator: bool, ttl_secs: u64) -> Result<String, TokenError> {
+        let groups: &[&str] = if operator { &[parkpay_api::identity::OPERATOR_GROUP] } else { &[] };
+        self.mint_in(sub, groups, ttl_secs)
+    }
+
+    /// A token for `sub` in `groups` (`operator`, `gate`).
+    pub fn mint_in(&self, sub: &str, groups: &[&str], ttl_secs: u64) -> Result<String, TokenError> {
         let now = now_secs();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -51,7 +57,7 @@ impl JwtKeys {
             aud: AUDIENCE.into(),
             iat: now,
             exp: now + ttl_secs,
-            groups: if operator { vec![parkpay_api::identity::OPERATOR_GROUP.to_owned()] } else { vec![] },
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         };
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

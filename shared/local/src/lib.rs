@@ -7,6 +7,8 @@
 //! - `/_phonepe/…` the PhonePe simulator (pay page, PG v1 API, `/_phonepe/_sim/…` control API);
 //! - `GET /payment-complete/` where the pay page sends the browser afterwards;
 //! - `GET /openapi.json` and `GET /docs/` the API's OpenAPI document and a page of it ([`openapi`]);
+//! - `GET /console/` the operators' console, a route of the table like the API's (served by
+//!   [`parkpay_api::console`], as `ConsoleFunction` serves it on AWS); `/console` redirects there;
 //! - `/_dev/…` ([`dev`]), only when listening on a loopback address and PhonePe is not
 //!   PRODUCTION: `GET /_dev/token?sub=driver-1[&operator=true]` a signed token for local use, and
 //!   in simulation mode `POST /_dev/clock/advance` `{"seconds": N}`, which moves parkpay's clock
@@ -138,6 +140,11 @@ impl LocalServer {
     /// A token for `sub` (an operator's when `operator`), valid for a day.
     pub fn token(&self, sub: &str, operator: bool) -> String {
         self.jwt.mint(sub, operator, 24 * 3600).unwrap_or_default()
+    }
+
+    /// A token for a parking gate `sub` (group `gate`), valid for a day.
+    pub fn gate_token(&self, sub: &str) -> String {
+        self.jwt.mint_in(sub, &[parkpay_api::identity::GATE_GROUP], 24 * 3600).unwrap_or_default()
     }
 
     /// Stop accepting, let open requests and a running reconciliation pass finish, close idle
@@ -278,6 +285,7 @@ pub async fn start_with_store(
         merchant_id: settings.merchant_id().unwrap_or_default().to_owned(),
         redirect_url: settings.redirect_url().clone(),
         policy: parkpay_api::Policy::from_lookup(env)?,
+        passes: pass_keys(env, &data_dir)?,
     };
     let reconciler = Arc::new(LocalReconciler::new(state.clone(), clock.clone()));
 
@@ -285,6 +293,7 @@ pub async fn start_with_store(
     let app = dev
         .router()
         .route("/payment-complete/", get(payment_complete))
+        .route("/console", get(console_redirect))
         .merge(openapi::router())
         .fallback(api)
         .with_state(shared)
@@ -313,6 +322,20 @@ pub async fn start_with_store(
             .await
     });
     Ok(LocalServer { addr, base_url, state, simulator, handle, clock, dev, jwt, background, stop: Some(stop_tx) })
+}
+
+/// The entry pass keys: `PARKPAY_PASS_KEYS` if given, else the pair kept in the data directory
+/// (made on first start).
+fn pass_keys(
+    env: &dyn Fn(&str) -> Option<String>,
+    data_dir: &Path,
+) -> Result<Arc<dyn parkpay_api::passes::PassKeySource>, StartError> {
+    use parkpay_api::passes::{FixedPassKeys, PassKeySetting, local_keys};
+    let keys = match PassKeySetting::from_lookup(env)?.inline() {
+        Some(keys) => keys?,
+        None => local_keys(data_dir).map_err(StartError::DataDir)?,
+    };
+    Ok(Arc::new(FixedPassKeys(Arc::new(keys))))
 }
 
 /// The store the settings name (`PARKPAY_STORE`: `embedded`, the default, under the data
@@ -381,6 +404,11 @@ async fn payment_complete(Query(q): Query<HashMap<String, String>>) -> Html<Stri
          <body><main><h1>Payment finished</h1><p>Parking session <code>{session}</code>: \
          its status is at <code>GET /api/sessions/{session}/</code>.</p></main></body></html>"
     ))
+}
+
+/// `/console` → `/console/`, where the page is (its script and stylesheet are relative to it).
+async fn console_redirect() -> axum::response::Redirect {
+    axum::response::Redirect::permanent(parkpay_api::console::PATH)
 }
 
 fn html_escape(s: &str) -> String {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! parkpay-local                      serve (PARKPAY_ADDR, default 127.0.0.1:3000)
-//! parkpay-local token SUB [--operator]   print a token for SUB (same secret as the server)
+//! parkpay-local token SUB [--operator] [--gate]   print a token for SUB (same secret as the server)
 //! parkpay-local sweep                turn money owed with no obligation into obligations, in
 //!                                    the store the settings name (embedded, or PARKPAY_STORE=dynamodb
 //!                                    PARKPAY_TABLE=… on a deployment's table); prints a JSON summary
@@ -24,7 +24,9 @@ async fn main() -> ExitCode {
         Some("token") => token(&args[1..]),
         Some("sweep") => sweep().await,
         Some("-h") | Some("--help") | Some("help") => {
-            println!("usage: parkpay-local [serve] | parkpay-local token SUB [--operator] | parkpay-local sweep");
+            println!(
+                "usage: parkpay-local [serve] | parkpay-local token SUB [--operator] [--gate] | parkpay-local sweep"
+            );
             ExitCode::SUCCESS
         }
         Some(other) => {
@@ -35,15 +37,21 @@ async fn main() -> ExitCode {
 }
 
 fn token(args: &[String]) -> ExitCode {
-    let operator = args.iter().any(|a| a == "--operator");
+    let mut groups = Vec::new();
+    if args.iter().any(|a| a == "--operator") {
+        groups.push(parkpay_api::identity::OPERATOR_GROUP);
+    }
+    if args.iter().any(|a| a == "--gate") {
+        groups.push(parkpay_api::identity::GATE_GROUP);
+    }
     let Some(sub) = args.iter().find(|a| !a.starts_with("--")) else {
-        eprintln!("usage: parkpay-local token SUB [--operator]");
+        eprintln!("usage: parkpay-local token SUB [--operator] [--gate]");
         return ExitCode::from(2);
     };
     let dir = parkpay_local::data_dir(&env);
     match parkpay_local::jwt_secret(&env, &dir)
         .map(JwtKeys::new)
-        .and_then(|k| k.mint(sub, operator, 24 * 3600).map_err(|e| parkpay_local::StartError::DataDir(e.to_string())))
+        .and_then(|k| k.mint_in(sub, &groups, 24 * 3600).map_err(|e| parkpay_local::StartError::DataDir(e.to_string())))
     {
         Ok(t) => {
             println!("{t}");
@@ -106,7 +114,9 @@ async fn serve() -> ExitCode {
     println!("  data:        {}", parkpay_local::data_dir(&env).display());
     println!("  PhonePe:     simulator at {base}{}/ (pay pages, /_sim/ control API)", parkpay_local::SIMULATOR_PREFIX);
     if server.dev.token {
-        println!("  get a token: curl -s '{base}/_dev/token?sub=driver-1'   (operators: &operator=true)");
+        println!(
+            "  get a token: curl -s '{base}/_dev/token?sub=driver-1'   (operators: &operator=true, gates: &gate=true)"
+        );
     } else {
         println!(
             "  get a token: parkpay-local token driver-1 [--operator]   (/_dev/ is off: not loopback, or PRODUCTION)"
@@ -118,6 +128,7 @@ async fn serve() -> ExitCode {
         );
     }
     println!("  try:         curl -s {base}/api/lots/");
+    println!("  console:     {base}{}   (operators: sign in with an operator's token)", parkpay_api::console::PATH);
     tokio::select! {
         r = server.handle => match r {
             Ok(Ok(())) => ExitCode::SUCCESS,

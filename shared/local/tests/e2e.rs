@@ -601,8 +601,6 @@ async fn forged_webhook(env: Env) {
 }
 
 mod v2_only {
-    use super::*;
-
     mod embedded_store {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn forged_webhook() {

@@ -18,6 +18,26 @@
 //!   as the record. It holds every open obligation's `OVERDUE` entry, where DynamoDB puts on
 //!   `GSI1` only those whose deadline comes first and reads the others from the due index: the
 //!   lists are the same.
+//! - Table `revoked`: key `(GSI3PK, GSI3SK)` = `("PASS_REVOKED", "{revoked_at:015}#{session_id}")`,
+//!   value the session item's `(PK, SK)`: index `GSI3`, the revoked passes
+//!   ([`Store::list_revoked`]). Table `revoked_of`: key a session's `PK`, value its `GSI3SK`
+//!   (what the DynamoDB session item's own `GSI3` keys say: whether it has its entry). A session
+//!   written REFUNDED enters both, at its `updated_at`, in the same transaction, unless it is in
+//!   them already: the entry never moves (DynamoDB's `if_not_exists`).
+//! - Table `by_vehicle`: key `(GSI4PK, GSI4SK)` =
+//!   `("VEH#{vehicle}", "{created_at:015}#{session_id}")`, value the session's `PK`: index
+//!   `GSI4`, the sessions of a vehicle ([`Store::sessions_by_vehicle`]), written with the session
+//!   (and again, unchanged, with each write of it: sessions of databases written before the index
+//!   get theirs so).
+//! - Settlement ledger entries ([`crate::ledger`]) live in `items` under
+//!   `("TXN#{merchant_txn_id}", "#LEDGER#{state}")`, the same attributes as on DynamoDB (JSON),
+//!   written by the commit that moves a payment or refund into that final state (compared with
+//!   the stored record read in the same transaction; an insert of a record already final counts),
+//!   only where none is, so the first stays. Table `ledger`: key `(GSI1PK, GSI1SK)` =
+//!   `("LDAY#{IST date}#{shard}", "{final_at:015}#{txn}#{state}")`, value the entry's `(PK, SK)`:
+//!   the day index ([`Store::list_ledger`]). Table `refs`: key `("PREF#{provider_txn_id}" |
+//!   "UTR#{utr}", PK)`, value the entry's `SK` and session id: the search
+//!   ([`Store::find_by_provider_ref`]).
 //! - Idempotency records live in `items` under `("IDEMPOTENCY#{key}", "#IDEMPOTENCY")`, as the
 //!   same attributes as on DynamoDB (JSON). Each operation on one is one write transaction: read,
 //!   decide, write. Nothing removes dead records (no TTL here); the next acquire overwrites one.
@@ -39,7 +59,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use parkpay_domain::{ParkingSession, SessionId, Timestamp, UserId};
+use parkpay_domain::{ParkingSession, SessionId, Timestamp, UserId, VehicleNumber};
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,21 +67,30 @@ use serde_json::{Map, Value};
 
 use crate::idempotency::{self as idem, Completion, IdempotencyItem};
 use crate::keys::{
-    BundleBuilder, DUE_SHARDS, ENTITY, Entity, ItemKey, SESSION_SK, TXN_SK, TxnPointer, attention_gsi1pk, corrupt,
-    due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key, session_gsi1sk, session_pk, txn_pk,
-    user_gsi1pk,
+    BundleBuilder, DUE_SHARDS, ENTITY, Entity, ItemKey, LEDGER_SHARDS, REVOKED_GSI3PK, SESSION_SK, TXN_SK, TxnPointer,
+    attention_gsi1pk, corrupt, due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key,
+    indexable_ref, ledger_gsi1pk, provider_ref_gsi2pk, revoked_from_index, revoked_index, session_gsi1sk, session_pk,
+    txn_pk, user_gsi1pk, utr_gsi3pk, vehicle_from_index, vehicle_gsi4pk, vehicle_index,
+};
+use crate::ledger::{
+    LedgerRange, MAX_REF_MATCHES, add_day, ledger_page, ledger_range, ref_from_index, sort_refs, status_of,
 };
 use crate::token::{self, TokenItem, token_key};
 use crate::{
-    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
-    PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse,
-    StoredToken, TokenState, TokenStore, TxnRef, Write, validate_commit,
+    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore, LedgerEntry,
+    LedgerPage, PendingIndex, Record, RevokedPage, ScanCursor, ScanPage, SessionBundle, SessionPage, SessionScan,
+    Store, StoreError, StoredResponse, StoredToken, TokenState, TokenStore, TxnRef, Write, validate_commit,
 };
 
 const ITEMS: TableDefinition<(&str, &str), &str> = TableDefinition::new("items");
 const BY_USER: TableDefinition<(&str, &str), &str> = TableDefinition::new("by_user");
 const DUE: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("due");
 const ATTENTION: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("attention");
+const REVOKED: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("revoked");
+const REVOKED_OF: TableDefinition<&str, &str> = TableDefinition::new("revoked_of");
+const BY_VEHICLE: TableDefinition<(&str, &str), &str> = TableDefinition::new("by_vehicle");
+const LEDGER: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("ledger");
+const REFS: TableDefinition<(&str, &str), (&str, &str)> = TableDefinition::new("refs");
 
 /// Above every sort key we write (they are ASCII).
 const MAX_SK: &str = "\u{10FFFF}";
@@ -120,6 +149,11 @@ impl EmbeddedStore {
             txn.open_table(BY_USER)?;
             txn.open_table(DUE)?;
             txn.open_table(ATTENTION)?;
+            txn.open_table(REVOKED)?;
+            txn.open_table(REVOKED_OF)?;
+            txn.open_table(BY_VEHICLE)?;
+            txn.open_table(LEDGER)?;
+            txn.open_table(REFS)?;
             txn.commit()?;
             Ok(Ok(()))
         };
@@ -191,7 +225,7 @@ fn record_from_json(text: &str, entity: Entity, key: &ItemKey) -> Result<Record,
         Entity::Payment => Record::Payment(from_json(text, entity, key)?),
         Entity::Refund => Record::Refund(from_json(text, entity, key)?),
         Entity::Obligation => Record::Obligation(from_json(text, entity, key)?),
-        Entity::Txn | Entity::Idempotency | Entity::UserSession | Entity::Token => {
+        Entity::Txn | Entity::Idempotency | Entity::UserSession | Entity::Token | Entity::Ledger => {
             return Err(corrupt(format!("item {key}: a {} in a session partition", entity.as_str())));
         }
     })
@@ -234,6 +268,57 @@ fn unindex_due(due: &mut Due<'_>, attention: &mut Due<'_>, record: &Record) -> R
     Ok(())
 }
 
+/// Puts `session` on the revoked passes if it is REFUNDED and not there yet.
+fn index_revoked(
+    revoked: &mut Due<'_>,
+    revoked_of: &mut Table<'_, &'static str, &'static str>,
+    session: &ParkingSession,
+) -> Result<(), StoreError> {
+    let Some((gsi3pk, gsi3sk)) = revoked_index(session) else { return Ok(()) };
+    let pk = session_pk(session.id());
+    if revoked_of.get(pk.as_str()).map_err(db_error)?.is_some() {
+        return Ok(());
+    }
+    revoked_of.insert(pk.as_str(), gsi3sk.as_str()).map_err(db_error)?;
+    revoked.insert((gsi3pk.as_str(), gsi3sk.as_str()), (pk.as_str(), SESSION_SK)).map_err(db_error)?;
+    Ok(())
+}
+
+/// Puts `session` on its vehicle's list (again: the same key, so an existing entry stays as it
+/// is).
+fn index_vehicle(by_vehicle: &mut Items<'_>, session: &ParkingSession) -> Result<(), StoreError> {
+    let (gsi4pk, gsi4sk) = vehicle_index(session);
+    let pk = session_pk(session.id());
+    by_vehicle.insert((gsi4pk.as_str(), gsi4sk.as_str()), pk.as_str()).map_err(db_error)?;
+    Ok(())
+}
+
+/// The ledger's tables in a write transaction.
+struct LedgerTables<'t> {
+    day: Due<'t>,
+    refs: Due<'t>,
+}
+
+/// Stores `entry` with its index entries, unless an entry of its transaction and state is stored
+/// already (the first stays).
+fn put_ledger(items: &mut Items<'_>, ledger: &mut LedgerTables<'_>, entry: &LedgerEntry) -> Result<(), StoreError> {
+    let key = entry.key();
+    if get_item(items, &key)?.is_some() {
+        return Ok(());
+    }
+    let json = to_json(entry, Entity::Ledger, &key)?;
+    items.insert((key.pk.as_str(), key.sk.as_str()), json.as_str()).map_err(db_error)?;
+    let (gsi1pk, gsi1sk) = entry.day_index();
+    ledger.day.insert((gsi1pk.as_str(), gsi1sk.as_str()), (key.pk.as_str(), key.sk.as_str())).map_err(db_error)?;
+    for (reference, session) in entry.provider_ref_index().into_iter().chain(entry.utr_index()) {
+        ledger
+            .refs
+            .insert((reference.as_str(), key.pk.as_str()), (key.sk.as_str(), session.as_str()))
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commit
 
@@ -245,6 +330,11 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
     let mut by_user = txn.open_table(BY_USER).map_err(db_error)?;
     let mut due = txn.open_table(DUE).map_err(db_error)?;
     let mut attention = txn.open_table(ATTENTION).map_err(db_error)?;
+    let mut revoked = txn.open_table(REVOKED).map_err(db_error)?;
+    let mut revoked_of = txn.open_table(REVOKED_OF).map_err(db_error)?;
+    let mut by_vehicle: Items<'_> = txn.open_table(BY_VEHICLE).map_err(db_error)?;
+    let mut ledger =
+        LedgerTables { day: txn.open_table(LEDGER).map_err(db_error)?, refs: txn.open_table(REFS).map_err(db_error)? };
     for write in writes {
         match write {
             Write::Insert(record) => {
@@ -266,8 +356,14 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
                 if let Record::Session(s) = record {
                     let (ipk, isk) = index_key(s);
                     by_user.insert((ipk.as_str(), isk.as_str()), key.pk.as_str()).map_err(db_error)?;
+                    index_revoked(&mut revoked, &mut revoked_of, s)?;
+                    index_vehicle(&mut by_vehicle, s)?;
                 }
                 index_due(&mut due, &mut attention, record)?;
+                // Inserted already final: that is reaching the state.
+                if let Some(entry) = LedgerEntry::of(record) {
+                    put_ledger(&mut items, &mut ledger, &entry)?;
+                }
             }
             Write::Update { record, expected_version } => {
                 let key = record.key();
@@ -285,9 +381,17 @@ fn apply(txn: &WriteTransaction, writes: &[Write]) -> Result<(), StoreError> {
                     by_user.remove((opk.as_str(), osk.as_str())).map_err(db_error)?;
                     let (npk, nsk) = index_key(new);
                     by_user.insert((npk.as_str(), nsk.as_str()), key.pk.as_str()).map_err(db_error)?;
+                    index_revoked(&mut revoked, &mut revoked_of, new)?;
+                    index_vehicle(&mut by_vehicle, new)?;
                 }
                 unindex_due(&mut due, &mut attention, &old)?;
                 index_due(&mut due, &mut attention, record)?;
+                // Moved into a final state by this write.
+                if let Some(entry) = LedgerEntry::of(record)
+                    && status_of(&old) != status_of(record)
+                {
+                    put_ledger(&mut items, &mut ledger, &entry)?;
+                }
             }
         }
     }
@@ -429,6 +533,114 @@ fn list_blocking(db: &Database, user: &UserId, limit: usize) -> Result<Vec<Parki
     Ok(sessions)
 }
 
+fn list_page_blocking(
+    db: &Database,
+    user: &UserId,
+    limit: usize,
+    before: &str,
+) -> Result<crate::SessionPage, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let by_user = txn.open_table(BY_USER).map_err(db_error)?;
+    let ipk = user_gsi1pk(user);
+    let mut sessions = Vec::with_capacity(limit);
+    let mut more = false;
+    for entry in by_user.range((ipk.as_str(), "")..(ipk.as_str(), before)).map_err(db_error)?.rev() {
+        if sessions.len() == limit {
+            more = true;
+            break;
+        }
+        let (k, v) = entry.map_err(db_error)?;
+        let position = k.value().1.to_owned();
+        let key = ItemKey { pk: v.value().to_owned(), sk: SESSION_SK.to_owned() };
+        let text = get_item(&items, &key)?
+            .ok_or_else(|| corrupt(format!("user index entry {position} names missing item {key}")))?;
+        let session: ParkingSession = from_json(&text, Entity::Session, &key)?;
+        crate::keys::check_listed(user, &session)?;
+        sessions.push((position, session));
+    }
+    Ok(crate::session_page(sessions, more))
+}
+
+fn list_revoked_blocking(db: &Database, after: &str, limit: usize) -> Result<crate::RevokedPage, StoreError> {
+    use std::ops::Bound;
+    let txn = db.begin_read().map_err(db_error)?;
+    let revoked = txn.open_table(REVOKED).map_err(db_error)?;
+    let range = (Bound::Excluded((REVOKED_GSI3PK, after)), Bound::Excluded((REVOKED_GSI3PK, MAX_SK)));
+    let mut entries = Vec::with_capacity(limit);
+    let mut more = false;
+    for entry in revoked.range::<(&str, &str)>(range).map_err(db_error)? {
+        if entries.len() == limit {
+            more = true;
+            break;
+        }
+        let (k, v) = entry.map_err(db_error)?;
+        let ((_, gsi3sk), (pk, _)) = (k.value(), v.value());
+        entries.push((gsi3sk.to_owned(), revoked_from_index(pk, gsi3sk)?));
+    }
+    Ok(crate::revoked_page(entries, more))
+}
+
+fn list_ledger_blocking(db: &Database, range: &LedgerRange, limit: usize) -> Result<LedgerPage, StoreError> {
+    use std::ops::Bound;
+    let txn = db.begin_read().map_err(db_error)?;
+    let items = txn.open_table(ITEMS).map_err(db_error)?;
+    let ledger = txn.open_table(LEDGER).map_err(db_error)?;
+    let mut found = Vec::with_capacity(limit);
+    for date in &range.dates {
+        let take = limit.saturating_sub(found.len()) + 1;
+        let mut day = Vec::new();
+        for shard in 0..LEDGER_SHARDS {
+            let pk = ledger_gsi1pk(date, shard);
+            let bounds = (
+                Bound::Excluded((pk.as_str(), range.after.as_str())),
+                Bound::Excluded((pk.as_str(), range.before.as_str())),
+            );
+            for entry in ledger.range::<(&str, &str)>(bounds).map_err(db_error)?.take(take) {
+                let (k, v) = entry.map_err(db_error)?;
+                let (position, (pk, sk)) = (k.value().1.to_owned(), v.value());
+                let key = ItemKey { pk: pk.to_owned(), sk: sk.to_owned() };
+                let text = get_item(&items, &key)?
+                    .ok_or_else(|| corrupt(format!("ledger index entry {position} names missing item {key}")))?;
+                let entry: LedgerEntry = from_json(&text, Entity::Ledger, &key)?;
+                entry.check(&key, Some(&position))?;
+                day.push((position, entry));
+            }
+        }
+        if add_day(&mut found, day, limit) {
+            return Ok(ledger_page(found, true));
+        }
+    }
+    Ok(ledger_page(found, false))
+}
+
+fn sessions_by_vehicle_blocking(db: &Database, vehicle: &str, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let by_vehicle = txn.open_table(BY_VEHICLE).map_err(db_error)?;
+    let mut found = Vec::new();
+    for entry in by_vehicle.range((vehicle, "")..=(vehicle, MAX_SK)).map_err(db_error)?.rev().take(limit) {
+        let (k, v) = entry.map_err(db_error)?;
+        let (sk, pk) = (k.value().1, v.value());
+        found.push(vehicle_from_index(pk, sk)?);
+    }
+    Ok(found)
+}
+
+fn find_by_ref_blocking(db: &Database, reference: &str) -> Result<Vec<(SessionId, String)>, StoreError> {
+    let txn = db.begin_read().map_err(db_error)?;
+    let refs = txn.open_table(REFS).map_err(db_error)?;
+    let mut found = Vec::new();
+    for key in [provider_ref_gsi2pk(reference), utr_gsi3pk(reference)] {
+        for entry in refs.range((key.as_str(), "")..=(key.as_str(), MAX_SK)).map_err(db_error)?.take(MAX_REF_MATCHES) {
+            let (k, v) = entry.map_err(db_error)?;
+            let (pk, (sk, session)) = (k.value().1, v.value());
+            found.push(ref_from_index(pk, sk, session)?);
+        }
+    }
+    sort_refs(&mut found);
+    Ok(found)
+}
+
 fn list_due_blocking(db: &Database, due_before: Timestamp, per_shard: usize) -> Result<Vec<DueEntry>, StoreError> {
     let txn = db.begin_read().map_err(db_error)?;
     let due = txn.open_table(DUE).map_err(db_error)?;
@@ -490,14 +702,12 @@ fn scan_blocking(db: &Database, after: Option<&ScanCursor>, page_items: usize) -
     .map_err(db_error)?;
     let mut sessions = Vec::new();
     let mut last = None;
-    let mut read = 0;
-    for entry in range {
+    for (read, entry) in range.enumerate() {
         if read == page_items.max(1) {
             return Ok(ScanPage { sessions, next: last });
         }
         let (k, _) = entry.map_err(db_error)?;
         let (pk, sk) = k.value();
-        read += 1;
         if sk == SESSION_SK {
             let id = pk
                 .strip_prefix(crate::keys::SESSION_PREFIX)
@@ -601,6 +811,56 @@ impl Store for EmbeddedStore {
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_commit(&writes)?;
         self.run(move |db| commit_blocking(db, &writes)).await
+    }
+
+    async fn list_sessions_page(
+        &self,
+        user: &UserId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SessionPage, StoreError> {
+        crate::page::check_limit(limit)?;
+        let before = crate::sessions_before(cursor)?;
+        let user = user.clone();
+        self.run(move |db| list_page_blocking(db, &user, limit, &before)).await
+    }
+
+    async fn list_revoked(
+        &self,
+        since: Timestamp,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RevokedPage, StoreError> {
+        crate::page::check_limit(limit)?;
+        let after = crate::revoked_after(since, cursor)?;
+        self.run(move |db| list_revoked_blocking(db, &after, limit)).await
+    }
+
+    async fn list_ledger(
+        &self,
+        day_start: Timestamp,
+        day_end: Timestamp,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<LedgerPage, StoreError> {
+        let range = ledger_range(day_start, day_end, limit, cursor)?;
+        self.run(move |db| list_ledger_blocking(db, &range, limit)).await
+    }
+
+    async fn sessions_by_vehicle(&self, vehicle: &VehicleNumber, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pk = vehicle_gsi4pk(vehicle);
+        self.run(move |db| sessions_by_vehicle_blocking(db, &pk, limit)).await
+    }
+
+    async fn find_by_provider_ref(&self, reference: &str) -> Result<Vec<(SessionId, String)>, StoreError> {
+        if !indexable_ref(reference) {
+            return Ok(Vec::new());
+        }
+        let reference = reference.to_owned();
+        self.run(move |db| find_by_ref_blocking(db, &reference)).await
     }
 }
 

@@ -3,37 +3,72 @@
 //! Every key is built here and nowhere else, so DynamoDB and the embedded store cannot drift.
 
 use parkpay_domain::{
-    ObligationState, ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId,
+    ObligationState, ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, SessionStatus, Timestamp, UserId,
+    VehicleNumber,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{AttentionList, DueEntry, Record, SessionBundle, StoreError, TxnRef};
+use crate::{AttentionList, DueEntry, LedgerState, Record, Revoked, SessionBundle, StoreError, TxnRef};
 
 /// Partition key attribute of the table.
 pub const PK: &str = "PK";
 /// Sort key attribute of the table.
 pub const SK: &str = "SK";
-/// Partition key attribute of index [`GSI1`]: carried only by an obligation on an attention list
+/// Partition key attribute of index [`GSI1`]: carried by an obligation on an attention list
 /// where the due index cannot stand in for it ([`Record::attention_gsi1`]: `NEEDS_PERSON#{shard}`,
-/// or `OVERDUE#{shard}` for an open one whose deadline comes first). Sessions carry none; those
-/// written by earlier versions still carry `USER#{user_id}` (their user's list was on this index).
+/// or `OVERDUE#{shard}` for an open one whose deadline comes first), and by a settlement ledger
+/// entry (`LDAY#{date}#{shard}`, [`ledger_gsi1pk`]). Sessions carry none; those written by
+/// earlier versions still carry `USER#{user_id}` (their user's list was on this index).
 pub const GSI1PK: &str = "GSI1PK";
-/// Sort key attribute of index [`GSI1`]: the obligation's position on its attention list (for
-/// sessions of earlier versions, [`session_gsi1sk`]).
+/// Sort key attribute of index [`GSI1`]: the obligation's position on its attention list, or the
+/// ledger entry's in the ledger ([`ledger_position`]) (for sessions of earlier versions,
+/// [`session_gsi1sk`]).
 pub const GSI1SK: &str = "GSI1SK";
 /// The attention index: obligations needing a person, and open ones whose deadline comes before
 /// their next attempt is late (the rest of the overdue list is read from [`GSI2`]), in
-/// [`DUE_SHARDS`] partitions each. A user's sessions are listed from items of their own
+/// [`DUE_SHARDS`] partitions each; and the settlement ledger by day in India, in
+/// [`LEDGER_SHARDS`] partitions a day. A user's sessions are listed from items of their own
 /// ([`user_list_key`]), not from this index.
 pub const GSI1: &str = "GSI1";
-/// Partition key attribute of index [`GSI2`] (open obligations only).
+/// Partition key attribute of index [`GSI2`]: open obligations (`DUE#{shard}`), and ledger
+/// entries with PhonePe's transaction id (`PREF#{provider_txn_id}`, [`provider_ref_gsi2pk`]).
 pub const GSI2PK: &str = "GSI2PK";
-/// Sort key attribute of index [`GSI2`] (open obligations only).
+/// Sort key attribute of index [`GSI2`]: an open obligation's [`due_gsi2sk`], a ledger entry's
+/// session id.
 pub const GSI2SK: &str = "GSI2SK";
 /// The due index (sparse): open obligations by the time of their next attempt, in
 /// [`DUE_SHARDS`] partitions, for reconciliation; also where the overdue list finds the
-/// obligations whose attempt is late ([`late_bound`]).
+/// obligations whose attempt is late ([`late_bound`]); and the ledger's search by PhonePe's
+/// transaction id.
 pub const GSI2: &str = "GSI2";
+/// Partition key attribute of index [`GSI3`]: [`REVOKED_GSI3PK`], on a session item from the
+/// first write that stores the session REFUNDED ([`revoked_index`]); `UTR#{utr}` on a ledger
+/// entry with a UTR ([`utr_gsi3pk`]).
+pub const GSI3PK: &str = "GSI3PK";
+/// Sort key attribute of index [`GSI3`]: [`revoked_gsi3sk`], set once and never moved; a ledger
+/// entry's session id.
+pub const GSI3SK: &str = "GSI3SK";
+/// The revoked passes (sparse, keys only): sessions a refund ended (REFUNDED), by when they
+/// became so, in one partition (revocations are rare), for gates to poll; and the ledger's
+/// search by UTR.
+pub const GSI3: &str = "GSI3";
+/// The one [`GSI3PK`] value of the revoked passes.
+pub const REVOKED_GSI3PK: &str = "PASS_REVOKED";
+/// Partition key attribute of index [`GSI4`]: [`vehicle_gsi4pk`], on a session item.
+pub const GSI4PK: &str = "GSI4PK";
+/// Sort key attribute of index [`GSI4`]: [`session_gsi1sk`] (`{created_at:015}#{session_id}`).
+pub const GSI4SK: &str = "GSI4SK";
+/// The sessions of a vehicle (keys only): `VEH#{vehicle}` by when they were booked, set once on
+/// the session item ([`vehicle_index`]) and never moved.
+pub const GSI4: &str = "GSI4";
+/// How many partitions a day of the settlement ledger is spread over on [`GSI1`]
+/// (`LDAY#{date}#00` … `#07`); an entry's shard is [`due_shard`]'s hash of its transaction id,
+/// modulo this. At a stadium's peak of 2,000 final states a second that is 250 index writes a
+/// second per partition, against DynamoDB's 1,000.
+pub const LEDGER_SHARDS: u32 = 8;
+/// Longest PhonePe transaction id or UTR the ledger indexes for search, in bytes (longer ones are
+/// kept in the entry but not indexed).
+pub const MAX_PROVIDER_REF_BYTES: usize = 256;
 /// How many partitions the due index is spread over (`GSI2PK` = `DUE#00` … `DUE#31`); an
 /// obligation's shard is a hash of its target's id. `docs/reconciliation.md` has the arithmetic.
 pub const DUE_SHARDS: u32 = 32;
@@ -60,6 +95,8 @@ pub const SESSION_SK: &str = "#SESSION";
 pub const TXN_SK: &str = "#TXN";
 /// Sort key of an idempotency record.
 pub const IDEMPOTENCY_SK: &str = "#IDEMPOTENCY";
+/// Sort key prefix of a ledger entry in its transaction's partition: `#LEDGER#{state}`.
+pub const LEDGER_SK_PREFIX: &str = "#LEDGER#";
 
 pub(crate) const SESSION_PREFIX: &str = "SESSION#";
 const PAYMENT_PREFIX: &str = "PAYMENT#";
@@ -71,6 +108,10 @@ const NEEDS_PERSON_PREFIX: &str = "NEEDS_PERSON#";
 const TXN_PREFIX: &str = "TXN#";
 pub(crate) const USER_PREFIX: &str = "USER#";
 const IDEMPOTENCY_PREFIX: &str = "IDEMPOTENCY#";
+const VEHICLE_PREFIX: &str = "VEH#";
+const LEDGER_DAY_PREFIX: &str = "LDAY#";
+const PROVIDER_REF_PREFIX: &str = "PREF#";
+const UTR_PREFIX: &str = "UTR#";
 
 /// `SESSION#{session_id}`: the partition of a session, its payments and its refunds.
 pub fn session_pk(id: &SessionId) -> String {
@@ -95,12 +136,12 @@ pub fn obligation_sk(target_id: &str) -> String {
 /// The due-index shard of the obligation about `target_id`: FNV-1a of the id, modulo
 /// [`DUE_SHARDS`]. Stable: changing it strands index entries.
 pub fn due_shard(target_id: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in target_id.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h % DUE_SHARDS
+    fnv1a(target_id) % DUE_SHARDS
+}
+
+/// FNV-1a, 32 bits.
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// `DUE#{shard:02}`: [`GSI2PK`] of an open obligation.
@@ -135,6 +176,22 @@ pub fn user_gsi1pk(user: &UserId) -> String {
 /// [`Timestamp::MAX`], so text order is time order; the id breaks ties.
 pub fn session_gsi1sk(created_at: Timestamp, id: &SessionId) -> String {
     format!("{:015}#{id}", created_at.unix_millis())
+}
+
+/// `{revoked_at unix ms, 15 digits}#{session_id}`: [`GSI3SK`] of a session whose pass was revoked
+/// at `revoked_at` (when it became REFUNDED). Text order is time order; the id breaks ties.
+pub fn revoked_gsi3sk(revoked_at: Timestamp, id: &SessionId) -> String {
+    session_gsi1sk(revoked_at, id)
+}
+
+/// `(GSI3PK, GSI3SK)` a write of `session` carries when the session is REFUNDED (a refund ended
+/// it, and so revoked its entry pass): revoked at its `updated_at`. Only the first such write
+/// sets them (DynamoDB: `if_not_exists`; the embedded store: only when the session has no entry
+/// yet), so later writes of the session (a gate's scan, say) do not move the entry: it stays at
+/// the time of the write that made the session REFUNDED. `None` for any other status.
+pub fn revoked_index(session: &ParkingSession) -> Option<(String, String)> {
+    (session.status() == SessionStatus::Refunded)
+        .then(|| (REVOKED_GSI3PK.to_owned(), revoked_gsi3sk(session.updated_at(), session.id())))
 }
 
 /// `{next_attempt_at unix ms, 15 digits}#OBLIGATION#{target_id}`: [`GSI2SK`] of an open
@@ -175,6 +232,90 @@ pub fn user_list_key(session: &ParkingSession) -> ItemKey {
     ItemKey { pk: user_gsi1pk(session.user_id()), sk: session_gsi1sk(session.created_at(), session.id()) }
 }
 
+/// `VEH#{vehicle}`: [`GSI4PK`] of the sessions of a vehicle (its canonical registration number).
+pub fn vehicle_gsi4pk(vehicle: &VehicleNumber) -> String {
+    format!("{VEHICLE_PREFIX}{vehicle}")
+}
+
+/// `(GSI4PK, GSI4SK)` of a session item: its vehicle, and when it was booked
+/// (`{created_at:015}#{session_id}`). Neither ever changes, so the entry is written once, with
+/// the session's insert (DynamoDB: `if_not_exists` on later writes, which gives sessions of
+/// earlier versions theirs at their next write without moving anyone's).
+pub fn vehicle_index(session: &ParkingSession) -> (String, String) {
+    (vehicle_gsi4pk(session.vehicle()), session_gsi1sk(session.created_at(), session.id()))
+}
+
+/// The primary key of the ledger entry of transaction `merchant_txn_id` reaching `state`:
+/// `TXN#{merchant_txn_id}` / `#LEDGER#{state}` (beside the transaction's pointer). One item per
+/// transaction and final state, so that writing it again changes nothing.
+pub fn ledger_key(merchant_txn_id: &str, state: LedgerState) -> ItemKey {
+    ItemKey { pk: txn_pk(merchant_txn_id), sk: format!("{LEDGER_SK_PREFIX}{}", state.as_str()) }
+}
+
+/// The ledger shard of transaction `merchant_txn_id`: [`due_shard`]'s hash modulo
+/// [`LEDGER_SHARDS`]. Stable: changing it strands index entries.
+pub fn ledger_shard(merchant_txn_id: &str) -> u32 {
+    fnv1a(merchant_txn_id) % LEDGER_SHARDS
+}
+
+/// `LDAY#{date}#{shard:02}`: [`GSI1PK`] of the ledger entries of one IST date
+/// (`YYYY-MM-DD`, [`ist_date`]) in one shard.
+pub fn ledger_gsi1pk(date: &str, shard: u32) -> String {
+    format!("{LEDGER_DAY_PREFIX}{date}#{shard:02}")
+}
+
+/// `{final_at:015}#{merchant_txn_id}#{state}`: [`GSI1SK`] of a ledger entry, its position in the
+/// ledger (time order, then transaction id, then state; unique).
+pub fn ledger_position(final_at: Timestamp, merchant_txn_id: &str, state: LedgerState) -> String {
+    format!("{:015}#{merchant_txn_id}#{}", final_at.unix_millis(), state.as_str())
+}
+
+/// `PREF#{provider_txn_id}`: [`GSI2PK`] of a ledger entry with PhonePe's transaction id.
+pub fn provider_ref_gsi2pk(provider_txn_id: &str) -> String {
+    format!("{PROVIDER_REF_PREFIX}{provider_txn_id}")
+}
+
+/// `UTR#{utr}`: [`GSI3PK`] of a ledger entry with a UTR.
+pub fn utr_gsi3pk(utr: &str) -> String {
+    format!("{UTR_PREFIX}{utr}")
+}
+
+/// Whether a PhonePe transaction id or UTR is indexed for search (1..=[`MAX_PROVIDER_REF_BYTES`]
+/// bytes).
+pub fn indexable_ref(reference: &str) -> bool {
+    (1..=MAX_PROVIDER_REF_BYTES).contains(&reference.len())
+}
+
+/// India's offset from UTC (+05:30), in ms.
+const IST_OFFSET_MS: i64 = 19_800_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The date in India (UTC+05:30) at `t`, `YYYY-MM-DD`: the day of the ledger an entry final at
+/// `t` belongs to.
+pub fn ist_date(t: Timestamp) -> String {
+    date_of_day(ist_day(t))
+}
+
+/// Days since 1970-01-01 in India at `t`.
+pub(crate) fn ist_day(t: Timestamp) -> i64 {
+    (t.unix_millis() + IST_OFFSET_MS).div_euclid(DAY_MS)
+}
+
+/// `YYYY-MM-DD` of day `days` since 1970-01-01 (proleptic Gregorian; H. Hinnant's
+/// `civil_from_days`).
+pub(crate) fn date_of_day(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// `IDEMPOTENCY#{key}`: the partition of an idempotency record (sort key [`IDEMPOTENCY_SK`]).
 pub fn idempotency_pk(key: &str) -> String {
     format!("{IDEMPOTENCY_PREFIX}{key}")
@@ -198,6 +339,8 @@ pub enum Entity {
     UserSession,
     /// The deployment's shared OAuth token ([`crate::TokenStore`]).
     Token,
+    /// A settlement ledger entry ([`crate::LedgerEntry`]).
+    Ledger,
 }
 
 impl Entity {
@@ -211,6 +354,7 @@ impl Entity {
             Entity::Idempotency => "IDEMPOTENCY",
             Entity::UserSession => "USER_SESSION",
             Entity::Token => "TOKEN",
+            Entity::Ledger => "LEDGER",
         }
     }
 }
@@ -444,6 +588,28 @@ pub fn is_attention_position(position: &str) -> bool {
             .is_some_and(|id| !impossible_txn_id(id))
 }
 
+/// The revocation an index entry names: `GSI3SK` `{revoked_at:015}#{session_id}` on the item
+/// with partition key `pk`, which must be that session's.
+pub(crate) fn revoked_from_index(pk: &str, gsi3sk: &str) -> Result<Revoked, StoreError> {
+    let bad = || corrupt(format!("revoked-pass entry {gsi3sk:?} for item {pk}"));
+    let (revoked_at, session_id) = crate::page::parse_position(gsi3sk).ok_or_else(bad)?;
+    if pk != session_pk(&session_id) {
+        return Err(bad());
+    }
+    Ok(Revoked { session_id, revoked_at })
+}
+
+/// The session a vehicle-index entry names: `GSI4SK` `{created_at:015}#{session_id}` on the item
+/// with partition key `pk`, which must be that session's.
+pub(crate) fn vehicle_from_index(pk: &str, gsi4sk: &str) -> Result<SessionId, StoreError> {
+    let bad = || corrupt(format!("vehicle index entry {gsi4sk:?} for item {pk}"));
+    let (_, session_id) = crate::page::parse_position(gsi4sk).ok_or_else(bad)?;
+    if pk != session_pk(&session_id) {
+        return Err(bad());
+    }
+    Ok(session_id)
+}
+
 /// Checks a session read from the list of `user` (its user-list entries, or `GSI1` for sessions
 /// of earlier versions).
 pub(crate) fn check_listed(user: &UserId, session: &ParkingSession) -> Result<(), StoreError> {
@@ -475,6 +641,31 @@ mod tests {
         assert_eq!(due_gsi2pk(7), "DUE#07");
         assert_eq!(idempotency_pk("u-1#POST /x#k"), "IDEMPOTENCY#u-1#POST /x#k");
         assert_eq!(idempotency_key("k").sk, "#IDEMPOTENCY");
+        assert_eq!(vehicle_gsi4pk(&VehicleNumber::parse("ka01ab1234").unwrap()), "VEH#KA-01-AB-1234");
+        assert_eq!(
+            ledger_key("PP1", LedgerState::Success),
+            ItemKey { pk: "TXN#PP1".into(), sk: "#LEDGER#SUCCESS".into() }
+        );
+        assert_eq!(ledger_key("RF1", LedgerState::Failed).sk, "#LEDGER#FAILED");
+        assert_eq!(ledger_gsi1pk("2026-12-01", 7), "LDAY#2026-12-01#07");
+        assert_eq!(ledger_position(t, "PP1", LedgerState::Failed), "001795802400123#PP1#FAILED");
+        assert_eq!(provider_ref_gsi2pk("T1"), "PREF#T1");
+        assert_eq!(utr_gsi3pk("U1"), "UTR#U1");
+        assert!(indexable_ref("U") && indexable_ref(&"u".repeat(MAX_PROVIDER_REF_BYTES)));
+        assert!(!indexable_ref("") && !indexable_ref(&"u".repeat(MAX_PROVIDER_REF_BYTES + 1)));
+        // The ledger's entries never share a partition with a session's items or a pointer's key.
+        assert_eq!(entity_of_sk("#LEDGER#SUCCESS"), None);
+    }
+
+    #[test]
+    fn ledger_shards_are_stable_and_spread() {
+        // Stable: changing the hash would strand index entries.
+        assert_eq!(ledger_shard(""), 0x811c_9dc5 % LEDGER_SHARDS);
+        let mut counts = [0u32; LEDGER_SHARDS as usize];
+        for n in 0..8_000 {
+            counts[ledger_shard(&format!("PP{n:026}")) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
     }
 
     #[test]
@@ -519,6 +710,26 @@ mod tests {
             (pk.as_str(), "OBLIGATION#PP1", "é"),
         ] {
             assert!(matches!(due_from_index(pk, sk, gsi2sk), Err(StoreError::Corrupt(_))), "{gsi2sk:?}");
+        }
+    }
+
+    #[test]
+    fn revoked_entries_parse_and_are_checked() {
+        let s = SessionId::from_random([0; 16]);
+        let t = Timestamp::from_unix_millis(42).unwrap();
+        assert_eq!(revoked_gsi3sk(t, &s), "000000000000042#ps_00000000000000000000000000");
+        let entry = revoked_from_index(&session_pk(&s), &revoked_gsi3sk(t, &s)).unwrap();
+        assert_eq!(entry, Revoked { session_id: s.clone(), revoked_at: t });
+        let other = SessionId::from_random([1; 16]);
+        for (pk, sk) in [
+            (session_pk(&other), revoked_gsi3sk(t, &s)),
+            (format!("USER#{s}"), revoked_gsi3sk(t, &s)),
+            (session_pk(&s), format!("42#{s}")),
+            (session_pk(&s), format!("999999999999999#{s}")),
+            (session_pk(&s), "000000000000042#nope".to_owned()),
+            (session_pk(&s), String::new()),
+        ] {
+            assert!(matches!(revoked_from_index(&pk, &sk), Err(StoreError::Corrupt(_))), "{pk} {sk}");
         }
     }
 

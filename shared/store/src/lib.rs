@@ -27,6 +27,11 @@
 //!   [`Store::commit`], in the same atomic write as the obligation, so it cannot drift from the
 //!   records.
 //!
+//! [`Store::commit`] also keeps the settlement ledger ([`ledger`]): an entry each time a payment
+//! or refund reaches a final state, listed by day ([`Store::list_ledger`]) and searchable by
+//! PhonePe's transaction id or UTR ([`Store::find_by_provider_ref`]); callers write nothing for
+//! it.
+//!
 //! # Key design
 //! Both backends use the same keys ([`keys`]); the table is described in [`dynamo`]. The
 //! embedded store keeps the same items in redb tables ([`embedded`]).
@@ -40,7 +45,9 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use parkpay_domain::{Obligation, ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId};
+use parkpay_domain::{
+    Obligation, ParkingSession, Payment, PaymentId, Refund, RefundId, SessionId, Timestamp, UserId, VehicleNumber,
+};
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
@@ -48,12 +55,16 @@ pub mod dynamo;
 pub mod embedded;
 mod idempotency;
 pub mod keys;
+pub mod ledger;
+mod page;
 mod token;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{DynamoStore, IndexDefinition, KeyAttribute, TableDefinition, create_table, table_definition};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStore;
+pub use ledger::{LedgerEntry, LedgerKind, LedgerPage, LedgerState, MAX_LEDGER_PAGE_LIMIT, MAX_LEDGER_SPAN_DAYS};
+pub use page::MAX_PAGE_LIMIT;
 pub use token::{MAX_ACCESS_TOKEN_BYTES, MAX_TOKEN_NAME_BYTES, StoredToken, TokenState, TokenStore};
 
 /// One stored entity.
@@ -179,10 +190,127 @@ pub trait Store: Send + Sync {
 
     /// Apply all `writes` atomically, each conditionally (see [`Write`]). The same atomic write
     /// keeps the due index ([`PendingIndex`]) in step: an obligation written open enters it (at
-    /// its `next_attempt_at`), one written otherwise leaves it. (On DynamoDB an inserted
-    /// session's entry in its user's list is written just before, on its own: should the commit
-    /// then fail, the entry names no session and the list leaves it out.)
+    /// its `next_attempt_at`), one written otherwise leaves it; and a session written REFUNDED
+    /// for the first time enters the revoked passes ([`Store::list_revoked`]). (On DynamoDB an
+    /// inserted session's entry in its user's list is written just before, on its own: should
+    /// the commit then fail, the entry names no session and the list leaves it out.)
+    ///
+    /// A payment or refund written into a final state it was not in (or inserted final) adds its
+    /// settlement ledger entry ([`Store::list_ledger`]), once per transaction and state however
+    /// often such a commit is replayed, keeping the first `final_at`. The embedded store writes it
+    /// in the same transaction; DynamoDB just before the commit's write (as it does the pointers),
+    /// so that no commit lands without its entries; an entry whose commit then failed is a final
+    /// state about to be written again (the caller's retry, or reconciliation, applies it), see
+    /// the `dynamo` module.
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// One page of a user's sessions, newest first (by `created_at`, ties by id: the order of
+    /// [`Store::list_sessions`]): at most `limit` (1..=[`MAX_PAGE_LIMIT`]), starting after the
+    /// session `cursor` names (from the newest when `None`).
+    ///
+    /// `next_cursor` names the page's last session; it is there only when more may follow (a
+    /// full page, and the store saw another session beyond it). Positions are fixed (a session's
+    /// `created_at` never changes), so paging on with it never repeats or skips a session, even
+    /// when sessions are booked meanwhile: those are newer than any cursor (booked after the page
+    /// that made it) and appear on a new first page, not on the pages after. A malformed or
+    /// altered cursor, or a limit outside 1..=[`MAX_PAGE_LIMIT`]: [`StoreError::Invalid`].
+    ///
+    /// Read as [`Store::list_sessions`] reads: consistently, except that on DynamoDB sessions
+    /// written by earlier versions (listed through `GSI1`) may lag a commit by a moment. Both
+    /// sources are ordered by the same key, so one cursor (that key) bounds both.
+    async fn list_sessions_page(
+        &self,
+        user: &UserId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SessionPage, StoreError>;
+
+    /// One page of the revoked entry passes (sessions a refund ended: REFUNDED), oldest first
+    /// (by `revoked_at`, ties by session id), at most `limit` (1..=[`MAX_PAGE_LIMIT`]): those
+    /// revoked at or after `since` (inclusive: `revoked_at >= since`) and, when `cursor` is given,
+    /// after the entry it names. `next_cursor` names the page's last entry, there only when more
+    /// may follow: page on with it (keeping `since`), not with the last `revoked_at`, which
+    /// another entry may share.
+    ///
+    /// A session enters the list when a commit first writes it REFUNDED, at that write's
+    /// `updated_at`, and stays there unchanged. Sessions already REFUNDED when written by an
+    /// earlier version have no entry (until their next write, which adds one at its own time);
+    /// passes are short-lived, so those have expired.
+    ///
+    /// For a gate's polling: the list is eventually consistent (a DynamoDB index; and a commit
+    /// takes its `updated_at` before it lands), so an entry can appear behind one already read.
+    /// Poll with `since` a margin (say a minute) before the last `revoked_at` seen, and apply
+    /// revocations idempotently (by session id): with `since` inclusive, an entry sharing that
+    /// millisecond is never missed, only read again. A malformed or altered cursor, or a limit
+    /// outside 1..=[`MAX_PAGE_LIMIT`]: [`StoreError::Invalid`].
+    async fn list_revoked(
+        &self,
+        since: Timestamp,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RevokedPage, StoreError>;
+
+    /// One page of the settlement ledger: the entries of payments and refunds that reached a
+    /// final state (SUCCESS or FAILED) with `day_start <= final_at < day_end`, ordered by
+    /// `final_at`, then merchant transaction id (then state), at most `limit`
+    /// (1..=[`MAX_LEDGER_PAGE_LIMIT`]), after the entry `cursor` names (from the first when
+    /// `None`). For a day in India's time, pass its midnight IST and the next one's
+    /// (`keys::ist_date` names the day an entry belongs to).
+    ///
+    /// `next_cursor` names the page's last entry, there only when more may follow: page on with
+    /// it, keeping the bounds. An entry's position never changes (it is written once), so paging
+    /// never repeats or skips one that was there when the first page was read.
+    ///
+    /// The ledger is eventually consistent on DynamoDB (an index): an entry appears a moment
+    /// after its commit, and a commit takes its `updated_at` before it lands, so read a day once
+    /// it has ended (a minute later, say). [`StoreError::Invalid`] for a limit outside
+    /// 1..=[`MAX_LEDGER_PAGE_LIMIT`], `day_end <= day_start`, a span over
+    /// [`MAX_LEDGER_SPAN_DAYS`], or a malformed or altered cursor (or another listing's).
+    async fn list_ledger(
+        &self,
+        day_start: Timestamp,
+        day_end: Timestamp,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<LedgerPage, StoreError>;
+
+    /// The sessions booked for `vehicle`, newest first (by `created_at`, ties by id), at most
+    /// `limit` (0: none). Eventually consistent on DynamoDB (an index). Sessions booked by
+    /// versions before this index existed are found once written again (any change of the
+    /// session gives it its entry, at its booking time).
+    async fn sessions_by_vehicle(&self, vehicle: &VehicleNumber, limit: usize) -> Result<Vec<SessionId>, StoreError>;
+
+    /// The payments (and refunds) whose ledger entries carry `reference` as PhonePe's transaction
+    /// id or as the UTR: `(session, merchant transaction id)`, each once, sorted. Only
+    /// transactions that reached a final state have entries; references longer than
+    /// [`keys::MAX_PROVIDER_REF_BYTES`] are not indexed (an empty result). Eventually consistent
+    /// on DynamoDB (an index).
+    async fn find_by_provider_ref(&self, reference: &str) -> Result<Vec<(SessionId, String)>, StoreError>;
+}
+
+/// One page of [`Store::list_sessions_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPage {
+    /// Newest first.
+    pub sessions: Vec<ParkingSession>,
+    /// Opaque, URL-safe; present only when more may follow.
+    pub next_cursor: Option<String>,
+}
+
+/// A revoked entry pass: its session became REFUNDED at `revoked_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub session_id: SessionId,
+    pub revoked_at: Timestamp,
+}
+
+/// One page of [`Store::list_revoked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedPage {
+    /// Oldest first.
+    pub entries: Vec<Revoked>,
+    /// Opaque, URL-safe; present only when more may follow.
+    pub next_cursor: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,6 +590,39 @@ pub trait SessionScan: Send + Sync {
     /// The sessions among the next `page_items` items after `after` (from the start when
     /// `None`).
     async fn scan_sessions(&self, after: Option<&ScanCursor>, page_items: usize) -> Result<ScanPage, StoreError>;
+}
+
+/// The exclusive upper bound of sort keys for a page of a user's sessions after `cursor`.
+pub(crate) fn sessions_before(cursor: Option<&str>) -> Result<String, StoreError> {
+    match cursor {
+        Some(c) => page::decode(page::Listing::Sessions, c),
+        None => Ok("\u{10FFFF}".to_owned()),
+    }
+}
+
+/// The exclusive lower bound of `GSI3SK` for a page of revoked passes: revoked at or after
+/// `since` (every `{t:015}#…` with `t >= since` sorts above `{since:015}`), and after `cursor`.
+pub(crate) fn revoked_after(since: Timestamp, cursor: Option<&str>) -> Result<String, StoreError> {
+    let since = keys::due_gsi2sk_bound(since);
+    Ok(match cursor {
+        Some(c) => page::decode(page::Listing::Revoked, c)?.max(since),
+        None => since,
+    })
+}
+
+/// The page of `sessions` (each with its sort key, newest first, at most `limit`) and its cursor,
+/// given whether more may follow.
+pub(crate) fn session_page(sessions: Vec<(String, ParkingSession)>, more: bool) -> SessionPage {
+    let next_cursor =
+        if more { sessions.last().map(|(sk, _)| page::encode(page::Listing::Sessions, sk)) } else { None };
+    SessionPage { sessions: sessions.into_iter().map(|(_, s)| s).collect(), next_cursor }
+}
+
+/// The page of `entries` (each with its `GSI3SK`, oldest first, at most `limit`) and its cursor,
+/// given whether more may follow.
+pub(crate) fn revoked_page(entries: Vec<(String, Revoked)>, more: bool) -> RevokedPage {
+    let next_cursor = if more { entries.last().map(|(sk, _)| page::encode(page::Listing::Revoked, sk)) } else { None };
+    RevokedPage { entries: entries.into_iter().map(|(_, r)| r).collect(), next_cursor }
 }
 
 /// Sorts merged shard results: earliest first, ties by target id.

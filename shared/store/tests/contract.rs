@@ -18,8 +18,10 @@ use parkpay_domain::{
 };
 use parkpay_store::{
     Acquire, AttentionIndex, AttentionList, DueEntry, DynamoStore, EmbeddedStore, IdempotencyRecord, IdempotencyStatus,
-    IdempotencyStore, MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, ScanCursor,
+    IdempotencyStore, LedgerEntry, LedgerKind, LedgerState, MAX_LEDGER_PAGE_LIMIT, MAX_LEDGER_SPAN_DAYS,
+    MAX_PAGE_LIMIT, MAX_STORED_RESPONSE_BYTES, MAX_WRITES_PER_COMMIT, PendingIndex, Record, Revoked, ScanCursor,
     SessionBundle, SessionScan, Store, StoreError, StoredResponse, StoredToken, TokenState, TokenStore, TxnRef, Write,
+    keys,
 };
 
 /// What each backend is.
@@ -419,6 +421,261 @@ async fn list_sessions_newest_first(store: Arc<dyn Store>) {
     assert_eq!(s2c.cancel(at(4_000)), Ok(Transition::Applied));
     store.commit(vec![upd_session(&s2c, 1)]).await.unwrap();
     assert_listed(store, &a, 10, &[&s1, &s4, &s3, &s2c]).await;
+}
+
+/// Every page of `who`'s sessions at `limit`, from `cursor` on: the sessions in order, and each
+/// page's size and whether it had a cursor.
+async fn all_pages(
+    store: &dyn Store,
+    who: &UserId,
+    limit: usize,
+    mut cursor: Option<String>,
+) -> (Vec<ParkingSession>, Vec<(usize, bool)>) {
+    let mut sessions = Vec::new();
+    let mut pages = Vec::new();
+    loop {
+        let page = store.list_sessions_page(who, limit, cursor.as_deref()).await.unwrap();
+        assert!(page.sessions.len() <= limit);
+        pages.push((page.sessions.len(), page.next_cursor.is_some()));
+        sessions.extend(page.sessions);
+        assert!(pages.len() < 1000, "the pages do not end");
+        match page.next_cursor {
+            Some(c) => {
+                assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "URL-safe: {c}");
+                cursor = Some(c);
+            }
+            None => return (sessions, pages),
+        }
+    }
+}
+
+fn ids(sessions: &[ParkingSession]) -> Vec<String> {
+    sessions.iter().map(|s| s.id().to_string()).collect()
+}
+
+/// A user's sessions page by page: newest first, each once, at any page size; a cursor stays
+/// valid while sessions are booked and changed; the last page has no cursor; bad limits and
+/// cursors are refused.
+async fn list_sessions_page_by_page(store: Arc<dyn Store>) {
+    let store = &*store;
+    let who = user("driver-p");
+    let mut mine = Vec::new();
+    for (n, t) in [(1u8, 1_000), (2, 2_000), (3, 2_000), (4, 3_000), (5, 4_000), (6, 5_000), (7, 6_000)] {
+        let s = book(n, "driver-p", t);
+        store.commit(vec![ins_session(&s)]).await.unwrap();
+        mine.push(s);
+    }
+    // Users whose list keys border this one's.
+    for (n, who) in [(20u8, "driver-p0"), (21, "driver-o"), (22, "driver-q")] {
+        store.commit(vec![ins_session(&book(n, who, 3_500))]).await.unwrap();
+    }
+    mine.sort_by(|a, b| (b.created_at(), b.id()).cmp(&(a.created_at(), a.id())));
+    assert_eq!(ids(&mine), ids(&store.list_sessions(&who, 100).await.unwrap()), "the order of list_sessions");
+
+    for limit in [1, 2, 3, 6, 7, 8, MAX_PAGE_LIMIT] {
+        let (got, pages) = all_pages(store, &who, limit, None).await;
+        assert_eq!(ids(&got), ids(&mine), "limit {limit}");
+        assert_eq!(got, mine, "limit {limit}");
+        let full = mine.len() / limit;
+        let mut expected: Vec<(usize, bool)> = (0..full).map(|_| (limit, true)).collect();
+        match mine.len() % limit {
+            0 => {
+                // A full last page knows nothing follows: no cursor, no empty page.
+                if let Some(last) = expected.last_mut() {
+                    last.1 = false;
+                }
+            }
+            rest => expected.push((rest, false)),
+        }
+        assert_eq!(pages, expected, "limit {limit}");
+    }
+    assert_eq!(all_pages(store, &user("nobody"), 10, None).await.1, [(0, false)]);
+
+    // Sessions booked (newer) and changed between page requests disturb no later page.
+    let first = store.list_sessions_page(&who, 3, None).await.unwrap();
+    assert_eq!(ids(&first.sessions), ids(&mine[..3]));
+    let cursor = first.next_cursor.unwrap();
+    let newer = book(8, "driver-p", 7_000);
+    store.commit(vec![ins_session(&newer)]).await.unwrap();
+    let mut changed = mine[4].clone();
+    assert_eq!(changed.cancel(at(8_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_session(&changed, 1)]).await.unwrap();
+    let (rest, _) = all_pages(store, &who, 3, Some(cursor.clone())).await;
+    let mut expected_rest = mine[3..].to_vec();
+    expected_rest[1] = changed.clone();
+    assert_eq!(rest, expected_rest, "the rest, each once, as it is now");
+    // The same cursor again reads the same page.
+    let again = store.list_sessions_page(&who, 3, Some(&cursor)).await.unwrap();
+    assert_eq!(again.sessions, expected_rest[..3]);
+    let first = store.list_sessions_page(&who, 1, None).await.unwrap();
+    assert_eq!(first.sessions, vec![newer]);
+
+    // Refused: limits outside 1..=MAX_PAGE_LIMIT, cursors that are not this listing's.
+    for limit in [0, MAX_PAGE_LIMIT + 1] {
+        let got = store.list_sessions_page(&who, limit, None).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "limit {limit}: {got:?}");
+    }
+    let mut altered = cursor.clone().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for bad in ["", "nope", "!!!!", &cursor[..cursor.len() - 2], &format!("{cursor}A"), &altered] {
+        let got = store.list_sessions_page(&who, 3, Some(bad)).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "cursor {bad:?}: {got:?}");
+    }
+    let revoked_cursor = store.list_revoked(at(0), 1, Some(&cursor)).await;
+    assert!(matches!(revoked_cursor, Err(StoreError::Invalid(_))), "a sessions cursor for revoked passes");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revoked passes
+
+/// Stores a booking of `who` at `created_ms` and its payment, paid 1 s later.
+async fn store_paid(store: &dyn Store, n: u8, who: &str, created_ms: i64) -> (ParkingSession, Payment) {
+    let mut s = book(n, who, created_ms);
+    store.commit(vec![ins_session(&s)]).await.unwrap();
+    let p = paid_payment(&format!("PPV{n:03}"), &s, created_ms + 999);
+    assert_eq!(s.mark_paid(p.id(), p.amount(), at(created_ms + 1_000)), Ok(Transition::Applied));
+    store.commit(vec![ins_payment(&p), upd_session(&s, 1)]).await.unwrap();
+    (s, p)
+}
+
+/// Refunds `amount` of `p` (what is left when `None`; `earlier` its earlier refunds) with an
+/// obligation to see it through, then records its success at `done_ms`, as the service commits
+/// them (ending the obligation in the same commit unless `leave_open`). Returns the refund and
+/// its obligation as stored.
+#[allow(clippy::too_many_arguments)]
+async fn store_refund(
+    store: &dyn Store,
+    s: &mut ParkingSession,
+    p: &mut Payment,
+    id: &str,
+    amount: Option<u64>,
+    earlier: &[Refund],
+    done_ms: i64,
+    leave_open: bool,
+) -> (Refund, Obligation) {
+    let asked = at(done_ms - 500);
+    let mut r = Refund::request(rid(id), p, earlier, refund_request(s.user_id(), amount), asked).unwrap();
+    let o = Obligation::see_refund_through(&r, false, asked);
+    let pv = p.version();
+    p.note_refund_requested(asked);
+    store.commit(vec![ins_refund(&r), upd_payment(p, pv), ins_obligation(&o)]).await.unwrap();
+    let (rv, pv, sv) = (r.version(), p.version(), s.version());
+    assert_eq!(record_refund_success(&mut r, p, s, at(done_ms)), Ok(Transition::Applied));
+    let mut writes = vec![upd_refund(&r, rv), upd_payment(p, pv), upd_session(s, sv)];
+    let mut ended = o.clone();
+    if !leave_open {
+        assert_eq!(ended.done("refunded", at(done_ms)), Transition::Applied);
+        writes.push(upd_obligation(&ended, o.version()));
+    }
+    store.commit(writes).await.unwrap();
+    (r, ended)
+}
+
+fn revoked(s: &ParkingSession, ms: i64) -> Revoked {
+    Revoked { session_id: s.id().clone(), revoked_at: at(ms) }
+}
+
+/// `list_revoked` until it returns `expected` (on DynamoDB `GSI3` is eventually consistent);
+/// returns the page's cursor.
+async fn assert_revoked(
+    store: &dyn Store,
+    since_ms: i64,
+    limit: usize,
+    cursor: Option<&str>,
+    expected: &[Revoked],
+    more: bool,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let page = store.list_revoked(at(since_ms), limit, cursor).await.unwrap();
+        if (page.entries == expected && page.next_cursor.is_some() == more) || tokio::time::Instant::now() > deadline {
+            assert_eq!(page.entries, expected, "list_revoked({since_ms}, {limit}, {cursor:?})");
+            assert_eq!(page.next_cursor.is_some(), more, "list_revoked({since_ms}, {limit}, {cursor:?}): cursor");
+            return page.next_cursor;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A full refund revokes the session's pass once, at the time the session became REFUNDED; a
+/// partial one does not; later commits on the session (its obligation, a gate's scan) neither
+/// move nor repeat the entry. Paging: oldest first, `since` inclusive, cursors to go on.
+async fn revoked_passes_are_listed_once(store: Arc<dyn Store>) {
+    let store = &*store;
+    assert_revoked(store, 0, 10, None, &[], false).await;
+
+    // Refunded in full at 10_000.
+    let (mut a, mut pa) = store_paid(store, 1, "driver-r", 1_000).await;
+    let (_, open_a) = store_refund(store, &mut a, &mut pa, "RFA1", None, &[], 10_000, true).await;
+    assert_eq!(a.status(), SessionStatus::Refunded);
+    // Partly refunded: not revoked.
+    let (mut b, mut pb) = store_paid(store, 2, "driver-r", 2_000).await;
+    let (rb, _) = store_refund(store, &mut b, &mut pb, "RFB1", Some(4_000), &[], 11_000, false).await;
+    assert_eq!(b.status(), SessionStatus::PartiallyRefunded);
+    assert_revoked(store, 0, 10, None, &[revoked(&a, 10_000)], false).await;
+    // The rest of it at 20_000: revoked then. And two more, both at 30_000 (ids break the tie).
+    let _ = store_refund(store, &mut b, &mut pb, "RFB2", None, std::slice::from_ref(&rb), 20_000, false).await;
+    assert_eq!(b.status(), SessionStatus::Refunded);
+    let (mut c, mut pc) = store_paid(store, 3, "driver-s", 3_000).await;
+    let _ = store_refund(store, &mut c, &mut pc, "RFC1", None, &[], 30_000, false).await;
+    let (mut d, mut pd) = store_paid(store, 4, "driver-t", 4_000).await;
+    let _ = store_refund(store, &mut d, &mut pd, "RFD1", None, &[], 30_000, false).await;
+    let (first_30, second_30) = if c.id() < d.id() { (&c, &d) } else { (&d, &c) };
+    let all = [revoked(&a, 10_000), revoked(&b, 20_000), revoked(first_30, 30_000), revoked(second_30, 30_000)];
+    assert_revoked(store, 0, 10, None, &all, false).await;
+
+    // Later commits on a REFUNDED session: its obligation (moved to a person's list, then ended),
+    // and a gate's scan that changes the session itself (a refunded pass still records what the
+    // gates saw).
+    let mut stuck = open_a.clone();
+    assert_eq!(stuck.needs_person("checking", at(40_000)), Transition::Applied);
+    store.commit(vec![upd_obligation(&stuck, open_a.version())]).await.unwrap();
+    let mut ended = stuck.clone();
+    assert_eq!(ended.done("checked", at(40_500)), Transition::Applied);
+    store.commit(vec![upd_obligation(&ended, stuck.version())]).await.unwrap();
+    let before = a.version();
+    let gate = parkpay_domain::GateId::parse("north-1").unwrap();
+    let scanned = a.record_scan(parkpay_domain::ScanKind::Entry, gate, at(41_000), at(41_000));
+    assert_eq!(scanned, Ok(Transition::Applied));
+    store.commit(vec![upd_session(&a, before)]).await.unwrap();
+    let bundle = load(store, a.id()).await;
+    assert_eq!((bundle.session, bundle.obligations), (a.clone(), vec![ended]));
+    // Give an index a moment to show anything it would show.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_revoked(store, 0, 10, None, &all, false).await;
+
+    // Page by page, with the cursor; the last full page has none.
+    let mut cursor = None;
+    for (i, entry) in all.iter().enumerate() {
+        let more = i + 1 < all.len();
+        cursor = assert_revoked(store, 0, 1, cursor.as_deref(), std::slice::from_ref(entry), more).await;
+    }
+    let next = assert_revoked(store, 0, 2, None, &all[..2], true).await.unwrap();
+    assert!(next.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "URL-safe: {next}");
+    assert_revoked(store, 0, 2, Some(&next), &all[2..], false).await;
+    // `since` is inclusive: both entries of 30_000 from 30_000 on, none after.
+    assert_revoked(store, 30_000, 10, None, &all[2..], false).await;
+    assert_revoked(store, 29_999, 10, None, &all[2..], false).await;
+    assert_revoked(store, 30_001, 10, None, &[], false).await;
+    assert_revoked(store, 20_000, 10, None, &all[1..], false).await;
+    // A cursor and `since` both bound the page: the later of the two wins.
+    let after_first_30 = assert_revoked(store, 30_000, 1, None, &all[2..3], true).await.unwrap();
+    assert_revoked(store, 0, 10, Some(&after_first_30), &all[3..], false).await;
+    assert_revoked(store, 30_000, 10, Some(&next), &all[2..], false).await;
+    assert_revoked(store, 30_001, 10, Some(&next), &[], false).await;
+
+    // Refused: limits outside 1..=MAX_PAGE_LIMIT, cursors that are not this listing's.
+    for limit in [0, MAX_PAGE_LIMIT + 1] {
+        let got = store.list_revoked(at(0), limit, None).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "limit {limit}: {got:?}");
+    }
+    let sessions_cursor = store.list_sessions_page(&user("driver-r"), 1, None).await.unwrap().next_cursor.unwrap();
+    for bad in ["", "nope", "AAAA", &next[..next.len() - 1], &format!("{next}x"), &sessions_cursor] {
+        let got = store.list_revoked(at(0), 10, Some(bad)).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "cursor {bad:?}: {got:?}");
+    }
 }
 
 const CONCURRENT: usize = 50;
@@ -1074,6 +1331,408 @@ async fn concurrent_refreshes_have_one_winner(store: Arc<dyn Backend>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The settlement ledger, and search
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// 2026-12-01 00:00 in India (IST, UTC+05:30): 2026-11-30T18:30:00Z.
+fn ist_midnight() -> i64 {
+    Timestamp::parse_rfc3339("2026-12-01T00:00:00+05:30").unwrap().unix_millis()
+}
+
+fn payment_entry(p: &Payment, state: LedgerState) -> LedgerEntry {
+    LedgerEntry {
+        kind: LedgerKind::Payment,
+        merchant_txn_id: p.id().to_string(),
+        payment_id: p.id().clone(),
+        provider_txn_id: p.provider_txn_id().map(str::to_owned),
+        utr: p.utr().map(str::to_owned),
+        session_id: p.session_id().clone(),
+        amount: p.amount(),
+        state,
+        final_at: p.updated_at(),
+    }
+}
+
+fn refund_entry(r: &Refund, state: LedgerState) -> LedgerEntry {
+    LedgerEntry {
+        kind: LedgerKind::Refund,
+        merchant_txn_id: r.id().to_string(),
+        payment_id: r.payment_id().clone(),
+        provider_txn_id: None,
+        utr: None,
+        session_id: r.session_id().clone(),
+        amount: r.amount(),
+        state,
+        final_at: r.updated_at(),
+    }
+}
+
+/// `list_ledger` over `[start, end)` until it returns `expected` (on DynamoDB the ledger is read
+/// from an index, eventually consistent); returns the page's cursor.
+async fn assert_ledger(
+    store: &dyn Store,
+    (start, end): (i64, i64),
+    limit: usize,
+    cursor: Option<&str>,
+    expected: &[LedgerEntry],
+    more: bool,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let page = store.list_ledger(at(start), at(end), limit, cursor).await.unwrap();
+        if (page.entries == expected && page.next_cursor.is_some() == more) || tokio::time::Instant::now() > deadline {
+            let txns = |v: &[LedgerEntry]| {
+                v.iter().map(|e| format!("{}/{}", e.merchant_txn_id, e.state.as_str())).collect::<Vec<_>>()
+            };
+            assert_eq!(txns(&page.entries), txns(expected), "list_ledger({start}, {end}, {limit}, {cursor:?})");
+            assert_eq!(page.entries, expected, "list_ledger({start}, {end}, {limit}, {cursor:?})");
+            assert_eq!(page.next_cursor.is_some(), more, "list_ledger({start}, {end}, {limit}, {cursor:?}): cursor");
+            return page.next_cursor;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every page of the ledger over `[start, end)` at `limit`: the entries in order, and how many
+/// pages.
+async fn ledger_pages(store: &dyn Store, (start, end): (i64, i64), limit: usize) -> (Vec<LedgerEntry>, usize) {
+    let mut entries = Vec::new();
+    let mut cursor: Option<String> = None;
+    for pages in 1..1000 {
+        let page = store.list_ledger(at(start), at(end), limit, cursor.as_deref()).await.unwrap();
+        assert!(page.entries.len() <= limit);
+        entries.extend(page.entries);
+        match page.next_cursor {
+            Some(c) => {
+                assert!(c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "URL-safe: {c}");
+                cursor = Some(c);
+            }
+            None => return (entries, pages),
+        }
+    }
+    panic!("the pages do not end");
+}
+
+/// A payment of `session` started at `start_ms` and succeeded at `paid_ms` with these references
+/// (not stored).
+fn paid_with(id: &str, session: &ParkingSession, start_ms: i64, paid_ms: i64, refs: (&str, &str)) -> Payment {
+    let mut p = start(id, session, &[], start_ms);
+    let report =
+        SuccessReport { amount: p.amount(), provider_txn_id: Some(refs.0.to_owned()), utr: Some(refs.1.to_owned()) };
+    assert_eq!(p.succeed(report, at(paid_ms)), Ok(Transition::Applied));
+    p
+}
+
+/// Each final state a payment or refund reaches is one entry, with the record's fields as that
+/// write stored them: a paid payment (its PhonePe id and UTR), one FAILED and then SUCCESS by a
+/// late success (two), a refund that succeeded and one PhonePe refused, a payment inserted
+/// already final, and a success written by a clock behind the payment's last change (final at
+/// the record's `updated_at`). Later changes of a final record (a refund's, on its payment) add
+/// none; replayed commits are conflicts and add none.
+async fn ledger_records_each_final_state_once(store: Arc<dyn Store>) {
+    let store = &*store;
+    let d = ist_midnight();
+    let day = (d, d + DAY);
+    assert_ledger(store, day, 10, None, &[], false).await;
+
+    // Paid, as the callback commits it: payment SUCCESS and session PAID.
+    let mut s = book(1, "driver-l", d + HOUR);
+    store.commit(vec![ins_session(&s)]).await.unwrap();
+    let mut p = start("PPL1", &s, &[], d + HOUR + 1_000);
+    store.commit(vec![ins_payment(&p)]).await.unwrap();
+    assert_ledger(store, day, 10, None, &[], false).await;
+    assert_eq!(p.succeed(report(&p), at(d + 2 * HOUR)), Ok(Transition::Applied));
+    assert_eq!(s.mark_paid(p.id(), p.amount(), at(d + 2 * HOUR)), Ok(Transition::Applied));
+    let callback = vec![upd_payment(&p, 1), upd_session(&s, 1)];
+    store.commit(callback.clone()).await.unwrap();
+    let paid = payment_entry(&p, LedgerState::Success);
+    assert_eq!(
+        (paid.provider_txn_id.as_deref(), paid.utr.as_deref(), paid.amount, paid.final_at),
+        (Some("T-PPL1"), Some("UTR1"), Paise::new(10_000), at(d + 2 * HOUR))
+    );
+    assert_eq!(keys::ist_date(paid.final_at), "2026-12-01");
+    assert_ledger(store, day, 10, None, std::slice::from_ref(&paid), false).await;
+    // Replayed: a conflict, and no second entry.
+    assert_eq!(store.commit(callback).await, Err(StoreError::Conflict));
+
+    // A refund requested (the payment's version bump) and settled (its `refunded`): the refund's
+    // entry only.
+    let (r1, _) = store_refund(store, &mut s, &mut p, "RFL1", Some(3_000), &[], d + 5 * HOUR, false).await;
+    let refunded = refund_entry(&r1, LedgerState::Success);
+    assert_eq!((refunded.payment_id.as_str(), refunded.amount), ("PPL1", Paise::new(3_000)));
+    // Another refund, refused by PhonePe.
+    let mut r2 = Refund::request(
+        rid("RFL2"),
+        &p,
+        std::slice::from_ref(&r1),
+        refund_request(s.user_id(), Some(1_000)),
+        at(d + 6 * HOUR),
+    )
+    .unwrap();
+    let pv = p.version();
+    p.note_refund_requested(at(d + 6 * HOUR));
+    store.commit(vec![ins_refund(&r2), upd_payment(&p, pv)]).await.unwrap();
+    assert_eq!(r2.fail(at(d + 7 * HOUR)), Ok(Transition::Applied));
+    store.commit(vec![upd_refund(&r2, 1)]).await.unwrap();
+    let refused = refund_entry(&r2, LedgerState::Failed);
+
+    // FAILED, then SUCCESS by a late success: two entries.
+    let s2 = book(2, "driver-l", d + HOUR);
+    store.commit(vec![ins_session(&s2)]).await.unwrap();
+    let mut q = start("PPL2", &s2, &[], d + HOUR);
+    store.commit(vec![ins_payment(&q)]).await.unwrap();
+    assert_eq!(q.fail(at(d + 3 * HOUR)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&q, 1)]).await.unwrap();
+    let failed = payment_entry(&q, LedgerState::Failed);
+    assert_eq!((failed.provider_txn_id.as_deref(), failed.utr.as_deref()), (None, None));
+    let qv = q.version();
+    assert_eq!(q.late_success(report(&q), at(d + 4 * HOUR)), Ok(Transition::Applied));
+    let late = vec![upd_payment(&q, qv)];
+    store.commit(late.clone()).await.unwrap();
+    assert_eq!(store.commit(late).await, Err(StoreError::Conflict));
+    let succeeded = payment_entry(&q, LedgerState::Success);
+
+    // Inserted already final.
+    let s3 = book(3, "driver-l", d + HOUR);
+    let direct = paid_with("PPL3", &s3, d + 8 * HOUR, d + 8 * HOUR + 1, ("T-PPL3", "UTR3"));
+    store.commit(vec![ins_session(&s3), ins_payment(&direct)]).await.unwrap();
+    let inserted = payment_entry(&direct, LedgerState::Success);
+
+    // A success written by a clock behind the payment's last change: final at the record's
+    // `updated_at`, which stays ahead of its `succeeded_at`.
+    let s4 = book(4, "driver-l", d + HOUR);
+    store.commit(vec![ins_session(&s4)]).await.unwrap();
+    let mut b = start("PPL4", &s4, &[], d + 9 * HOUR);
+    store.commit(vec![ins_payment(&b)]).await.unwrap();
+    assert_eq!(b.note_upi_link("upi://pay?pa=parkpay@ybl", at(d + 10 * HOUR)), Transition::Applied);
+    store.commit(vec![upd_payment(&b, 1)]).await.unwrap();
+    assert_eq!(b.succeed(report(&b), at(d + 9 * HOUR + 1_000)), Ok(Transition::Applied));
+    assert!(b.succeeded_at() < Some(b.updated_at()));
+    store.commit(vec![upd_payment(&b, 2)]).await.unwrap();
+    let behind = payment_entry(&b, LedgerState::Success);
+    assert_eq!(behind.final_at, at(d + 10 * HOUR));
+
+    let all = [paid, failed, succeeded, refunded, refused, inserted, behind];
+    assert_ledger(store, day, 100, None, &all, false).await;
+    // Written again, a final record adds nothing: the refunded payment settles another refund.
+    let (r3, _) = store_refund(store, &mut s, &mut p, "RFL3", Some(1_000), &[r1, r2], d + 11 * HOUR, false).await;
+    let mut all = all.to_vec();
+    all.push(refund_entry(&r3, LedgerState::Success));
+    // Give an index a moment to show anything it would show.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_ledger(store, day, 100, None, &all, false).await;
+    assert_ledger(store, (d - DAY, d), 10, None, &[], false).await;
+    assert_ledger(store, (d + DAY, d + 2 * DAY), 10, None, &[], false).await;
+}
+
+/// A day of the ledger is a day in India: from 00:00:00.000 IST (inclusive) to the next
+/// 00:00:00.000 IST (exclusive); an entry at 23:59:59.999 IST is the day's last, one at 00:00 the
+/// next day's first. Bounds that span two dates read both; pages go on across them.
+async fn ledger_days_are_indian_days(store: Arc<dyn Store>) {
+    let store = &*store;
+    let d = ist_midnight();
+    let next = d + DAY;
+    let s = book(1, "driver-d", d - HOUR);
+    store.commit(vec![ins_session(&s)]).await.unwrap();
+    let mut e = Vec::new();
+    for (n, final_ms) in [d - 1, d, next - 1, next, next + DAY - 1].into_iter().enumerate() {
+        let p = paid_with(&format!("PPD{n}"), &s, final_ms - 10, final_ms, ("T", "U"));
+        store.commit(vec![ins_payment(&p)]).await.unwrap();
+        e.push(payment_entry(&p, LedgerState::Success));
+    }
+    let dates: Vec<String> = e.iter().map(|x| keys::ist_date(x.final_at)).collect();
+    assert_eq!(dates, ["2026-11-30", "2026-12-01", "2026-12-01", "2026-12-02", "2026-12-02"]);
+    assert_eq!(at(next - 1).to_rfc3339(), "2026-12-01T18:29:59.999Z", "23:59:59.999 IST");
+
+    assert_ledger(store, (d, next), 10, None, &e[1..3], false).await;
+    assert_ledger(store, (next, next + DAY), 10, None, &e[3..5], false).await;
+    assert_ledger(store, (d - DAY, d), 10, None, &e[..1], false).await;
+    // Odd bounds: noon to noon, across two dates.
+    assert_ledger(store, (d + 12 * HOUR, next + 12 * HOUR), 10, None, &e[2..4], false).await;
+    assert_ledger(store, (d - 1, next + 1), 10, None, &e[..4], false).await;
+    assert_ledger(store, (d, d + 1), 10, None, &e[1..2], false).await;
+    assert_ledger(store, (next - 1, next), 10, None, &e[2..3], false).await;
+    // Page by page across dates.
+    let mut cursor = None;
+    for (i, entry) in e[..4].iter().enumerate() {
+        cursor =
+            assert_ledger(store, (d - 1, next + 1), 1, cursor.as_deref(), std::slice::from_ref(entry), i < 3).await;
+    }
+    let (got, pages) = ledger_pages(store, (d - DAY, next + DAY), 2).await;
+    assert_eq!((got, pages), (e.clone(), 3));
+}
+
+/// Pages of the ledger: by `final_at`, then transaction id, then state (a transaction FAILED and
+/// SUCCESS in the same millisecond: FAILED first), each entry once at every page size, the last
+/// page without a cursor; bad limits, spans and cursors are refused.
+async fn ledger_pages_in_order(store: Arc<dyn Store>) {
+    let store = &*store;
+    let d = ist_midnight();
+    let day = (d, d + DAY);
+    let s = book(1, "driver-p", d);
+    store.commit(vec![ins_session(&s)]).await.unwrap();
+    let mut all = Vec::new();
+    // Three in the same millisecond, ids not in insertion order; the rest spread over the day.
+    for (id, ms) in [("PPC", 5_000), ("PPA", 5_000), ("PPB", 5_000), ("PPX", 1), ("PPY", 2 * HOUR), ("PPZ", DAY - 1)]
+        .into_iter()
+        .chain(
+            (0..9).map(|n| (["PP0", "PP1", "PP2", "PP3", "PP4", "PP5", "PP6", "PP7", "PP8"][n], (n as i64 + 1) * HOUR)),
+        )
+    {
+        let p = paid_with(id, &s, d, d + ms, ("T", "U"));
+        store.commit(vec![ins_payment(&p)]).await.unwrap();
+        all.push(payment_entry(&p, LedgerState::Success));
+    }
+    // FAILED and, by a late success, SUCCESS in the same millisecond.
+    let mut q = start("PPQ", &s, &[], d + 3 * HOUR);
+    store.commit(vec![ins_payment(&q)]).await.unwrap();
+    assert_eq!(q.fail(at(d + 3 * HOUR)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&q, 1)]).await.unwrap();
+    all.push(payment_entry(&q, LedgerState::Failed));
+    assert_eq!(q.late_success(report(&q), at(d + 3 * HOUR)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&q, 2)]).await.unwrap();
+    all.push(payment_entry(&q, LedgerState::Success));
+    all.sort_by(|a, b| {
+        (a.final_at, &a.merchant_txn_id, a.state.as_str()).cmp(&(b.final_at, &b.merchant_txn_id, b.state.as_str()))
+    });
+    assert_eq!(all.len(), 17);
+    assert_ledger(store, day, MAX_LEDGER_PAGE_LIMIT, None, &all, false).await;
+    let q_at = all.iter().position(|e| e.merchant_txn_id == "PPQ").unwrap();
+    assert_eq!((all[q_at].state, all[q_at + 1].state), (LedgerState::Failed, LedgerState::Success));
+
+    for limit in [1, 2, 3, 4, 7, 16, 17, 18] {
+        let (got, pages) = ledger_pages(store, day, limit).await;
+        assert_eq!(got, all, "limit {limit}");
+        assert_eq!(pages, all.len().div_ceil(limit).max(1), "limit {limit}");
+    }
+    let next = assert_ledger(store, day, 5, None, &all[..5], true).await.unwrap();
+    assert_ledger(store, day, 5, Some(&next), &all[5..10], true).await;
+    // The cursor with narrower bounds: the later of cursor and start wins.
+    assert_ledger(store, (d + 6 * HOUR, d + DAY), 100, Some(&next), &all[all.len() - 5..], false).await;
+    assert_ledger(store, (d, d + 2 * HOUR + 1), 100, Some(&next), &all[5..7], false).await;
+    assert_ledger(store, (d, d + 2 * HOUR), 100, Some(&next), &[], false).await;
+
+    for limit in [0, MAX_LEDGER_PAGE_LIMIT + 1] {
+        let got = store.list_ledger(at(d), at(d + DAY), limit, None).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "limit {limit}: {got:?}");
+    }
+    for (start, end) in [(d, d), (d + 1, d), (d, d + (MAX_LEDGER_SPAN_DAYS + 1) * DAY)] {
+        let got = store.list_ledger(at(start), at(end), 10, None).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "{start}..{end}: {got:?}");
+    }
+    store.list_ledger(at(d), at(d + MAX_LEDGER_SPAN_DAYS * DAY), 10, None).await.unwrap();
+    store.commit(vec![ins_session(&book(2, "driver-p", 2_000))]).await.unwrap();
+    let sessions_cursor = store.list_sessions_page(&user("driver-p"), 1, None).await.unwrap().next_cursor.unwrap();
+    for bad in ["", "nope", "AAAA", &next[..next.len() - 1], &format!("{next}x"), &sessions_cursor] {
+        let got = store.list_ledger(at(d), at(d + DAY), 10, Some(bad)).await;
+        assert!(matches!(got, Err(StoreError::Invalid(_))), "cursor {bad:?}: {got:?}");
+    }
+    let got = store.list_revoked(at(0), 10, Some(&next)).await;
+    assert!(matches!(got, Err(StoreError::Invalid(_))), "a ledger cursor for revoked passes: {got:?}");
+}
+
+fn book_vehicle(n: u8, who: &str, created_ms: i64, vehicle: &str) -> ParkingSession {
+    let request = BookingRequest {
+        user_id: user(who),
+        lot_id: LotId::parse("MG-ROAD-1").unwrap(),
+        vehicle: VehicleNumber::parse(vehicle).unwrap(),
+        hours: Hours::new(2, 24).unwrap(),
+    };
+    ParkingSession::book(&LotCatalog::default_local(), sid(n), request, at(created_ms)).unwrap()
+}
+
+/// `sessions_by_vehicle` until it returns `expected` (an index on DynamoDB).
+async fn assert_by_vehicle(store: &dyn Store, vehicle: &str, limit: usize, expected: &[&ParkingSession]) {
+    let vehicle = VehicleNumber::parse(vehicle).unwrap();
+    let expected: Vec<SessionId> = expected.iter().map(|s| s.id().clone()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = store.sessions_by_vehicle(&vehicle, limit).await.unwrap();
+        if got == expected || tokio::time::Instant::now() > deadline {
+            assert_eq!(got, expected, "sessions_by_vehicle({vehicle}, {limit})");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `find_by_provider_ref` until it returns `expected` (an index on DynamoDB).
+async fn assert_found(store: &dyn Store, reference: &str, expected: &[(&ParkingSession, &str)]) {
+    let mut expected: Vec<(SessionId, String)> =
+        expected.iter().map(|(s, t)| (s.id().clone(), (*t).to_owned())).collect();
+    expected.sort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = store.find_by_provider_ref(reference).await.unwrap();
+        if got == expected || tokio::time::Instant::now() > deadline {
+            assert_eq!(got, expected, "find_by_provider_ref({reference:?})");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An operator's search: a vehicle's sessions, newest first (however the number is typed); a
+/// transaction by PhonePe's transaction id or by UTR, from the ledger (each once, though a payment
+/// FAILED then SUCCESS has two entries; a UTR shared by two payments finds both; a reference that
+/// is one payment's PhonePe id and another's UTR finds both).
+async fn operators_find_sessions_and_transactions(store: Arc<dyn Store>) {
+    let store = &*store;
+    let a1 = book_vehicle(1, "driver-v", 1_000, "KA01AB1234");
+    let a2 = book_vehicle(2, "driver-w", 3_000, "ka 01 ab 1234");
+    let a3 = book_vehicle(3, "driver-v", 2_000, "KA-01-AB-1234");
+    let a4 = book_vehicle(4, "driver-v", 2_000, "KA01AB1234"); // a tie with a3: the id decides
+    let b = book_vehicle(5, "driver-v", 4_000, "MH12XY9999");
+    for s in [&a1, &a2, &a3, &a4, &b] {
+        store.commit(vec![ins_session(s)]).await.unwrap();
+    }
+    assert!(a4.id() > a3.id());
+    assert_by_vehicle(store, "KA01AB1234", 10, &[&a2, &a4, &a3, &a1]).await;
+    assert_by_vehicle(store, "ka-01-ab-1234", 2, &[&a2, &a4]).await;
+    assert_by_vehicle(store, "KA01AB1234", 0, &[]).await;
+    assert_by_vehicle(store, "MH12XY9999", 10, &[&b]).await;
+    assert_by_vehicle(store, "DL011234", 10, &[]).await;
+    // Changed, still listed once, where it was booked.
+    let mut a1c = a1.clone();
+    assert_eq!(a1c.cancel(at(5_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_session(&a1c, 1)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_by_vehicle(store, "KA01AB1234", 10, &[&a2, &a4, &a3, &a1]).await;
+
+    let p1 = paid_with("PPS1", &a1, 10_000, 11_000, ("T-S1", "U-S1"));
+    let p2 = paid_with("PPS2", &a2, 10_000, 11_000, ("T-S2", "U-SHARED"));
+    let p3 = paid_with("PPS3", &b, 10_000, 11_000, ("T-S3", "U-SHARED"));
+    let p5 = paid_with("PPS5", &a3, 10_000, 11_000, ("X-BOTH", "U-S5"));
+    let p6 = paid_with("PPS6", &a4, 10_000, 11_000, ("T-S6", "X-BOTH"));
+    for p in [&p1, &p2, &p3, &p5, &p6] {
+        store.commit(vec![ins_payment(p)]).await.unwrap();
+    }
+    // FAILED, then SUCCESS: found once.
+    let mut p4 = start("PPS4", &a3, &[], 10_000);
+    store.commit(vec![ins_payment(&p4)]).await.unwrap();
+    assert_eq!(p4.fail(at(12_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&p4, 1)]).await.unwrap();
+    let report = SuccessReport { amount: p4.amount(), provider_txn_id: Some("T-S4".into()), utr: Some("U-S4".into()) };
+    assert_eq!(p4.late_success(report, at(13_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&p4, 2)]).await.unwrap();
+    // A refund of p1: no references of its own.
+    let r = Refund::request(rid("RFS1"), &p1, &[], refund_request(a1.user_id(), None), at(14_000)).unwrap();
+    store.commit(vec![ins_refund(&r)]).await.unwrap();
+
+    assert_found(store, "T-S1", &[(&a1, "PPS1")]).await;
+    assert_found(store, "U-S1", &[(&a1, "PPS1")]).await;
+    assert_found(store, "U-SHARED", &[(&a2, "PPS2"), (&b, "PPS3")]).await;
+    assert_found(store, "T-S4", &[(&a3, "PPS4")]).await;
+    assert_found(store, "U-S4", &[(&a3, "PPS4")]).await;
+    assert_found(store, "X-BOTH", &[(&a3, "PPS5"), (&a4, "PPS6")]).await;
+    for nothing in ["PPS1", "RFS1", "T-S", "t-s1", "nothing", "", &"x".repeat(keys::MAX_PROVIDER_REF_BYTES + 1)] {
+        assert_found(store, nothing, &[]).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Backends
 
 fn open_embedded() -> (Arc<dyn Backend>, tempfile::TempDir) {
@@ -1166,6 +1825,8 @@ contract!(
     failed_commit_writes_nothing,
     txn_ids_are_unique,
     list_sessions_newest_first,
+    list_sessions_page_by_page,
+    revoked_passes_are_listed_once,
     concurrent_updates_have_one_winner,
     concurrent_inserts_have_one_winner,
     idempotency_acquire_then_in_progress,
@@ -1182,6 +1843,10 @@ contract!(
     scan_finds_every_session,
     token_refresh_is_locked_per_generation,
     concurrent_refreshes_have_one_winner,
+    ledger_records_each_final_state_once,
+    ledger_days_are_indian_days,
+    ledger_pages_in_order,
+    operators_find_sessions_and_transactions,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1273,7 +1938,7 @@ async fn dynamodb_corrupt_items_are_reported() {
     }
 }
 
-/// The table as created: both indexes with their projections, TTL on `expires_at_epoch` (where
+/// The table as created: its indexes with their projections, TTL on `expires_at_epoch` (where
 /// DynamoDB Local reports TTL at all); items carry the documented attributes.
 #[tokio::test]
 async fn dynamodb_table_and_items_as_documented() {
@@ -1290,7 +1955,12 @@ async fn dynamodb_table_and_items_as_documented() {
     indexes.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         indexes,
-        [("GSI1".to_owned(), Some(ProjectionType::All)), ("GSI2".to_owned(), Some(ProjectionType::KeysOnly))]
+        [
+            ("GSI1".to_owned(), Some(ProjectionType::All)),
+            ("GSI2".to_owned(), Some(ProjectionType::KeysOnly)),
+            ("GSI3".to_owned(), Some(ProjectionType::KeysOnly)),
+            ("GSI4".to_owned(), Some(ProjectionType::KeysOnly))
+        ]
     );
     match client.describe_time_to_live().table_name(&table).send().await {
         Ok(out) => {
@@ -1551,6 +2221,111 @@ async fn dynamodb_items_of_earlier_layouts_stay_listed() {
     assert_eq!(store.commit(vec![upd_obligation(&ended, o.version())]).await, Err(StoreError::Conflict));
 }
 
+/// Makes `s` what an earlier version wrote: `GSI1` keys on the session item (its user's list was
+/// that index), no user-list item.
+async fn make_legacy_listed(client: &aws_sdk_dynamodb::Client, table: &str, s: &ParkingSession) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let str = |v: &str| AttributeValue::S(v.to_owned());
+    let user_pk = format!("USER#{}", s.user_id());
+    let user_sk = format!("{:015}#{}", s.created_at().unix_millis(), s.id());
+    client
+        .update_item()
+        .table_name(table)
+        .key("PK", str(&format!("SESSION#{}", s.id())))
+        .key("SK", str("#SESSION"))
+        .update_expression("SET GSI1PK = :pk, GSI1SK = :sk")
+        .expression_attribute_values(":pk", str(&user_pk))
+        .expression_attribute_values(":sk", str(&user_sk))
+        .send()
+        .await
+        .unwrap();
+    client.delete_item().table_name(table).key("PK", str(&user_pk)).key("SK", str(&user_sk)).send().await.unwrap();
+}
+
+/// Pages merge the two sources of a user's list by the one key they share: sessions with a
+/// user-list item and sessions of earlier versions (on `GSI1`), interleaved in time, each once
+/// (also one on both, after the sweep gave it its user-list item), at every page size.
+#[tokio::test]
+async fn dynamodb_pages_merge_sessions_of_earlier_versions() {
+    let Some((store, client, table)) = open_dynamodb("legacy_pages").await else { return };
+    let who = user("driver-1");
+    let mut all = Vec::new();
+    for (n, t) in [(1u8, 1_000), (2, 2_000), (3, 3_000), (4, 3_000), (5, 4_000), (6, 5_000), (7, 6_000)] {
+        let s = book(n, "driver-1", t);
+        store.commit(vec![ins_session(&s)]).await.unwrap();
+        all.push(s);
+    }
+    store.commit(vec![ins_session(&book(9, "driver-2", 3_500))]).await.unwrap();
+    // Earlier versions' sessions: the oldest, the newest, one of a tie, and one in the middle.
+    for i in [0, 2, 4, 6] {
+        make_legacy_listed(&client, &table, &all[i]).await;
+    }
+    all.sort_by(|a, b| (b.created_at(), b.id()).cmp(&(a.created_at(), a.id())));
+    let expected: Vec<&ParkingSession> = all.iter().collect();
+    assert_listed(&*store, &who, 100, &expected).await;
+    for limit in [1, 2, 3, 4, 7, 100] {
+        let (got, pages) = all_pages(&*store, &who, limit, None).await;
+        assert_eq!(ids(&got), ids(&all), "limit {limit}");
+        assert_eq!(got, all, "limit {limit}");
+        assert_eq!(pages.len(), all.len().div_ceil(limit), "limit {limit}: {pages:?}");
+    }
+    // The sweep gives them their user-list items while they keep their GSI1 keys: on both
+    // sources, still once.
+    let mut after = None;
+    loop {
+        let page = store.scan_sessions(after.as_ref(), 100).await.unwrap();
+        match page.next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    for limit in [1, 3, 100] {
+        let (got, _) = all_pages(&*store, &who, limit, None).await;
+        assert_eq!(got, all, "limit {limit}, after the sweep");
+    }
+}
+
+/// A session written REFUNDED carries its revoked-pass keys (`GSI3PK`, `GSI3SK`), at the time of
+/// the write that made it so. One an earlier version wrote REFUNDED has none and is not listed;
+/// its next write lists it, at that write's time.
+#[tokio::test]
+async fn dynamodb_revoked_pass_keys_as_documented() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some((store, client, table)) = open_dynamodb("revoked_keys").await else { return };
+    let str = |v: &str| AttributeValue::S(v.to_owned());
+    let (mut a, mut pa) = store_paid(&*store, 1, "driver-1", 1_000).await;
+    let _ = store_refund(&*store, &mut a, &mut pa, "RFA1", None, &[], 10_000, false).await;
+    let pk = format!("SESSION#{}", a.id());
+    let session_item = || {
+        client.get_item().table_name(&table).key("PK", str(&pk)).key("SK", str("#SESSION")).consistent_read(true).send()
+    };
+    let item = session_item().await.unwrap().item.unwrap();
+    assert_eq!(item.get("GSI3PK"), Some(&str("PASS_REVOKED")));
+    assert_eq!(item.get("GSI3SK"), Some(&str(&format!("{:015}#{}", 10_000, a.id()))));
+    assert_revoked(&*store, 0, 10, None, &[revoked(&a, 10_000)], false).await;
+
+    // As an earlier version left it: REFUNDED, no keys.
+    client
+        .update_item()
+        .table_name(&table)
+        .key("PK", str(&format!("SESSION#{}", a.id())))
+        .key("SK", str("#SESSION"))
+        .update_expression("REMOVE GSI3PK, GSI3SK")
+        .send()
+        .await
+        .unwrap();
+    assert_revoked(&*store, 0, 10, None, &[], false).await;
+    let before = a.version();
+    let gate = parkpay_domain::GateId::parse("north-1").unwrap();
+    let scanned = a.record_scan(parkpay_domain::ScanKind::Entry, gate, at(50_000), at(50_000));
+    assert_eq!(scanned, Ok(Transition::Applied));
+    store.commit(vec![upd_session(&a, before)]).await.unwrap();
+    assert_revoked(&*store, 0, 10, None, &[revoked(&a, 50_000)], false).await;
+    let item = session_item().await.unwrap().item.unwrap();
+    assert_eq!(item.get("GSI3SK"), Some(&str(&format!("{:015}#{}", 50_000, a.id()))));
+    assert_eq!(load(&*store, a.id()).await.session, a, "the keys are not read into the session");
+}
+
 /// Answers the first response it sees with HTTP 500 instead (the request did go through), so the
 /// SDK sends the same request again.
 #[derive(Debug, Default)]
@@ -1618,4 +2393,144 @@ async fn dynamodb_missing_table_is_unavailable() {
     }
     let s = book(1, "driver-1", 1_000);
     assert!(matches!(store.commit(vec![ins_session(&s)]).await, Err(StoreError::Unavailable(_))));
+}
+
+/// A ledger entry is an item of its own beside its transaction's pointer (`TXN#{id}` /
+/// `#LEDGER#{state}`) with the entry's attributes, listed by its day in India on `GSI1`
+/// (`LDAY#{date}#{shard}`, `{final_at}#{txn}#{state}`), found by PhonePe's transaction id on
+/// `GSI2` (`PREF#…`) and by UTR on `GSI3` (`UTR#…`), each with the session id as sort key; an
+/// entry without those references has no such keys. A session item carries its vehicle's keys on
+/// `GSI4`; one an earlier version wrote without them is found once it is written again, at its
+/// booking time.
+#[tokio::test]
+async fn dynamodb_ledger_and_search_keys_as_documented() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Some((store, client, table)) = open_dynamodb("ledger_keys").await else { return };
+    let get = |pk: String, sk: &str| {
+        client
+            .get_item()
+            .table_name(&table)
+            .key("PK", AttributeValue::S(pk))
+            .key("SK", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+    };
+    let n = |v: &str| Some(AttributeValue::N(v.to_owned()));
+    let s_ = |v: &str| Some(AttributeValue::S(v.to_owned()));
+    let d = ist_midnight();
+    let mut s = book(1, "driver-k", d + HOUR);
+    let p0 = start("PPK1", &s, &[], d + HOUR);
+    store.commit(vec![ins_session(&s), ins_payment(&p0)]).await.unwrap();
+    let pk = format!("SESSION#{}", s.id());
+    let item = get(pk.clone(), "#SESSION").await.unwrap().item.unwrap();
+    assert_eq!(item.get("GSI4PK").cloned(), s_("VEH#KA-01-AB-1234"));
+    assert_eq!(item.get("GSI4SK").cloned(), s_(&format!("{:015}#{}", d + HOUR, s.id())));
+    let mut p = p0.clone();
+    assert_eq!(p.succeed(report(&p), at(d + 2 * HOUR)), Ok(Transition::Applied));
+    assert_eq!(s.mark_paid(p.id(), p.amount(), at(d + 2 * HOUR)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&p, 1), upd_session(&s, 1)]).await.unwrap();
+
+    let entry = get("TXN#PPK1".into(), "#LEDGER#SUCCESS").await.unwrap().item.unwrap();
+    let final_at = (d + 2 * HOUR).to_string();
+    let shard = keys::ledger_shard("PPK1");
+    for (name, value) in [
+        ("entity", s_("LEDGER")),
+        ("kind", s_("PAYMENT")),
+        ("merchant_txn_id", s_("PPK1")),
+        ("payment_id", s_("PPK1")),
+        ("provider_txn_id", s_("T-PPK1")),
+        ("utr", s_("UTR1")),
+        ("session_id", s_(s.id().as_str())),
+        ("amount", n("10000")),
+        ("state", s_("SUCCESS")),
+        ("final_at", n(&final_at)),
+        ("GSI1PK", s_(&format!("LDAY#2026-12-01#{shard:02}"))),
+        ("GSI1SK", s_(&format!("{final_at:0>15}#PPK1#SUCCESS"))),
+        ("GSI2PK", s_("PREF#T-PPK1")),
+        ("GSI2SK", s_(s.id().as_str())),
+        ("GSI3PK", s_("UTR#UTR1")),
+        ("GSI3SK", s_(s.id().as_str())),
+    ] {
+        assert_eq!(entry.get(name).cloned(), value, "{name}: {entry:?}");
+    }
+    assert!(!entry.contains_key("GSI4PK") && !entry.contains_key("write_token"), "{entry:?}");
+    // The pointer is as it was.
+    let pointer = get("TXN#PPK1".into(), "#TXN").await.unwrap().item.unwrap();
+    assert_eq!(pointer.get("entity").cloned(), s_("TXN"));
+
+    // A refund's entry: no references, so no search keys.
+    let (r, _) = store_refund(&*store, &mut s, &mut p, "RFK1", Some(1_000), &[], d + 3 * HOUR, false).await;
+    let entry = get(format!("TXN#{}", r.id()), "#LEDGER#SUCCESS").await.unwrap().item.unwrap();
+    assert_eq!((entry.get("kind").cloned(), entry.get("payment_id").cloned()), (s_("REFUND"), s_("PPK1")));
+    for absent in ["provider_txn_id", "utr", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK"] {
+        assert!(!entry.contains_key(absent), "{absent}: {entry:?}");
+    }
+    assert!(entry.get("GSI1PK").and_then(|v| v.as_s().ok()).is_some_and(|v| v.starts_with("LDAY#2026-12-01#")));
+    // The payment's later writes (the refund's) added no entry of their own.
+    assert!(get("TXN#PPK1".into(), "#LEDGER#FAILED").await.unwrap().item.is_none());
+
+    // As an earlier version left it: no vehicle keys; not found, until its next write.
+    let old = book_vehicle(2, "driver-k", 5_000, "MH12XY9999");
+    store.commit(vec![ins_session(&old)]).await.unwrap();
+    let old_pk = format!("SESSION#{}", old.id());
+    client
+        .update_item()
+        .table_name(&table)
+        .key("PK", AttributeValue::S(old_pk.clone()))
+        .key("SK", AttributeValue::S("#SESSION".into()))
+        .update_expression("REMOVE GSI4PK, GSI4SK")
+        .send()
+        .await
+        .unwrap();
+    assert_by_vehicle(&*store, "MH12XY9999", 10, &[]).await;
+    let mut cancelled = old.clone();
+    assert_eq!(cancelled.cancel(at(9_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_session(&cancelled, 1)]).await.unwrap();
+    assert_by_vehicle(&*store, "MH12XY9999", 10, &[&old]).await;
+    let item = get(old_pk, "#SESSION").await.unwrap().item.unwrap();
+    assert_eq!(item.get("GSI4SK").cloned(), s_(&format!("{:015}#{}", 5_000, old.id())), "at its booking time");
+    assert_eq!(load(&*store, old.id()).await.session, cancelled, "the keys are not read into the session");
+}
+
+/// The outcome of a payment whose commit then fails (here: a stale session version): on DynamoDB
+/// its ledger entry was put just before the session item's write and stays (the state came from
+/// PhonePe, and the caller's retry writes it); the retry, later, lands and keeps the entry as it
+/// is, with the first `final_at`. The embedded store writes the entry in the commit's transaction:
+/// none after the failure, the retry's after it.
+async fn outcome_after_a_failed_commit(store: &dyn Store, ahead: bool) {
+    let d = ist_midnight();
+    let mut s = book(1, "driver-f", d + HOUR);
+    let p0 = start("PPF1", &s, &[], d + HOUR);
+    store.commit(vec![ins_session(&s), ins_payment(&p0)]).await.unwrap();
+    let mut first = p0.clone();
+    assert_eq!(first.succeed(report(&p0), at(d + 2 * HOUR)), Ok(Transition::Applied));
+    let mut paid = s.clone();
+    assert_eq!(paid.mark_paid(first.id(), first.amount(), at(d + 2 * HOUR)), Ok(Transition::Applied));
+    assert_eq!(store.commit(vec![upd_payment(&first, 1), upd_session(&paid, 0)]).await, Err(StoreError::Conflict));
+    let written_ahead = payment_entry(&first, LedgerState::Success);
+    let expected = if ahead { vec![written_ahead.clone()] } else { vec![] };
+    assert_ledger(store, (d, d + DAY), 10, None, &expected, false).await;
+    assert_eq!(load(store, s.id()).await.payments, vec![p0.clone()], "the record is as it was");
+
+    // The retry, a minute later.
+    let mut p = p0.clone();
+    assert_eq!(p.succeed(report(&p0), at(d + 2 * HOUR + 60_000)), Ok(Transition::Applied));
+    assert_eq!(s.mark_paid(p.id(), p.amount(), at(d + 2 * HOUR + 60_000)), Ok(Transition::Applied));
+    store.commit(vec![upd_payment(&p, 1), upd_session(&s, 1)]).await.unwrap();
+    let expected = if ahead { written_ahead } else { payment_entry(&p, LedgerState::Success) };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_ledger(store, (d, d + DAY), 10, None, &[expected], false).await;
+    assert_eq!(load(store, s.id()).await.payments, vec![p]);
+}
+
+#[tokio::test]
+async fn dynamodb_ledger_entries_are_written_ahead() {
+    let Some((store, _, _)) = open_dynamodb("ledger_ahead").await else { return };
+    outcome_after_a_failed_commit(&*store, true).await;
+}
+
+#[tokio::test]
+async fn embedded_ledger_entries_commit_with_their_writes() {
+    let (store, _dir) = open_embedded();
+    outcome_after_a_failed_commit(&*store, false).await;
 }

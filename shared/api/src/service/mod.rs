@@ -21,20 +21,34 @@ use crate::state::{AppState, random_id_bytes};
 use crate::views::{LotView, LotsView, SessionView};
 
 mod callbacks;
+mod history;
 mod obligations;
+mod operators;
+#[cfg(feature = "passes")]
+mod passes;
 mod payments;
+mod receipts;
 mod refunds;
 mod reports;
+mod visits;
 
 pub use callbacks::callback;
+pub use history::{RevokedQuery, RevokedView, SessionsView, list_sessions, revoked_passes};
 pub use obligations::{ObligationView, ObligationsQuery, ObligationsView, list_obligations};
-pub use payments::{create_payment, verify_payment};
+pub use operators::{SETTLEMENT_HEADER, SearchQuery, SearchView, csv_field, ist_day, search, settlement_csv};
+#[cfg(feature = "passes")]
+pub use passes::{Image, PassView, QrFormat, get_pass, jwks, pass_qr};
+#[cfg(feature = "passes")]
+pub use payments::payment_qr;
+pub use payments::{create_payment, extend_session, verify_payment};
+pub use receipts::{ReceiptView, receipt};
 pub use refunds::{refund, send_refund, send_refund_from};
 pub(crate) use reports::automatic_refund_writes;
 pub use reports::{
     apply_payment_report, apply_payment_report_from, apply_refund_report, apply_refund_report_from, expire_payment,
     finish_check, finish_check_from, with_obligation, with_obligation_from,
 };
+pub use visits::{ScanBody, ScanView, VisitView, record_scan};
 
 /// How often a use case reloads and retries after losing a race before answering 409.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
@@ -64,6 +78,16 @@ pub struct CreatePaymentBody {
     pub payment_instrument: Option<String>,
     pub vpa: Option<String>,
     pub user_id: Option<String>,
+    pub device_os: Option<String>,
+}
+
+/// `POST /api/sessions/{session_id}/extend/`.
+#[derive(Debug, Deserialize)]
+pub struct ExtendBody {
+    pub hours: Option<i64>,
+    pub amount: Option<AmountInput>,
+    pub payment_instrument: Option<String>,
+    pub vpa: Option<String>,
     pub device_os: Option<String>,
 }
 
@@ -124,6 +148,11 @@ pub(crate) async fn load_owned(state: &AppState, caller: &Caller, id: &SessionId
         Some(b) if b.session.user_id() == &caller.user_id => Ok(b),
         _ => Err(ApiError::session_not_found()),
     }
+}
+
+/// [`parse_session_id`] for a route that checks its path before other work.
+pub fn parse_session_id_for_route(raw: &str) -> Result<SessionId, ApiError> {
+    parse_session_id(raw)
 }
 
 pub(crate) fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {

@@ -51,23 +51,81 @@ pub async fn create_payment(
         telemetry::security_event();
         return Err(ApiError::new(StatusCode::FORBIDDEN, "USER_MISMATCH", "`user_id` must be the caller's own id"));
     }
-    let instrument = match body.payment_instrument.as_deref() {
-        None => PaymentInstrument::PayPage,
-        Some(name) => PaymentInstrument::parse(name).ok_or_else(|| {
-            ApiError::unprocessable(
-                "INVALID_PAYMENT_INSTRUMENT",
-                "`payment_instrument` must be PAY_PAGE, UPI_INTENT, UPI_QR, UPI_COLLECT or APP_SDK",
-            )
-        })?,
-    };
-    // What the configured PhonePe API does not offer is refused before anything is recorded.
-    let api = state.gateways.api();
-    if !instrument.offered_by(api) {
-        return Err(super::instrument_not_available(instrument.as_str(), api));
-    }
-    let gw_instrument = gateway_instrument(instrument, body.vpa, body.device_os)?;
+    let how = How::parse(state, body.payment_instrument, body.vpa, body.device_os)?;
     let asked = body.amount.as_ref().map(|a| a.to_paise("amount", state.max_amount())).transpose()?;
+    pay_for(state, caller, session_id, What::Booking, asked, how, id_bytes).await
+}
 
+/// `POST /api/sessions/{session_id}/extend/` `{"hours": n, "payment_instrument"?, …}`: a payment
+/// for `n` more hours at the lot's tariff, answered like create-payment. The session's booked
+/// end moves only when that payment succeeds; one live payment at a time; the same
+/// `Idempotency-Key` rules.
+pub async fn extend_session(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    body: super::ExtendBody,
+    id_bytes: [u8; 16],
+) -> Result<PaymentCreatedView, ApiError> {
+    let session_id = parse_session_id(raw_id)?;
+    telemetry::note_session(&session_id);
+    let hours = parkpay_domain::Hours::new(required(body.hours, "hours")?, state.lots.limits().max_hours)?;
+    let how = How::parse(state, body.payment_instrument, body.vpa, body.device_os)?;
+    let asked = body.amount.as_ref().map(|a| a.to_paise("amount", state.max_amount())).transpose()?;
+    pay_for(state, caller, session_id, What::Extension(hours), asked, how, id_bytes).await
+}
+
+/// What a payment is for.
+#[derive(Debug, Clone, Copy)]
+enum What {
+    Booking,
+    Extension(parkpay_domain::Hours),
+}
+
+/// How the payer pays: the instrument as recorded and as sent to PhonePe.
+struct How {
+    instrument: PaymentInstrument,
+    gateway: parkpay_gateway::Instrument,
+}
+
+impl How {
+    /// The instrument named (`PAY_PAGE` when none), if the configured PhonePe API offers it
+    /// (checked before anything is recorded).
+    fn parse(
+        state: &AppState,
+        name: Option<String>,
+        vpa: Option<String>,
+        device_os: Option<String>,
+    ) -> Result<How, ApiError> {
+        let instrument = match name.as_deref() {
+            None => PaymentInstrument::PayPage,
+            Some(name) => PaymentInstrument::parse(name).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "INVALID_PAYMENT_INSTRUMENT",
+                    "`payment_instrument` must be PAY_PAGE, UPI_INTENT, UPI_QR, UPI_COLLECT or APP_SDK",
+                )
+            })?,
+        };
+        let api = state.gateways.api();
+        if !instrument.offered_by(api) {
+            return Err(super::instrument_not_available(instrument.as_str(), api));
+        }
+        Ok(How { instrument, gateway: gateway_instrument(instrument, vpa, device_os)? })
+    }
+}
+
+/// Record the payment (`what`) and send it to PhonePe; see [`create_payment`].
+async fn pay_for(
+    state: &AppState,
+    caller: &Caller,
+    session_id: SessionId,
+    what: What,
+    asked: Option<parkpay_domain::Paise>,
+    how: How,
+    id_bytes: [u8; 16],
+) -> Result<PaymentCreatedView, ApiError> {
+    let How { instrument, gateway: gw_instrument } = how;
+    let api = state.gateways.api();
     // Record the PENDING payment, and the obligation to check it, before PhonePe hears of it:
     // if we crash after PhonePe takes the money, reconciliation still finds it.
     let payment_id = PaymentId::from_random(id_bytes);
@@ -76,12 +134,25 @@ pub async fn create_payment(
         attempt += 1;
         let bundle = load_owned(state, caller, &session_id).await?;
         let mut session = bundle.session.clone();
+        // What is due: the session's price, or the extension's at the lot's tariff.
+        let due = match what {
+            What::Booking => session.amount(),
+            What::Extension(hours) => state.lots.quote(session.lot_id(), hours)?,
+        };
         if let Some(asked) = asked
-            && asked != session.amount()
+            && asked != due
         {
-            return Err(DomainError::AmountMismatch { expected: session.amount(), got: asked }.into());
+            return Err(DomainError::AmountMismatch { expected: due, got: asked }.into());
         }
-        let not_taken = not_taken_payment(&bundle);
+        // A payment for the same thing (the booking, or as many hours) that PhonePe did not take
+        // a moment ago is resumed; one for something else still blocks a new one (one live
+        // payment per session).
+        let purpose = match what {
+            What::Booking => parkpay_domain::PaymentPurpose::Booking,
+            What::Extension(hours) => parkpay_domain::PaymentPurpose::Extension { hours: hours.get() },
+        };
+        let same_kind = |p: &&Payment| p.purpose() == purpose;
+        let not_taken = not_taken_payment(&bundle).filter(same_kind);
         if let Some(existing) = bundle.payments.iter().find(|p| p.id() == &payment_id).or(not_taken) {
             // A retry of a request whose first run did not finish, or a payment PhonePe would not
             // take a moment ago: resume it (same id).
@@ -89,7 +160,19 @@ pub async fn create_payment(
             break (session, payment);
         }
         let now = state.clock.now();
-        let payment = Payment::start(payment_id.clone(), &session, &bundle.payments, instrument, now)?.via(api);
+        let payment = match what {
+            What::Booking => Payment::start(payment_id.clone(), &session, &bundle.payments, instrument, now)?,
+            What::Extension(hours) => Payment::start_extension(
+                payment_id.clone(),
+                &session,
+                &bundle.payments,
+                hours,
+                &state.lots,
+                instrument,
+                now,
+            )?,
+        }
+        .via(api);
         let expected = session.version();
         session.note_payment_started(now);
         let writes = vec![
@@ -118,6 +201,13 @@ pub async fn create_payment(
     match state.gateways.of(payment.gateway()).pay(&request).await {
         Ok(started) => {
             tracing::info!(payment = %payment.id(), session = %session.id(), amount = %payment.amount(), "payment started");
+            if let Some(link) = started.qr_data.as_deref().or(started.upi_intent_url.as_deref()) {
+                // Kept for the QR route (a kiosk shows it as an image); the answer has it anyway,
+                // so a failure to keep it is logged, not the driver's problem.
+                if let Err(e) = keep_upi_link(state, &session_id, payment.id(), link).await {
+                    tracing::warn!(payment = %payment.id(), error = %e.message, "UPI link not kept; its QR route answers 404");
+                }
+            }
             telemetry::payment_created();
             let expires = Timestamp::from_unix_millis(state.clock.now().unix_millis() + PAYMENT_TTL_MS)
                 .unwrap_or(payment.created_at());
@@ -166,6 +256,58 @@ pub async fn create_payment(
             Err(gateway_error(e))
         }
     }
+}
+
+/// Keep PhonePe's UPI link on the payment (see [`Payment::note_upi_link`]).
+async fn keep_upi_link(state: &AppState, session_id: &SessionId, id: &PaymentId, link: &str) -> Result<(), ApiError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(bundle) = state.store.load_session(session_id).await? else { return Ok(()) };
+        let Some(mut payment) = bundle.payments.iter().find(|p| p.id() == id).cloned() else { return Ok(()) };
+        let expected = payment.version();
+        if payment.note_upi_link(link, state.clock.now()) == parkpay_domain::Transition::AlreadyApplied {
+            return Ok(());
+        }
+        match state
+            .store
+            .commit(vec![Write::Update { record: Record::Payment(payment), expected_version: expected }])
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/payment/phonepe/qr/{merchant_txn_id}/?format=png|svg`: a pending UPI payment's
+/// link as a QR image, for a kiosk or a gate screen. Its driver or an operator; anyone else, a
+/// payment without a UPI link, or an unknown id: 404; a payment no longer pending: 409
+/// `PAYMENT_NOT_PENDING`.
+#[cfg(feature = "passes")]
+pub async fn payment_qr(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    format: Option<&str>,
+) -> Result<super::Image, ApiError> {
+    let format = super::QrFormat::parse(format)?;
+    let (session_id, payment_id) = find_payment(state, raw).await?;
+    telemetry::note_session(&session_id);
+    // Not the caller's is not found; the store being down stays a 503.
+    let bundle = load_visible(state, caller, &session_id)
+        .await
+        .map_err(|e| if e.status == StatusCode::NOT_FOUND { ApiError::payment_not_found() } else { e })?;
+    let payment = bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(ApiError::payment_not_found)?;
+    let link = payment.upi_link().ok_or_else(ApiError::payment_not_found)?;
+    if payment.status() != PaymentStatus::Pending {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "PAYMENT_NOT_PENDING",
+            format!("payment {payment_id} is {}: there is nothing left to pay", payment.status()),
+        ));
+    }
+    format.render(link)
 }
 
 /// A PENDING payment of the session that PhonePe did not take for now (rate limited, or never
@@ -312,7 +454,10 @@ pub async fn verify_payment(state: &AppState, caller: &Caller, body: VerifyBody)
     let (session_id, payment_id) = find_payment(state, &raw).await?;
     telemetry::note_session(&session_id);
     telemetry::note_txn(&payment_id);
-    let bundle = load_visible(state, caller, &session_id).await.map_err(|_| ApiError::payment_not_found())?;
+    // Not the caller's is not found; the store being down stays a 503.
+    let bundle = load_visible(state, caller, &session_id)
+        .await
+        .map_err(|e| if e.status == StatusCode::NOT_FOUND { ApiError::payment_not_found() } else { e })?;
     let recorded = bundle.payments.iter().find(|p| p.id() == &payment_id).ok_or_else(ApiError::payment_not_found)?;
     let bundle = if may_ask_phonepe(state, &bundle, recorded).await? {
         match state.gateways.of(recorded.gateway()).status(&txn_id(payment_id.as_str())?).await {

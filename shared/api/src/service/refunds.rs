@@ -4,7 +4,9 @@
 //! waiting (rate limited, PhonePe or the salt key unreachable, an unknown outcome) leaves it
 //! PENDING, answered 202, and reconciliation sends it again.
 
-use parkpay_domain::{Obligation, Refund, RefundId, RefundRequest, RefundStatus, UserId, check_refund_limit};
+use parkpay_domain::{
+    Obligation, Refund, RefundId, RefundRequest, RefundStatus, UserId, check_cancellation, check_refund_limit,
+};
 use parkpay_gateway::{GatewayError, RefundRequest as GatewayRefund, TxnState};
 use parkpay_store::{Record, SessionBundle, StoreError, Write};
 
@@ -92,6 +94,7 @@ pub async fn refund(
         };
         check_refund_limit(&payment, &bundle.refunds, &request, state.policy.max_refunds_per_payment)?;
         let now = state.clock.now();
+        check_cancellation(&bundle.session, &payment, &request, state.policy.cancellation, now)?;
         let refund = Refund::request(refund_id.clone(), &payment, &bundle.refunds, request, now)?;
         let expected = payment.version();
         payment.note_refund_requested(now);

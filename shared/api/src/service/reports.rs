@@ -1,8 +1,9 @@
 //! Applying what PhonePe reports (callback, verify, reconciliation, the answers to pay and
 //! refund), once, with the obligations that follow, in the same commit as the change:
 //! - a payment that succeeds for its session ends its obligation;
+//! - an extension payment that succeeds moves its session's booked end (`ParkingSession::extend`);
 //! - one that succeeds for a session that cannot take it (cancelled, timed out, paid by another
-//!   payment) ends it too, and the same commit records an automatic refund of it with the
+//!   payment; for an extension, refunded in full meanwhile) ends it too, and the same commit records an automatic refund of it with the
 //!   obligation to see that through (sent right after; if that fails, reconciliation sends it);
 //! - one that fails (declined, expired) is watched for a late success for 48 hours;
 //! - a refund's final outcome ends its obligation, except PhonePe refusing an automatic refund,
@@ -12,8 +13,8 @@
 //! DynamoDB one write of the session's item.
 
 use parkpay_domain::{
-    DomainError, Obligation, Paise, PaymentId, PaymentStatus, Refund, RefundId, RefundRequest, RefundStatus,
-    SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
+    DomainError, Obligation, Paise, PaymentId, PaymentPurpose, PaymentStatus, Refund, RefundId, RefundRequest,
+    RefundStatus, SYSTEM_USER, SessionId, SuccessReport, Timestamp, UserId, record_late_refund_success,
 };
 use parkpay_gateway::{StatusReport, TxnState};
 use parkpay_store::{Record, SessionBundle, StoreError, Write};
@@ -136,7 +137,12 @@ pub async fn apply_payment_report_from(
                         return Ok((bundle, false));
                     }
                 }
-                if let Err(e) = session.mark_paid(payment_id, amount, now) {
+                // The booking pays the session; an extension moves its booked end.
+                let taken = match payment.purpose() {
+                    PaymentPurpose::Booking => session.mark_paid(payment_id, amount, now),
+                    PaymentPurpose::Extension { hours } => session.extend(payment_id, hours, amount, now),
+                };
+                if let Err(e) = taken {
                     // Money moved but this session cannot take it (cancelled or timed out, or paid
                     // by another payment). The payment is recorded SUCCESS so the money is never
                     // lost track of, and refunded automatically: the refund and the obligation

@@ -13,6 +13,22 @@
 //! - One item of its own and nothing else: one conditional PutItem, as before.
 //! - Anything else: one TransactWriteItems of all of it, pointers included.
 //!
+//! Before any of these, the settlement ledger entries of the payments and refunds the commit moves
+//! into a final state ([`crate::ledger`]) are put, each on its own and all at once (beside the
+//! pointers of a single write), conditionally on `attribute_not_exists(PK)`: an entry already
+//! there (a replay, or a retry of a commit that failed after putting it) is left as it is, with
+//! its first `final_at`, and is not an error. They are never part of a transaction (that would
+//! bill each twice, and an entry already there would cancel it). Written ahead, no commit lands
+//! without its entries; should the commit then fail, the entry stays, and names a final state
+//! about to be written: the state came from PhonePe (a callback or a status check, whose caller
+//! retries, and which reconciliation asks again until applied), so the record follows with the
+//! same state a moment later (its `updated_at` that moment later than the entry's `final_at`).
+//! The one state parkpay decides itself, a payment FAILED at PhonePe's timeout (`expire_payment`),
+//! loses only to a concurrent write of the same payment's outcome from PhonePe: its entry then
+//! records FAILED before PhonePe's SUCCESS, as a late success would. Deleting such an entry again
+//! is not safe: a concurrent commit of the same outcome may be relying on it, and no single
+//! conditional write can tell.
+//!
 //! A failed condition on a session item returns the item as stored; the commit is planned again
 //! on it (at most [`MAX_PLANS`] times, then a conflict). The SDK's own retry of a write that went
 //! through is recognised by the commit's token on the item (single writes) or by the
@@ -30,17 +46,24 @@ use aws_sdk_dynamodb::types::{
 };
 use parkpay_domain::SessionId;
 
-use super::aggregate::{self, AggregateOp, AggregateUpdate, Condition, DUE_TARGET, Plan, View, key_item};
+use super::aggregate::{self, AggregateOp, AggregateUpdate, Condition, DUE_TARGET, Plan, STATUS, View, key_item};
 use super::{
-    DynamoStore, Item, commit_error, entity_from_item, failed_condition, invalid, op_error, pointer_item,
+    DynamoStore, Item, commit_error, entity_from_item, failed_condition, invalid, ledger_item, op_error, pointer_item,
     request_token, string, user_list_item,
 };
 use crate::keys::{Entity, ItemKey, PK, TxnPointer, VERSION, WRITE_TOKEN};
-use crate::{Record, StoreError, Write, validate_commit};
+use crate::{LedgerEntry, Record, StoreError, Write, validate_commit};
 
 /// Plans a commit may take (each after a failed condition showed the item as stored) before it
 /// is a conflict.
 pub(super) const MAX_PLANS: u32 = 4;
+
+/// What a commit has put ahead of its writes so far (not put again when it is planned again).
+#[derive(Default)]
+struct Written {
+    pointers: bool,
+    ledger: std::collections::HashSet<ItemKey>,
+}
 
 /// What one try of a plan came to.
 enum Sent {
@@ -91,6 +114,10 @@ fn render(update: &AggregateUpdate, token: &str, e: &mut Expression) -> (Option<
     if !update.is_check_only() {
         let mut sets: Vec<String> =
             update.set.iter().map(|(name, value)| format!("{} = {}", e.name(name), e.value(value.clone()))).collect();
+        for (name, value) in &update.set_if_absent {
+            let name = e.name(name);
+            sets.push(format!("{name} = if_not_exists({name}, {})", e.value(value.clone())));
+        }
         sets.push(format!("{} = {}", e.name(WRITE_TOKEN), e.value(string(token))));
         expression = format!("SET {}", sets.join(", "));
         if !update.remove.is_empty() {
@@ -108,6 +135,9 @@ fn render(update: &AggregateUpdate, token: &str, e: &mut Expression) -> (Option<
                 format!("{}.{} = {}", e.name(name), e.name(VERSION), e.value(number(*v)))
             }
             Condition::Absent(name) => format!("attribute_not_exists({})", e.name(name)),
+            Condition::Status(name, status) => {
+                format!("{}.{} = {}", e.name(name), e.name(STATUS), e.value(string(*status)))
+            }
             Condition::SlotHeldBy(target) => format!("{} = {}", e.name(DUE_TARGET), e.value(string(target))),
             Condition::SlotFree => format!("attribute_not_exists({})", e.name(DUE_TARGET)),
         })
@@ -174,10 +204,10 @@ impl DynamoStore {
             self.put_plain(user_lists).await?;
         }
         let mut views: HashMap<SessionId, View> = HashMap::new();
-        let mut pointers_put = false;
+        let mut put = Written::default();
         for attempt in 0..MAX_PLANS {
             let sent = match aggregate::plan(&writes, &views) {
-                Ok(plan) => self.send(plan, &token, attempt, &mut pointers_put).await,
+                Ok(plan) => self.send(plan, &token, attempt, &mut put).await,
                 Err(e) => Sent::Failed(e),
             };
             match sent {
@@ -189,10 +219,11 @@ impl DynamoStore {
         Err(StoreError::Conflict)
     }
 
-    async fn send(&self, mut plan: Plan, token: &str, attempt: u32, pointers_put: &mut bool) -> Sent {
-        if *pointers_put {
+    async fn send(&self, mut plan: Plan, token: &str, attempt: u32, written: &mut Written) -> Sent {
+        if written.pointers {
             plan.pointers.clear();
         }
+        plan.ledger.retain(|e| !written.ledger.contains(&e.key()));
         for put in &mut plan.separate {
             put.item.insert(WRITE_TOKEN.to_owned(), string(token));
         }
@@ -200,14 +231,26 @@ impl DynamoStore {
             && plan.separate.is_empty()
             && !matches!(plan.aggregates.first(), Some(AggregateOp::Update(u)) if u.is_check_only());
         if single && let Some(op) = plan.aggregates.pop() {
-            for (key, pointer) in &plan.pointers {
-                if let Err(e) = self.put_pointer(key, pointer, token).await {
-                    return Sent::Failed(e);
+            // Ledger entries and pointers at once, all before the session item's write.
+            let pointers = async {
+                for (key, pointer) in &plan.pointers {
+                    self.put_pointer(key, pointer, token).await?;
                 }
+                Ok(())
+            };
+            let (ledger, pointers) = futures::future::join(self.put_ledger(&plan.ledger), pointers).await;
+            if let Err(e) = ledger.and(pointers) {
+                return Sent::Failed(e);
             }
-            *pointers_put = true;
+            written.pointers = true;
+            written.ledger.extend(plan.ledger.iter().map(LedgerEntry::key));
             return self.send_one(op, token).await;
         }
+        // Otherwise the pointers go in the transaction (or there are none), the entries before it.
+        if let Err(e) = self.put_ledger(&plan.ledger).await {
+            return Sent::Failed(e);
+        }
+        written.ledger.extend(plan.ledger.iter().map(LedgerEntry::key));
         if plan.aggregates.is_empty()
             && plan.pointers.is_empty()
             && plan.separate.len() == 1
@@ -244,6 +287,33 @@ impl DynamoStore {
             }
             None => Err(StoreError::Conflict),
         }
+    }
+
+    /// Puts the ledger entries `entries`, each where none of its transaction and state is, all at
+    /// once. An entry already there is fine (the first stays).
+    async fn put_ledger(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+        let puts = entries.iter().map(|entry| async move {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(ledger_item(entry)?))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(()),
+                Err(err) => match failed_condition(&err, |e| match e {
+                    PutItemError::ConditionalCheckFailedException(c) => Some(c),
+                    _ => None,
+                }) {
+                    Some(_) => Ok(()),
+                    None => Err(op_error("PutItem", &self.table, &err)),
+                },
+            }
+        });
+        futures::future::join_all(puts).await.into_iter().collect()
     }
 
     /// One session item's write on its own.
@@ -443,6 +513,7 @@ mod tests {
             session: session.clone(),
             key: ItemKey { pk: crate::keys::session_pk(&session), sk: SESSION_SK.to_owned() },
             set: vec![("P#PP1".into(), string("x")), ("GSI2SK".into(), string("y"))],
+            set_if_absent: vec![],
             remove: vec!["paid_by".into()],
             conditions: vec![
                 Condition::Exists,
@@ -466,5 +537,28 @@ mod tests {
         assert_eq!(e.names["#n7"], DUE_TARGET);
         assert_eq!(e.values[":v2"], string("tok"));
         assert_eq!(e.values[":v4"], number(2));
+    }
+
+    #[test]
+    fn attributes_set_once_use_if_not_exists() {
+        let session = SessionId::from_random([1; 16]);
+        let update = AggregateUpdate {
+            session: session.clone(),
+            key: ItemKey { pk: crate::keys::session_pk(&session), sk: SESSION_SK.to_owned() },
+            set: vec![("status".into(), string("REFUNDED"))],
+            set_if_absent: vec![("GSI3PK".into(), string("PASS_REVOKED")), ("GSI3SK".into(), string("k"))],
+            remove: vec![],
+            conditions: vec![Condition::SessionVersion(3)],
+        };
+        assert!(!update.is_check_only());
+        let mut e = Expression::default();
+        let (expression, _) = render(&update, "tok", &mut e);
+        assert_eq!(
+            expression.as_deref(),
+            Some("SET #n0 = :v0, #n1 = if_not_exists(#n1, :v1), #n2 = if_not_exists(#n2, :v2), #n3 = :v3")
+        );
+        assert_eq!((e.names["#n1"].as_str(), e.names["#n2"].as_str()), ("GSI3PK", "GSI3SK"));
+        let only_once = AggregateUpdate { set: vec![], ..update };
+        assert!(!only_once.is_check_only());
     }
 }

@@ -3,14 +3,15 @@
 //! # Table design
 //! One table holds everything (single-table design). Every key attribute is a String.
 //!
-//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` |
-//! |---|---|---|---|---|---|---|
-//! | session (with its payments, refunds and obligations embedded) | `SESSION#{session_id}` | `#SESSION` | —³ | —³ | `DUE#{shard}`⁴ | `{next_attempt_at}#OBLIGATION#{target_id}`⁴ |
-//! | user-list entry | `USER#{user_id}` | `{created_at}#{session_id}` | — | — | — | — |
-//! | obligation of its own⁵ | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`² or `NEEDS_PERSON#{shard}`² | `{due_by}#OBLIGATION#{target_id}`² or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ |
-//! | payment or refund of an earlier version⁵ | `SESSION#{session_id}` | `PAYMENT#{payment_id}` / `REFUND#{refund_id}` | — | — | — | — |
-//! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — |
-//! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — |
+//! | item | `PK` | `SK` | `GSI1PK` | `GSI1SK` | `GSI2PK` | `GSI2SK` | `GSI3PK` | `GSI3SK` | `GSI4PK` | `GSI4SK` |
+//! |---|---|---|---|---|---|---|---|---|---|---|
+//! | session (with its payments, refunds and obligations embedded) | `SESSION#{session_id}` | `#SESSION` | —³ | —³ | `DUE#{shard}`⁴ | `{next_attempt_at}#OBLIGATION#{target_id}`⁴ | `PASS_REVOKED`⁶ | `{revoked_at}#{session_id}`⁶ | `VEH#{vehicle}`⁷ | `{created_at}#{session_id}`⁷ |
+//! | user-list entry | `USER#{user_id}` | `{created_at}#{session_id}` | — | — | — | — | — | — | — | — |
+//! | obligation of its own⁵ | `SESSION#{session_id}` | `OBLIGATION#{target_id}` | `OVERDUE#{shard}`² or `NEEDS_PERSON#{shard}`² | `{due_by}#OBLIGATION#{target_id}`² or `{updated_at}#OBLIGATION#{target_id}`² | `DUE#{shard}`¹ | `{next_attempt_at}#OBLIGATION#{target_id}`¹ | — | — | — | — |
+//! | payment or refund of an earlier version⁵ | `SESSION#{session_id}` | `PAYMENT#{payment_id}` / `REFUND#{refund_id}` | — | — | — | — | — | — | — | — |
+//! | transaction pointer | `TXN#{payment_or_refund_id}` | `#TXN` | — | — | — | — | — | — | — | — |
+//! | settlement ledger entry | `TXN#{payment_or_refund_id}` | `#LEDGER#{state}` | `LDAY#{date}#{shard}`⁸ | `{final_at}#{payment_or_refund_id}#{state}`⁸ | `PREF#{provider_txn_id}`⁹ | `{session_id}`⁹ | `UTR#{utr}`⁹ | `{session_id}`⁹ | — | — |
+//! | idempotency record | `IDEMPOTENCY#{key}` | `#IDEMPOTENCY` | — | — | — | — | — | — | — | — |
 //!
 //! ¹ only while the obligation is open; `shard` is `00`…`31`, a hash of `target_id`
 //!   ([`keys::due_shard`]). Items written by earlier versions may still carry `GSI2PK` =
@@ -30,6 +31,18 @@
 //! ⁵ an obligation on an attention list's `GSI1`, or open while another holds the session item's
 //!   due entry, is an item of its own; so are the payments, refunds and obligations earlier
 //!   versions wrote (each stays where it is).
+//! ⁶ only once the session is REFUNDED (a refund ended it, revoking its entry pass): set by the
+//!   first write that stores it so, at that write's `updated_at` (`revoked_at`), with
+//!   `if_not_exists`, so no later write moves it ([`keys::revoked_index`]). A session an earlier
+//!   version wrote REFUNDED has none until its next write, which sets it at its own time.
+//! ⁷ put with the session's item (the PutItem that inserts it) and never moved: its vehicle (the
+//!   canonical registration number) and its booking time. Every UpdateItem of the session sets
+//!   them again with `if_not_exists`: the same values, so no index write, except on a session an
+//!   earlier version wrote without them, which gets its entry (at its booking time) so.
+//! ⁸ `date` is the day in India (UTC+05:30) of `final_at`, `YYYY-MM-DD`; `shard` `00`…`07`, a
+//!   hash of the transaction id ([`keys::ledger_shard`]); `state` `SUCCESS` | `FAILED`.
+//! ⁹ only when the entry has PhonePe's transaction id (`GSI2`), a UTR (`GSI3`), of 1 to 256 bytes
+//!   ([`keys::indexable_ref`]): a paid payment's, as PhonePe reports them. Refunds have neither.
 //!
 //! - `created_at`, `due_by` and the other times in sort keys are Unix milliseconds, zero-padded
 //!   to 15 digits (enough for year 9999), so text order is time order.
@@ -44,7 +57,7 @@
 //!   optimistic-concurrency check (an embedded record's, inside its map). Every item a commit
 //!   writes conditionally (these, and transaction pointers) also carries `write_token`
 //!   ([`keys::WRITE_TOKEN`]), unique to that commit. Reading ignores the key attributes (`PK`,
-//!   `SK`, `GSI1PK`, `GSI1SK`, `GSI2PK`, `GSI2SK`), `due_target` and `write_token`.
+//!   `SK`, `GSI1PK` … `GSI4SK`), `due_target` and `write_token`.
 //! - A session's entry in its user's list (`entity` = `USER_SESSION`, `session_id`) is an item of
 //!   its own, written once, before the session, and never changed: a change to a session writes
 //!   no index entry. An entry whose session is missing (its commit failed) is left out of the
@@ -55,11 +68,28 @@
 //!   commit is one): a merchant transaction id is unique across payments and refunds, and is
 //!   resolved without a scan. A pointer may outlive a failed commit (`commit.rs`); read without
 //!   its record, it is unknown.
+//! - A settlement ledger entry ([`crate::ledger`]; `entity` = `LEDGER`) has `kind` (`PAYMENT` |
+//!   `REFUND`), `merchant_txn_id`, `payment_id`, `provider_txn_id` and `utr` (S, absent when
+//!   none), `session_id`, `amount` (N, paise), `state` (`SUCCESS` | `FAILED`) and `final_at` (N,
+//!   Unix ms): one item per transaction and final state, in the transaction's partition beside its
+//!   pointer. It is put conditionally on `attribute_not_exists(PK)` just before the write of the
+//!   commit that moves its payment or refund into that state (an entry already there is left as
+//!   it is, with the first `final_at`), and never changed or deleted. `commit.rs` has why it is
+//!   written ahead rather than in a transaction, and what an entry whose commit failed means.
+//! - An index may hold items of different kinds under distinct partition key prefixes (DynamoDB
+//!   indexes whatever item carries its key attributes); every read of an index names one
+//!   partition key, so the kinds never mix. `GSI1`, `GSI2` and `GSI3` each do: the ledger entries
+//!   (written once, never changed) carry their keys under prefixes of their own (`LDAY#`,
+//!   `PREF#`, `UTR#`), so the ledger and its search need no index of their own.
 //! - Index `GSI1` (hash `GSI1PK`, range `GSI1SK`, projection ALL) holds the attention lists'
 //!   own entries: open obligations whose deadline comes before their next attempt is late under
 //!   `OVERDUE#{shard}` by that deadline, and those needing a person under `NEEDS_PERSON#{shard}`
 //!   by when they came to (32 shards each, like `GSI2`). Each entry carries the whole obligation
-//!   as written. Sessions of earlier versions are on it too, under `USER#{user_id}` (³).
+//!   as written. Sessions of earlier versions are on it too, under `USER#{user_id}` (³). And the
+//!   settlement ledger by day: each entry under `LDAY#{date}#{shard}` by
+//!   `{final_at}#{txn}#{state}`, the whole entry projected (a day's CSV reads nothing else). A
+//!   day is spread over 8 shards: at a stadium's peak of 2,000 final states a second, 250 index
+//!   writes a second per partition, within DynamoDB's 1,000.
 //! - Index `GSI2` (hash `GSI2PK`, range `GSI2SK`, projection KEYS_ONLY) is sparse: each open
 //!   obligation has exactly one entry, `GSI2PK` = `DUE#{shard}` and `GSI2SK` on its own item or
 //!   on the session item that embeds it, written in the same request as the obligation, so the
@@ -70,7 +100,20 @@
 //!   DynamoDB's per-partition limits). It is also the overdue list of late attempts: an open
 //!   obligation is overdue from its next attempt + 5 minutes
 //!   ([`LATE_ATTEMPT_OVERDUE_SECS`](parkpay_domain::obligation::LATE_ATTEMPT_OVERDUE_SECS)) unless
-//!   its deadline comes first, and `GSI2SK` already orders by that.
+//!   its deadline comes first, and `GSI2SK` already orders by that. Ledger entries with PhonePe's
+//!   transaction id are on it too, under `PREF#{provider_txn_id}`, with the session as sort key:
+//!   a search reads the keys alone (the transaction from `PK`).
+//! - Index `GSI3` (hash `GSI3PK`, range `GSI3SK`, projection KEYS_ONLY) is sparse: the revoked
+//!   entry passes, one entry per REFUNDED session, in the one partition `PASS_REVOKED`
+//!   (revocations are rare: a full refund each), oldest first. The keys say it all (session and
+//!   time in `GSI3SK`, checked against `PK`): a listing reads nothing else. The entry is written
+//!   once, by the UpdateItem (or transaction) that first stores the session REFUNDED; no later
+//!   write touches it, so it costs one index write unit per revoked pass. Ledger entries with a
+//!   UTR are on it too, under `UTR#{utr}`, with the session as sort key.
+//! - Index `GSI4` (hash `GSI4PK`, range `GSI4SK`, projection KEYS_ONLY): a vehicle's sessions
+//!   by booking time, read newest first, for operators' search. Keys only, so that no change of
+//!   a session item (which rewrites its attributes) writes to it: one index write unit per
+//!   session, at its booking.
 //! - An idempotency record (`entity` = `IDEMPOTENCY`) has `key`, `payload_hash`, `token` (S),
 //!   `status` (`IN_PROGRESS` | `COMPLETED`), `in_progress_until` and `expires_at` (N, Unix ms),
 //!   `response` (NULL, or M `{status: N, body: S}`), and `expires_at_epoch` (N, Unix seconds,
@@ -86,7 +129,13 @@
 //! records live in its one item (a commit about one session is one UpdateItem, one unit while the
 //! item is under 1 KB, as a paid session's is), the session item carries the due entry of one
 //! open obligation only, and an open obligation carries none on `GSI1` while the due index can
-//! stand in for it.
+//! stand in for it. The settlement ledger follows the same rules: an entry is an item of its own,
+//! put once outside the session's write (1 unit, where a transaction would bill the session's
+//! write twice as well), and its index entries (1 unit each: its day on `GSI1`, PhonePe's id on
+//! `GSI2`, the UTR on `GSI3`, on indexes that exist anyway) are written once and never moved.
+//! The vehicle's entry is on a keys-only index of its own (`GSI4`): the session item's other
+//! index keys are taken, and a projection of more than keys would bill an index write with every
+//! change of the session.
 //!
 //! # Access patterns
 //! | operation | DynamoDB call |
@@ -94,10 +143,16 @@
 //! | [`Store::load_session`] | Query `PK = SESSION#{id}`, ConsistentRead, all pages |
 //! | [`Store::find_txn`] | GetItem `TXN#{id}` / `#TXN`, ConsistentRead |
 //! | [`Store::list_sessions`] | Query `PK = USER#{user}`, ScanIndexForward=false, ConsistentRead, Limit, then BatchGetItem of those sessions (ConsistentRead); beside it, Query `GSI1`, `GSI1PK = USER#{user}` for sessions of earlier versions; merged |
+//! | [`Store::list_sessions_page`] | Query `PK = USER#{user} AND SK < {cursor}`, ScanIndexForward=false, ConsistentRead, Limit n + 1 (the extra entry only tells whether more follow), then BatchGetItem of the first n sessions (ConsistentRead), again further down for entries whose session is missing; beside it, Query `GSI1`, `GSI1PK = USER#{user} AND GSI1SK < {cursor}`, ScanIndexForward=false, Limit n + 1, for sessions of earlier versions; merged by sort key, the newest n kept. The cursor is the last sort key returned (both sources sort by the same `{created_at}#{session_id}`) |
+//! | [`Store::list_revoked`] | Query `GSI3`, `GSI3PK = PASS_REVOKED AND GSI3SK > max({since:015}, {cursor})`, Limit n + 1 (keys only; nothing else read) |
+//! | [`Store::list_ledger`] | for each IST date the bounds span (one for a day's bounds), in order until the page is full: 8 Queries on `GSI1` in parallel, `GSI1PK = LDAY#{date}#{shard} AND GSI1SK BETWEEN max({day_start:015}, {cursor}) AND {day_end:015}`, Limit n + 2 (projection ALL: nothing else read; the cursor's own entry, which BETWEEN includes, dropped), merged by position |
+//! | [`Store::sessions_by_vehicle`] | Query `GSI4`, `GSI4PK = VEH#{vehicle}`, ScanIndexForward=false, Limit n (keys only; nothing else read) |
+//! | [`Store::find_by_provider_ref`] | 2 Queries at once: `GSI2`, `GSI2PK = PREF#{reference}`, and `GSI3`, `GSI3PK = UTR#{reference}`, Limit 100 each (keys only; nothing else read) |
 //! | [`Store::commit`] of a session insert | first a PutItem of its user-list entry (no condition) |
-//! | [`Store::commit`] writing one session item | PutItem of each inserted payment's or refund's pointer, then one UpdateItem (PutItem for a new session) with the conditions in [`aggregate`], ReturnValuesOnConditionCheckFailure=ALL_OLD; after a failed condition, planned again on the item returned |
+//! | [`Store::commit`] moving a payment or refund into a final state | first (at once with the pointers, when the commit is one write) a PutItem of its ledger entry, `attribute_not_exists(PK)`; a failed condition there is success (the entry is there) |
+//! | [`Store::commit`] writing one session item | PutItem of each inserted payment's or refund's pointer, then one UpdateItem (PutItem for a new session) with the conditions in [`aggregate`], ReturnValuesOnConditionCheckFailure=ALL_OLD; after a failed condition, planned again on the item returned. Every update of the session also gets `SET GSI4PK = if_not_exists(GSI4PK, :pk), GSI4SK = if_not_exists(GSI4SK, :sk)`; a session written REFUNDED `SET GSI3PK = if_not_exists(GSI3PK, :pk), GSI3SK = if_not_exists(GSI3SK, :sk)` |
 //! | [`Store::commit`] writing one item of its own | one PutItem, its condition below, ReturnValuesOnConditionCheckFailure=ALL_OLD |
-//! | [`Store::commit`] writing more | one TransactWriteItems of all of it (Updates of session items, Puts, ConditionChecks), ALL_OLD on each session item |
+//! | [`Store::commit`] writing more | one TransactWriteItems of all of it (Updates of session items, Puts, ConditionChecks), ALL_OLD on each session item (ledger entries before it, never in it) |
 //! | [`AttentionIndex::list_attention`] | 32 Queries on `GSI1` in parallel, `GSI1PK = OVERDUE#{n}` (or `NEEDS_PERSON#{n}`) `AND GSI1SK < {bound}`, ScanIndexForward=false, Limit; for the overdue list also 32 Queries on `GSI2`, `GSI2PK = DUE#{n} AND GSI2SK < {bound − 5 min}`, ScanIndexForward=false, Limit, and BatchGetItem (ConsistentRead) of those obligations |
 //! | [`SessionScan::scan_sessions`] | Scan, `SK = #SESSION` filter, ProjectionExpression `PK, SK, GSI1PK, GSI1SK`, Limit, ExclusiveStartKey; a PutItem of the user-list entry of each session of an earlier version |
 //! | [`PendingIndex::list_due`] | 32 Queries on `GSI2` in parallel, `GSI2PK = DUE#{n} AND GSI2SK < {before:015}`, Limit |
@@ -106,8 +161,9 @@
 //! | [`IdempotencyStore::release`] | DeleteItem, `token = :token AND status = IN_PROGRESS`, ALL_OLD on failure |
 //!
 //! In a commit, a record embedded in its session's item is set with a condition on its version
-//! (`#P.version = :expected`) or, inserted, on its absence; an item of its own is a Put
-//! conditioned on `attribute_not_exists(PK)` or `version = :expected`. A commit of one item is
+//! (`#P.version = :expected`; for a final payment or refund presumed final already, also
+//! `#P.status = :state`, see `aggregate.rs`) or, inserted, on its absence; an item of its own is a
+//! Put conditioned on `attribute_not_exists(PK)` or `version = :expected`. A commit of one item is
 //! one request (half the write units of a transaction of one item, and as atomic); a commit of
 //! more is one TransactWriteItems (`commit.rs`). The SDK's own retries of a commit that did go
 //! through are answered with success rather than a false conflict: a transaction carries the
@@ -159,7 +215,7 @@ use aws_sdk_dynamodb::types::{
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
 };
-use parkpay_domain::{ParkingSession, SessionId, Timestamp, UserId};
+use parkpay_domain::{ParkingSession, SessionId, Timestamp, UserId, VehicleNumber};
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo_serde;
 
@@ -168,14 +224,16 @@ use crate::idempotency::{
     StoredResponseItem, TOKEN,
 };
 use crate::keys::{
-    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, IDEMPOTENCY_SK, PK, SK,
-    TTL_ATTRIBUTE, TXN_SK, TxnPointer, VERSION, WRITE_TOKEN, corrupt, due_from_index, due_gsi2pk, due_gsi2sk_bound,
-    entity_of_sk, idempotency_key, idempotency_pk, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
+    self, BundleBuilder, ENTITY, Entity, GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, GSI4,
+    GSI4PK, GSI4SK, IDEMPOTENCY_SK, ItemKey, LEDGER_SHARDS, PK, REVOKED_GSI3PK, SK, TTL_ATTRIBUTE, TXN_SK, TxnPointer,
+    VERSION, WRITE_TOKEN, corrupt, due_from_index, due_gsi2pk, due_gsi2sk_bound, entity_of_sk, idempotency_key,
+    idempotency_pk, revoked_from_index, session_gsi1sk, session_pk, txn_pk, user_gsi1pk,
 };
+use crate::ledger::{self, LedgerRange, MAX_REF_MATCHES};
 use crate::{
-    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore,
-    PendingIndex, Record, ScanCursor, ScanPage, SessionBundle, SessionScan, Store, StoreError, StoredResponse, TxnRef,
-    Write,
+    Acquire, AttentionEntry, AttentionIndex, AttentionList, DueEntry, IdempotencyRecord, IdempotencyStore, LedgerEntry,
+    LedgerPage, PendingIndex, Record, Revoked, RevokedPage, ScanCursor, ScanPage, SessionBundle, SessionPage,
+    SessionScan, Store, StoreError, StoredResponse, TxnRef, Write,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -278,6 +336,18 @@ pub fn table_definition(table: &str) -> TableDefinition {
                 index_name: GSI2,
                 partition_key: key(GSI2PK),
                 sort_key: key(GSI2SK),
+                projection_type: "KEYS_ONLY",
+            },
+            IndexDefinition {
+                index_name: GSI3,
+                partition_key: key(GSI3PK),
+                sort_key: key(GSI3SK),
+                projection_type: "KEYS_ONLY",
+            },
+            IndexDefinition {
+                index_name: GSI4,
+                partition_key: key(GSI4PK),
+                sort_key: key(GSI4SK),
                 projection_type: "KEYS_ONLY",
             },
         ],
@@ -425,6 +495,15 @@ fn record_item(record: &Record) -> Result<Item, StoreError> {
         extra.push((GSI2PK, gsi2pk));
         extra.push((GSI2SK, gsi2sk));
     }
+    if let Record::Session(s) = record {
+        if let Some((gsi3pk, gsi3sk)) = keys::revoked_index(s) {
+            extra.push((GSI3PK, gsi3pk));
+            extra.push((GSI3SK, gsi3sk));
+        }
+        let (gsi4pk, gsi4sk) = keys::vehicle_index(s);
+        extra.push((GSI4PK, gsi4pk));
+        extra.push((GSI4SK, gsi4sk));
+    }
     extra.push((PK, key.pk));
     extra.push((SK, key.sk));
     for (name, value) in extra {
@@ -452,6 +531,32 @@ fn pointer_item(key: keys::ItemKey, pointer: &TxnPointer) -> Result<Item, StoreE
     item.insert(ENTITY.to_owned(), string(Entity::Txn.as_str()));
     item.insert(PK.to_owned(), string(key.pk));
     item.insert(SK.to_owned(), string(key.sk));
+    Ok(item)
+}
+
+/// The item of a settlement ledger entry: its attributes, keys, `entity` = `LEDGER`, and its
+/// index keys (`GSI1` its day, `GSI2` PhonePe's transaction id, `GSI3` the UTR).
+fn ledger_item(entry: &LedgerEntry) -> Result<Item, StoreError> {
+    let key = entry.key();
+    let mut item: Item =
+        dynamo_serde::to_item(entry).map_err(|e| StoreError::Invalid(format!("cannot serialise {key}: {e}")))?;
+    let (gsi1pk, gsi1sk) = entry.day_index();
+    let mut extra = vec![
+        (ENTITY, Entity::Ledger.as_str().to_owned()),
+        (PK, key.pk),
+        (SK, key.sk),
+        (GSI1PK, gsi1pk),
+        (GSI1SK, gsi1sk),
+    ];
+    if let Some((gsi2pk, gsi2sk)) = entry.provider_ref_index() {
+        extra.extend([(GSI2PK, gsi2pk), (GSI2SK, gsi2sk)]);
+    }
+    if let Some((gsi3pk, gsi3sk)) = entry.utr_index() {
+        extra.extend([(GSI3PK, gsi3pk), (GSI3SK, gsi3sk)]);
+    }
+    for (name, value) in extra {
+        item.insert(name.to_owned(), string(value));
+    }
     Ok(item)
 }
 
@@ -483,7 +588,7 @@ fn describe(item: &Item) -> String {
 /// The entity in `item`, which must be tagged `expected`. Key attributes are ignored.
 fn entity_from_item<T: DeserializeOwned>(mut item: Item, expected: Entity) -> Result<T, StoreError> {
     let what = describe(&item);
-    for key in [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, WRITE_TOKEN] {
+    for key in [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, GSI4PK, GSI4SK, WRITE_TOKEN] {
         item.remove(key);
     }
     match item.remove(ENTITY) {
@@ -499,7 +604,7 @@ fn record_from_item(item: Item, entity: Entity) -> Result<Record, StoreError> {
         Entity::Payment => Record::Payment(entity_from_item(item, entity)?),
         Entity::Refund => Record::Refund(entity_from_item(item, entity)?),
         Entity::Obligation => Record::Obligation(entity_from_item(item, entity)?),
-        Entity::Txn | Entity::Idempotency | Entity::UserSession | Entity::Token => {
+        Entity::Txn | Entity::Idempotency | Entity::UserSession | Entity::Token | Entity::Ledger => {
             return Err(corrupt(format!("{}: a {} in a session partition", describe(&item), entity.as_str())));
         }
     })
@@ -758,6 +863,90 @@ impl DynamoStore {
         Ok(sessions)
     }
 
+    /// A page of the sessions of `user` with a user-list item, sort key below `before`, newest
+    /// first, at most `limit`, each with its sort key, read consistently; and whether more may
+    /// follow. Each Query asks for one entry more than is missing, so that a full page knows
+    /// whether another follows without reading its session; an entry whose session is missing
+    /// (its booking's commit failed) is left out, and the list read further down in its stead.
+    async fn listed_page(
+        &self,
+        user: &UserId,
+        before: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, ParkingSession)>, bool), StoreError> {
+        let mut found = Vec::with_capacity(limit);
+        let mut before = before.to_owned();
+        loop {
+            let missing = limit.saturating_sub(found.len());
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", string(user_gsi1pk(user)))
+                .expression_attribute_values(":before", string(&before))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit(i32::try_from(missing + 1).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(sdk_message("Query", &self.table, &e)))?;
+            let cut_short = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+            let items = out.items.unwrap_or_default();
+            let beyond = items.len() > missing;
+            let mut entries = Vec::with_capacity(missing);
+            for item in items.into_iter().take(missing) {
+                let sk = string_attr(&item, SK).map(str::to_owned);
+                let id = string_attr(&item, "session_id").and_then(|id| SessionId::parse(id).ok());
+                let (Some(sk), Some(id)) = (sk, id) else {
+                    return Err(corrupt(format!("{}: not a user-list entry", describe(&item))));
+                };
+                entries.push((sk, id));
+            }
+            let Some((last, _)) = entries.last() else { return Ok((found, false)) };
+            before.clone_from(last);
+            let ids: Vec<SessionId> = entries.iter().map(|(_, id)| id.clone()).collect();
+            let mut sessions: HashMap<SessionId, ParkingSession> =
+                self.get_sessions(&ids).await?.into_iter().map(|s| (s.id().clone(), s)).collect();
+            for (sk, id) in entries {
+                let Some(session) = sessions.remove(&id) else { continue };
+                if sk != session_gsi1sk(session.created_at(), session.id()) {
+                    return Err(corrupt(format!("user-list entry {sk} names session {id}")));
+                }
+                found.push((sk, session));
+            }
+            let more = beyond || cut_short;
+            if !more || found.len() >= limit {
+                return Ok((found, more));
+            }
+        }
+    }
+
+    /// A page of the sessions of `user` on index `GSI1` (sessions of earlier versions), sort key
+    /// below `before`, newest first, at most `limit`, each with its sort key; and whether more
+    /// follow.
+    async fn legacy_page(
+        &self,
+        user: &UserId,
+        before: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, ParkingSession)>, bool), StoreError> {
+        let items = self.query_below(GSI1, (GSI1PK, GSI1SK), user_gsi1pk(user), before, false, limit + 1).await?;
+        let more = items.len() > limit;
+        let mut found = Vec::with_capacity(limit);
+        for item in items.into_iter().take(limit) {
+            let sk = string_attr(&item, GSI1SK).unwrap_or_default().to_owned();
+            let session = aggregate::read_session_only(item)?;
+            if sk != session_gsi1sk(session.created_at(), session.id()) {
+                return Err(corrupt(format!("GSI1 entry {sk} holds session {}", session.id())));
+            }
+            found.push((sk, session));
+        }
+        Ok((found, more))
+    }
+
     /// The newest `limit` sessions of `user` on index `GSI1` (sessions written before user-list
     /// items existed carry `GSI1PK` = `USER#{user}`).
     async fn legacy_listed_sessions(&self, user: &UserId, limit: usize) -> Result<Vec<ParkingSession>, StoreError> {
@@ -851,6 +1040,174 @@ impl Store for DynamoStore {
 
     async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.commit_writes(writes).await
+    }
+
+    async fn list_sessions_page(
+        &self,
+        user: &UserId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SessionPage, StoreError> {
+        crate::page::check_limit(limit)?;
+        let before = crate::sessions_before(cursor)?;
+        let (listed, legacy) =
+            futures::future::join(self.listed_page(user, &before, limit), self.legacy_page(user, &before, limit)).await;
+        let ((listed, listed_more), (legacy, legacy_more)) = (listed?, legacy?);
+        // Both sources are ordered by the same key, below the same bound: the newest `limit` of
+        // their union are the page. A session on both (an earlier version's, since given its
+        // user-list item) once, as read consistently through its user-list item.
+        let mut merged: std::collections::BTreeMap<String, ParkingSession> = std::collections::BTreeMap::new();
+        for (sk, session) in listed.into_iter().chain(legacy) {
+            keys::check_listed(user, &session)?;
+            merged.entry(sk).or_insert(session);
+        }
+        let more = listed_more || legacy_more || merged.len() > limit;
+        Ok(crate::session_page(merged.into_iter().rev().take(limit).collect(), more))
+    }
+
+    async fn list_revoked(
+        &self,
+        since: Timestamp,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<RevokedPage, StoreError> {
+        crate::page::check_limit(limit)?;
+        let after = crate::revoked_after(since, cursor)?;
+        let pk = REVOKED_GSI3PK.to_owned();
+        let items = self.query_range(GSI3, (GSI3PK, GSI3SK), pk, (">", &after), true, limit + 1).await?;
+        let more = items.len() > limit;
+        let mut entries = Vec::with_capacity(limit);
+        for item in items.iter().take(limit) {
+            let (Some(pk), Some(gsi3sk)) = (string_attr(item, PK), string_attr(item, GSI3SK)) else {
+                return Err(corrupt(format!("{}: no keys in GSI3", describe(item))));
+            };
+            let revoked: Revoked = revoked_from_index(pk, gsi3sk)?;
+            entries.push((gsi3sk.to_owned(), revoked));
+        }
+        Ok(crate::revoked_page(entries, more))
+    }
+
+    async fn list_ledger(
+        &self,
+        day_start: Timestamp,
+        day_end: Timestamp,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<LedgerPage, StoreError> {
+        let range = ledger::ledger_range(day_start, day_end, limit, cursor)?;
+        let mut found = Vec::with_capacity(limit);
+        for date in &range.dates {
+            // Each shard's first entries, as many as the page still needs and one more (whether
+            // more follow): together, the first of the day.
+            let take = limit.saturating_sub(found.len()) + 1;
+            let shards = (0..LEDGER_SHARDS).map(|shard| self.ledger_shard(date, shard, &range, take));
+            let mut day = Vec::new();
+            for result in futures::future::join_all(shards).await {
+                day.extend(result?);
+            }
+            if ledger::add_day(&mut found, day, limit) {
+                return Ok(ledger::ledger_page(found, true));
+            }
+        }
+        Ok(ledger::ledger_page(found, false))
+    }
+
+    async fn sessions_by_vehicle(&self, vehicle: &VehicleNumber, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pk = keys::vehicle_gsi4pk(vehicle);
+        let items = self.query_below(GSI4, (GSI4PK, GSI4SK), pk, "\u{10FFFF}", false, limit).await?;
+        items
+            .iter()
+            .map(|item| {
+                let (Some(pk), Some(sk)) = (string_attr(item, PK), string_attr(item, GSI4SK)) else {
+                    return Err(corrupt(format!("{}: no keys in GSI4", describe(item))));
+                };
+                keys::vehicle_from_index(pk, sk)
+            })
+            .collect()
+    }
+
+    async fn find_by_provider_ref(&self, reference: &str) -> Result<Vec<(SessionId, String)>, StoreError> {
+        if !keys::indexable_ref(reference) {
+            return Ok(Vec::new());
+        }
+        let all = "\u{10FFFF}";
+        let (by_id, by_utr) = futures::future::join(
+            self.query_below(GSI2, (GSI2PK, GSI2SK), keys::provider_ref_gsi2pk(reference), all, true, MAX_REF_MATCHES),
+            self.query_below(GSI3, (GSI3PK, GSI3SK), keys::utr_gsi3pk(reference), all, true, MAX_REF_MATCHES),
+        )
+        .await;
+        let mut found = Vec::new();
+        for (items, sk_attr) in [(by_id?, GSI2SK), (by_utr?, GSI3SK)] {
+            for item in &items {
+                let (Some(pk), Some(sk), Some(session)) =
+                    (string_attr(item, PK), string_attr(item, SK), string_attr(item, sk_attr))
+                else {
+                    return Err(corrupt(format!("{}: no keys in the search index", describe(item))));
+                };
+                found.push(ledger::ref_from_index(pk, sk, session)?);
+            }
+        }
+        ledger::sort_refs(&mut found);
+        Ok(found)
+    }
+}
+
+impl DynamoStore {
+    /// One shard of one day of the ledger within `range`, in order, at most `take` entries, each
+    /// with its position.
+    async fn ledger_shard(
+        &self,
+        date: &str,
+        shard: u32,
+        range: &LedgerRange,
+        take: usize,
+    ) -> Result<Vec<(String, LedgerEntry)>, StoreError> {
+        let pk = keys::ledger_gsi1pk(date, shard);
+        let mut found = Vec::new();
+        let mut start_key = None;
+        while found.len() < take {
+            // BETWEEN is inclusive: `after` (a cursor's entry) may come back, and is dropped.
+            let page = i32::try_from(take - found.len() + 1).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :after AND :before")
+                .expression_attribute_names("#pk", GSI1PK)
+                .expression_attribute_names("#sk", GSI1SK)
+                .expression_attribute_values(":pk", string(pk.as_str()))
+                .expression_attribute_values(":after", string(range.after.as_str()))
+                .expression_attribute_values(":before", string(range.before.as_str()))
+                .limit(page)
+                .set_exclusive_start_key(start_key.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(sdk_message("Query GSI1", &self.table, &e)))?;
+            for item in out.items.unwrap_or_default() {
+                let (Some(position), Some(key_pk), Some(key_sk)) =
+                    (string_attr(&item, GSI1SK), string_attr(&item, PK), string_attr(&item, SK))
+                else {
+                    return Err(corrupt(format!("{}: no keys in GSI1", describe(&item))));
+                };
+                if position == range.after || position >= range.before.as_str() {
+                    continue;
+                }
+                let (position, key) = (position.to_owned(), ItemKey { pk: key_pk.to_owned(), sk: key_sk.to_owned() });
+                let entry: LedgerEntry = entity_from_item(item, Entity::Ledger)?;
+                entry.check(&key, Some(&position))?;
+                found.push((position, entry));
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start_key = Some(key),
+                _ => break,
+            }
+        }
+        found.truncate(take);
+        Ok(found)
     }
 }
 
@@ -992,9 +1349,24 @@ impl DynamoStore {
     async fn query_below(
         &self,
         index: &str,
-        (pk_attr, sk_attr): (&str, &str),
+        attrs: (&str, &str),
         pk: String,
         bound: &str,
+        forward: bool,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.query_range(index, attrs, pk, ("<", bound), forward, limit).await
+    }
+
+    /// Items of index `index` under partition key `pk` whose sort key compares to `bound` as
+    /// `op` says (`<` or `>`), in sort-key order (`forward`) or reversed, at most `limit`, across
+    /// pages (each asking for what is still missing).
+    async fn query_range(
+        &self,
+        index: &str,
+        (pk_attr, sk_attr): (&str, &str),
+        pk: String,
+        (op, bound): (&str, &str),
         forward: bool,
         limit: usize,
     ) -> Result<Vec<Item>, StoreError> {
@@ -1007,11 +1379,11 @@ impl DynamoStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(index)
-                .key_condition_expression("#pk = :pk AND #sk < :before")
+                .key_condition_expression(format!("#pk = :pk AND #sk {op} :bound"))
                 .expression_attribute_names("#pk", pk_attr)
                 .expression_attribute_names("#sk", sk_attr)
                 .expression_attribute_values(":pk", string(pk.as_str()))
-                .expression_attribute_values(":before", string(bound))
+                .expression_attribute_values(":bound", string(bound))
                 .scan_index_forward(forward)
                 .limit(page)
                 .set_exclusive_start_key(start_key.take())
@@ -1357,12 +1729,32 @@ mod tests {
         let names: Vec<_> = def.attribute_definitions().iter().map(|a| (a.name, a.attribute_type)).collect();
         assert_eq!(
             names,
-            [("GSI1PK", "S"), ("GSI1SK", "S"), ("GSI2PK", "S"), ("GSI2SK", "S"), ("PK", "S"), ("SK", "S")]
+            [
+                ("GSI1PK", "S"),
+                ("GSI1SK", "S"),
+                ("GSI2PK", "S"),
+                ("GSI2SK", "S"),
+                ("GSI3PK", "S"),
+                ("GSI3SK", "S"),
+                ("GSI4PK", "S"),
+                ("GSI4SK", "S"),
+                ("PK", "S"),
+                ("SK", "S")
+            ]
         );
         assert_eq!(def.global_secondary_indexes[0].index_name, "GSI1");
         assert_eq!(def.global_secondary_indexes[0].projection_type, "ALL");
         assert_eq!(def.global_secondary_indexes[1].index_name, "GSI2");
         assert_eq!(def.global_secondary_indexes[1].projection_type, "KEYS_ONLY");
+        assert_eq!(def.global_secondary_indexes[2].index_name, "GSI3");
+        assert_eq!(def.global_secondary_indexes[2].partition_key.name, "GSI3PK");
+        assert_eq!(def.global_secondary_indexes[2].sort_key.name, "GSI3SK");
+        assert_eq!(def.global_secondary_indexes[2].projection_type, "KEYS_ONLY");
+        assert_eq!(def.global_secondary_indexes[3].index_name, "GSI4");
+        assert_eq!(def.global_secondary_indexes[3].partition_key.name, "GSI4PK");
+        assert_eq!(def.global_secondary_indexes[3].sort_key.name, "GSI4SK");
+        assert_eq!(def.global_secondary_indexes[3].projection_type, "KEYS_ONLY");
+        assert_eq!(def.global_secondary_indexes.len(), 4);
         assert_eq!(def.time_to_live_attribute, Some("expires_at_epoch"));
     }
 
