@@ -683,7 +683,11 @@ async fn one_payments_life() {
     for s in &steps {
         let Some(&(_, requests, trips, wru, rru)) = BUDGETS.iter().find(|b| b.0 == s.name) else { continue };
         let got_trips = if s.name.starts_with("paid path") { paid_trips } else { s.trips() };
-        if s.calls.len() > requests || got_trips > trips || s.wru() > wru + 1e-9 || s.rru() > rru + 1e-9 {
+        // Trips are read from timing. A step that fans requests out in parallel (reconciliation's
+        // shard queries) may, on a busy machine, start one of them after another has ended: one
+        // trip of slack there, none for steps whose requests are all in sequence.
+        let slack = usize::from(requests > trips);
+        if s.calls.len() > requests || got_trips > trips + slack || s.wru() > wru + 1e-9 || s.rru() > rru + 1e-9 {
             over.push(format!(
                 "{}: {} requests, {} trips, {} WRU, {} RRU (budget {requests}, {trips}, {wru}, {rru})",
                 s.name,

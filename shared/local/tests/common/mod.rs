@@ -428,12 +428,23 @@ pub fn signed_callback_from(
     (body, x_verify.to_string())
 }
 
-/// `http://127.0.0.1:PORT/` where nothing listens: a port just bound and released.
+/// `http://127.0.0.1:PORT/` where nothing listens: a port below Linux's ephemeral range (32768
+/// and up), so that no server of a concurrent test (they all bind port 0) can take it meanwhile,
+/// and where a connection is refused now.
 pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}/")
+    let mut seed = [0u8; 2];
+    getrandom::fill(&mut seed).unwrap();
+    let start = 20_000 + u16::from_le_bytes(seed) % 10_000;
+    for port in (start..30_000).chain(20_000..start) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return format!("http://127.0.0.1:{port}/");
+            }
+            _ => continue,
+        }
+    }
+    panic!("no closed port found in 20000-29999");
 }
 
 /// A server on a fresh embedded store, and the store's handles (for a twin server on it).
