@@ -492,7 +492,7 @@ async fn dispatch(state: &AppState, endpoint: Endpoint, req: Request) -> Result<
             let body = parse_body(&req)?;
             let id = path_param(&req, "session_id");
             // Not a session id: 404 before anything (the id goes into the key's scope below).
-            service::parse_session_id_for_route(&id)?;
+            service::parse_session_id(&id)?;
             // The session is in the path, not the body: it is part of the key's scope.
             let scope = format!("extend-session#{id}");
             idempotency::run(state, &who, &scope, &req, StatusCode::CREATED, |key| {

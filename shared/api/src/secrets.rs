@@ -25,6 +25,7 @@ use parkpay_gateway::{
     CallbackError, GatewayError, MerchantTxnId, Notice, PayRequest, PayStarted, PaymentGateway, RefundRequest,
     RefundStarted, StatusReport,
 };
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{SaltSource, V1Settings};
 
@@ -44,15 +45,21 @@ pub async fn fetch_salt(source: &SaltSource, aws: &aws_config::SdkConfig) -> Res
             (secrets_manager_reference(secret_id), format!("secret {secret_id}"), *index)
         }
     };
+    let value = read_parameter(&parameter, &what, aws).await?;
+    parse_stored_keys(value.expose_secret(), index).map_err(|problem| format!("{what}: {problem}"))
+}
+
+/// One SSM parameter, decrypted (every secret parkpay keeps in SSM is read here), wrapped at
+/// once. `what` names it in errors, which never show its value.
+pub async fn read_parameter(parameter: &str, what: &str, aws: &aws_config::SdkConfig) -> Result<SecretString, String> {
     let out = aws_sdk_ssm::Client::new(aws)
         .get_parameter()
-        .name(&parameter)
+        .name(parameter)
         .with_decryption(true)
         .send()
         .await
         .map_err(|e| format!("{what}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
-    let value = out.parameter.and_then(|p| p.value).ok_or_else(|| format!("{what} has no value"))?;
-    parse_stored_keys(&value, index).map_err(|problem| format!("{what}: {problem}"))
+    out.parameter.and_then(|p| p.value).map(SecretString::from).ok_or_else(|| format!("{what} has no value"))
 }
 
 /// The salt keys in a stored value (an SSM parameter or a Secrets Manager secret), signing with

@@ -32,19 +32,14 @@ pub fn shared_client(
 
 /// Read one SSM SecureString. The error names the parameter, never its value.
 pub async fn fetch_parameter(parameter: &str, aws: &aws_config::SdkConfig) -> Result<SecretString, String> {
+    use secrecy::ExposeSecret;
     let what = format!("SSM parameter {parameter}");
-    let out = aws_sdk_ssm::Client::new(aws)
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| format!("{what}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
-    let value = out.parameter.and_then(|p| p.value).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let value = crate::secrets::read_parameter(parameter, &what, aws).await?;
+    let value = value.expose_secret().trim();
     if value.is_empty() {
         return Err(format!("{what} has no value"));
     }
-    Ok(SecretString::from(value))
+    Ok(SecretString::from(value.to_owned()))
 }
 
 async fn resolve(source: &SecretSource, aws: &aws_config::SdkConfig) -> Result<SecretString, String> {

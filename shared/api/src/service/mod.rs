@@ -150,12 +150,8 @@ pub(crate) async fn load_owned(state: &AppState, caller: &Caller, id: &SessionId
     }
 }
 
-/// [`parse_session_id`] for a route that checks its path before other work.
-pub fn parse_session_id_for_route(raw: &str) -> Result<SessionId, ApiError> {
-    parse_session_id(raw)
-}
-
-pub(crate) fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
+/// A session id from a path; 404 `SESSION_NOT_FOUND` when it cannot be one.
+pub fn parse_session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).map_err(|_| ApiError::session_not_found())
 }
 
